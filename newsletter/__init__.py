@@ -1,0 +1,3 @@
+"""newsletter: email a publisher's articles and digests to its subscribers."""
+
+__version__ = "0.1.0"

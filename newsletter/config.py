@@ -1,0 +1,468 @@
+"""Settings: newsletter.toml, NEWSLETTER_* environment variables and command-line options.
+
+One table (SETTINGS) drives everything: the commented newsletter.toml that `init` writes,
+the environment variable names, validation and the README's configuration table.
+Precedence: option > NEWSLETTER_* variable > newsletter.toml > default. Values are checked
+once, when the configuration is loaded, and every error names the key and where it came from.
+Secrets (the SMTP password) come only from the environment or a file the config points to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import ConfigError, NotInitialisedError
+
+CONFIG_NAME = "newsletter.toml"
+ENV_PREFIX = "NEWSLETTER_"
+# Variables that are not settings in the table but are read by name.
+ENV_CONFIG = "NEWSLETTER_CONFIG"
+ENV_PASSWORD = "NEWSLETTER_SMTP_PASSWORD"
+SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: its dotted key, kind, default and the help shown to users."""
+
+    key: str
+    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url
+    default: Any
+    help: str
+    env_name: str = ""
+
+    @property
+    def env(self) -> str:
+        return self.env_name or ENV_PREFIX + self.key.upper().replace(".", "_")
+
+    @property
+    def field(self) -> str:
+        return self.key.replace(".", "_")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database",
+        "path",
+        "subscribers.db",
+        "SQLite database file, relative to this file",
+        env_name="NEWSLETTER_DB",
+    ),
+    Setting("templates", "path", "templates", "Folder of the editable email templates"),
+    Setting("publication.name", "str", "My Newsletter", "Publication name, shown in every email"),
+    Setting("publication.language", "lang", "en", "Default language of the emails: nl or en"),
+    Setting("publication.site_url", "url", "https://example.org", "The publication's website"),
+    Setting(
+        "publication.list_id",
+        "str",
+        "newsletter.example.org",
+        "List-Id label (RFC 2919): a domain-like name you own",
+    ),
+    Setting(
+        "publication.postal_address",
+        "str",
+        "",
+        "Postal address printed in the footer (required by law in many countries)",
+    ),
+    Setting("publication.time_zone", "zone", "Europe/Amsterdam", "Time zone for digests and schedules"),
+    Setting(
+        "publication.feedback_id",
+        "str",
+        "",
+        "Feedback-ID header value (a:b:c:SenderId), empty for none",
+    ),
+    Setting("sender.name", "str", "My Newsletter", "Display name in From"),
+    Setting("sender.address", "email", "newsletter@example.org", "From address"),
+    Setting(
+        "sender.envelope",
+        "str",
+        "",
+        "Envelope sender (bounce address); may contain {token}; empty means sender.address",
+    ),
+    Setting(
+        "web.url",
+        "url",
+        "",
+        "Public URL of `newsletter serve` (unsubscribe, confirm, archive); empty means site_url",
+    ),
+    Setting(
+        "smtp.url",
+        "smtp_url",
+        "",
+        "Relay: smtp://host:587 (STARTTLS), smtps://host:465, smtp+plain://host:25; "
+        "empty means the built-in capture server that writes outbox/*.eml",
+    ),
+    Setting("smtp.username", "str", "", "SMTP AUTH user name, empty for no AUTH"),
+    Setting(
+        "smtp.password_file",
+        "path",
+        "",
+        "File holding the SMTP password (or set NEWSLETTER_SMTP_PASSWORD)",
+    ),
+    Setting("smtp.tls_verify", "bool", True, "Verify the relay's TLS certificate"),
+    Setting("smtp.timeout", "float", 30.0, "Seconds to wait for the relay on each command"),
+    Setting("sending.concurrency", "int", 8, "SMTP connections used at once"),
+    Setting("sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit"),
+    Setting("sending.per_connection", "int", 100, "Messages sent over one connection before a new one"),
+    Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),
+    Setting("retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds"),
+    Setting("retry.lifetime", "int", 432000, "Seconds after which a deferred message fails"),
+    Setting("dkim.selector", "str", "", "DKIM selector, empty for no signature"),
+    Setting("dkim.domain", "str", "", "DKIM signing domain (d=), normally the From domain"),
+    Setting("dkim.key_file", "path", "", "PEM file of the DKIM private key"),
+)
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated settings; paths are absolute."""
+
+    root: Path
+    database: Path
+    templates: Path
+    publication_name: str
+    publication_language: str
+    publication_site_url: str
+    publication_list_id: str
+    publication_postal_address: str
+    publication_time_zone: str
+    publication_feedback_id: str
+    sender_name: str
+    sender_address: str
+    sender_envelope: str
+    web_url: str
+    smtp_url: str
+    smtp_username: str
+    smtp_password_file: Path | None
+    smtp_tls_verify: bool
+    smtp_timeout: float
+    sending_concurrency: int
+    sending_rate: float
+    sending_per_connection: int
+    retry_min_backoff: int
+    retry_max_backoff: int
+    retry_lifetime: int
+    dkim_selector: str
+    dkim_domain: str
+    dkim_key_file: Path | None
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def public_url(self) -> str:
+        """Base URL of the web endpoints (unsubscribe, confirm, web view), no trailing slash."""
+        return (self.web_url or self.publication_site_url).rstrip("/")
+
+    @property
+    def outbox(self) -> Path:
+        """Where the built-in capture server writes messages."""
+        return self.root / "outbox"
+
+    def smtp_password(self) -> str | None:
+        """The SMTP password from NEWSLETTER_SMTP_PASSWORD or smtp.password_file, if any.
+
+        Read on demand so it is never part of a printed or stored configuration.
+        """
+        if os.environ.get(ENV_PASSWORD):
+            return os.environ[ENV_PASSWORD]
+        if self.smtp_password_file is None:
+            return None
+        try:
+            return self.smtp_password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"smtp.password_file: cannot read {self.smtp_password_file}: {exc.strerror}"
+            ) from exc
+
+
+def find_config_file(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
+    """The newsletter.toml to use: the explicit path, $NEWSLETTER_CONFIG, or ./newsletter.toml."""
+    chosen = explicit or os.environ.get(ENV_CONFIG)
+    if chosen:
+        path = Path(chosen).expanduser()
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise NotInitialisedError(
+                f"{path} does not exist. Run `newsletter init {path.parent}` to create it, "
+                "or point --config at an existing newsletter.toml."
+            )
+        return path.resolve()
+    here = (cwd or Path.cwd()) / CONFIG_NAME
+    if not here.is_file():
+        raise NotInitialisedError(
+            f"no {CONFIG_NAME} in {here.parent}: this is not a newsletter directory. "
+            "Run `newsletter init` here first, or cd to the directory you initialised, "
+            "or pass --config PATH (or set NEWSLETTER_CONFIG)."
+        )
+    return here.resolve()
+
+
+def load_config(
+    config_file: Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, merge and validate the settings. Raises ConfigError naming key and source."""
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{config_file}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
+    from_file = _flatten(raw, config_file)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        values[setting.key], sources[setting.key] = setting.default, "default"
+    for key, value in from_file.items():
+        values[key], sources[key] = value, str(config_file)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in SPECIAL_ENV:
+            continue
+        setting = _setting_for_env(name)
+        if setting is None:
+            continue
+        values[setting.key], sources[setting.key] = value, f"environment variable {name}"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in SETTINGS_BY_KEY:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key], sources[key] = value, "command-line option"
+
+    root = config_file.parent
+    checked = {}
+    for setting in SETTINGS:
+        checked[setting.field] = _check(setting, values[setting.key], sources[setting.key], root)
+    if checked["retry_min_backoff"] > checked["retry_max_backoff"]:
+        raise ConfigError(
+            f"retry.min_backoff ({checked['retry_min_backoff']}) is larger than "
+            f"retry.max_backoff ({checked['retry_max_backoff']}); make it smaller or equal"
+        )
+    if bool(checked["dkim_selector"]) != bool(checked["dkim_key_file"]):
+        raise ConfigError(
+            "dkim.selector and dkim.key_file go together: set both to sign, or neither "
+            "(run `newsletter dkim keygen` to make a key)"
+        )
+    if str(values["smtp.url"]) and sources["smtp.url"] == str(config_file):
+        if urlsplit(str(values["smtp.url"])).password:
+            raise ConfigError(
+                f"{config_file}: smtp.url contains a password; secrets are never read from "
+                f"newsletter.toml. Remove it and set {ENV_PASSWORD} or smtp.password_file."
+            )
+    return Config(root=root, sources=sources, **checked)
+
+
+def _flatten(raw: Mapping[str, Any], config_file: Path) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                flat[f"{name}.{sub}"] = subvalue
+        else:
+            flat[name] = value
+    for key in flat:
+        if key in SETTINGS_BY_KEY:
+            continue
+        if key in ("smtp.password", "password"):
+            raise ConfigError(
+                f"{config_file}: {key} is not allowed: secrets are never read from "
+                f"newsletter.toml. Set {ENV_PASSWORD} or point smtp.password_file at a file."
+            )
+        hint = difflib.get_close_matches(key, SETTINGS_BY_KEY, n=1)
+        also = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(
+            f"{config_file}: unknown key {key!r}{also}. "
+            "The known keys are listed in the README's configuration table."
+        )
+    return flat
+
+
+def _setting_for_env(name: str) -> Setting | None:
+    for setting in SETTINGS:
+        if setting.env == name:
+            return setting
+    return None
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """NEWSLETTER_* variables that match no setting (probably typos)."""
+    environ = os.environ if environ is None else environ
+    known = {s.env for s in SETTINGS} | SPECIAL_ENV
+    return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known)
+
+
+def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:
+    where = f"{setting.key} (from {source})"
+    checker = _CHECKERS[setting.kind]
+    try:
+        return checker(value, root)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _as_str(value: Any, _root: Path) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"must be text in quotes, not {value!r}")
+    if any(ch in value for ch in "\r\n\0"):
+        raise ValueError("must be one line (no line breaks)")
+    return value.strip()
+
+
+def _as_int(value: Any, _root: Path) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"must be a whole number, not {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a whole number, not {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"must be greater than 0, not {number}")
+    return number
+
+
+def _as_float(value: Any, _root: Path) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number, not {value!r}") from None
+    if number < 0 or number != number:
+        raise ValueError(f"must be 0 or more, not {value!r}")
+    return number
+
+
+def _as_bool(value: Any, _root: Path) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, not {value!r}")
+
+
+def _as_email(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{text!r} is not an email address: {exc}") from None
+
+
+def _as_url(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL such as https://example.org, not {text!r}")
+    return text.rstrip("/")
+
+
+def _as_smtp_url(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps", "smtp+plain") or not parts.hostname:
+        raise ValueError(
+            "must look like smtp://host:587 (STARTTLS), smtps://host:465 (TLS) or "
+            f"smtp+plain://host:25 (no TLS), not {text!r}"
+        )
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError(f"has an invalid port: {text!r}") from None
+    return text
+
+
+def _as_lang(value: Any, root: Path) -> str:
+    text = _as_str(value, root).lower()
+    if text not in LANGUAGES:
+        raise ValueError(f"must be one of {', '.join(LANGUAGES)}, not {text!r}")
+    return text
+
+
+def _as_zone(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{text!r} is not a time zone name such as Europe/Amsterdam") from None
+    return text
+
+
+def _as_path(value: Any, root: Path) -> Path | None:
+    text = _as_str(value, root)
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+LANGUAGES = ("nl", "en")
+
+_CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
+    "str": _as_str,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _as_bool,
+    "email": _as_email,
+    "url": _as_url,
+    "smtp_url": _as_smtp_url,
+    "lang": _as_lang,
+    "zone": _as_zone,
+    "path": _as_path,
+}
+
+
+def config_template(**values: Any) -> str:
+    """The commented newsletter.toml that `newsletter init` writes.
+
+    `values` (dotted keys) replace defaults in the written file.
+    """
+    lines = [
+        "# newsletter configuration. Every key may also be set by an environment variable",
+        "# (NEWSLETTER_ + the key in capitals, dots as underscores, e.g. NEWSLETTER_SMTP_URL)",
+        "# or by a command-line option; those take precedence over this file.",
+        f"# Secrets are never read from this file: set {ENV_PASSWORD}",
+        "# or point smtp.password_file at a file that holds the password.",
+        "",
+    ]
+    section = None
+    for setting in SETTINGS:
+        head, _, name = setting.key.rpartition(".")
+        if head != section and head:
+            lines += ["", f"[{head}]"]
+            section = head
+        value = values.get(setting.key, setting.default)
+        lines.append(f"# {setting.help}")
+        lines.append(f"{name or setting.key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

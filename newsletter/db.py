@@ -1,0 +1,61 @@
+"""Open the SQLite database: WAL mode, a busy timeout, and every pending migration applied."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from .errors import NewsletterError
+from .migrations import MIGRATIONS
+
+BUSY_TIMEOUT_S = 30.0
+
+
+class DatabaseError(NewsletterError):
+    """The database file cannot be opened or upgraded."""
+
+
+def open_db(path: Path | str, *, migrate: bool = True) -> Database:
+    """Open (creating if needed) the database at `path` and bring its schema up to date."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode is durable against process crashes (kill -9); only a power
+        # loss can drop the last transactions.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn)
+        if migrate:
+            apply_migrations(db)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(
+            f"{path} is not a usable newsletter database ({exc}). "
+            "Check the path (--db or NEWSLETTER_DB), or move the file away and run "
+            "`newsletter init` again."
+        ) from exc
+    return db
+
+
+def apply_migrations(db: Database) -> None:
+    """Apply pending migrations, holding the write lock so two processes cannot race."""
+    if not MIGRATIONS.pending(db):
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        MIGRATIONS.apply(db)  # nests its per-migration transactions as savepoints
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+
+
+def now() -> str:
+    """The current time as stored in the database: ISO 8601 in UTC, to the microsecond."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")

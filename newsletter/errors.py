@@ -1,0 +1,37 @@
+"""The project's exceptions: one base class, each message something a user can act on.
+
+The CLI maps every NewsletterError to `Error: <message>` and exit code 1; core modules raise
+them and never print.
+"""
+
+
+class NewsletterError(Exception):
+    """Base class of every error the tool reports to its user."""
+
+
+class ConfigError(NewsletterError, ValueError):
+    """newsletter.toml or a NEWSLETTER_* variable is missing, unknown or invalid."""
+
+
+class NotInitialisedError(ConfigError):
+    """The command ran outside a directory made by `newsletter init`."""
+
+
+class InvalidEmailError(NewsletterError, ValueError):
+    """An email address is not valid."""
+
+
+class SubscriberNotFoundError(NewsletterError, LookupError):
+    """No subscriber has that address."""
+
+
+class ImportFileError(NewsletterError, ValueError):
+    """A subscriber import file cannot be read at all (not one bad row: the whole file)."""
+
+
+class ArticleError(NewsletterError, ValueError):
+    """An article file cannot be turned into an email."""
+
+
+class SendError(NewsletterError):
+    """A campaign cannot be sent (not one recipient's failure: the run itself)."""

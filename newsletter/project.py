@@ -1,0 +1,75 @@
+"""Create a newsletter directory: newsletter.toml, the database and an editable templates/ copy."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .config import CONFIG_NAME, SETTINGS_BY_KEY, config_template, load_config
+from .db import open_db
+from .errors import ConfigError
+
+
+@dataclass
+class InitResult:
+    """What `init` made and what it found already there."""
+
+    directory: Path
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+
+def packaged_templates() -> Path:
+    """The templates installed with the package (the defaults `init` copies)."""
+    return Path(str(resources.files("newsletter") / "templates"))
+
+
+def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> InitResult:
+    """Create what is missing in `directory`; never overwrite anything that exists."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    for key in values:
+        if key not in SETTINGS_BY_KEY:
+            raise ConfigError(f"unknown setting {key!r}")
+    result = InitResult(directory=directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    config_file = directory / CONFIG_NAME
+    if config_file.exists():
+        result.existing.append(CONFIG_NAME)
+    else:
+        text = config_template(**values)
+        config_file.write_text(text, encoding="utf-8")
+        try:
+            load_config(config_file, environ={})
+        except ConfigError:
+            config_file.unlink()  # a bad --option must not leave a broken file behind
+            raise
+        result.created.append(CONFIG_NAME)
+
+    config = load_config(config_file, environ={})
+    templates = config.templates
+    source = packaged_templates()
+    for item in sorted(source.rglob("*")):
+        if not item.is_file() or "__pycache__" in item.parts:
+            continue
+        rel = item.relative_to(source)
+        target = templates / rel
+        label = str(target.relative_to(directory)) if target.is_relative_to(directory) else str(target)
+        if target.exists():
+            result.existing.append(label)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(item, target)
+            result.created.append(label)
+
+    database = config.database
+    label = str(database.relative_to(directory)) if database.is_relative_to(directory) else str(database)
+    if database.exists():
+        result.existing.append(label)
+    else:
+        result.created.append(label)
+    open_db(database).conn.close()
+    return result
