@@ -127,3 +127,9 @@ def test_no_config_file_says_how_to_fix_it(tmp_path: Path) -> None:
     assert "Run `newsletter init` here first" in str(info.value)
     with pytest.raises(NotInitialisedError, match="does not exist"):
         find_config_file(tmp_path / "missing.toml")
+
+
+def test_the_readme_configuration_table_lists_every_setting() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [s.key for s in SETTINGS if f"| `{s.key}` | `{s.env}` |" not in readme]
+    assert missing == []
