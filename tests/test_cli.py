@@ -117,3 +117,24 @@ def test_the_installed_command_runs_end_to_end_as_a_subprocess(
     assert listed.stdout.splitlines()[1].startswith("ann@example.nl  Ann")
     outside = run_cli("subscribers", "list", cwd=tmp_path)
     assert outside.returncode == 1 and outside.stderr.startswith("Error: no newsletter.toml in")
+
+
+def test_a_misspelt_environment_variable_is_warned_about(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMTP_URI", "smtp://relay.example.nl")
+    result = invoke("subscribers", "count")
+    assert result.exit_code == 0
+    assert "Warning: ignoring NEWSLETTER_SMTP_URI: it matches no setting" in result.stderr
+
+
+def test_a_bad_environment_value_stops_the_command_naming_the_variable(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SENDING_CONCURRENCY", "many")
+    result = invoke("subscribers", "count")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: sending.concurrency (from environment variable NEWSLETTER_SENDING_CONCURRENCY): "
+        "must be a whole number, not 'many'\n"
+    )
