@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError, NotInitialisedError
+from .periods import parse_schedule
 
 CONFIG_NAME = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
@@ -37,7 +38,7 @@ class Setting:
     """One configurable value: its dotted key, kind, default and the help shown to users."""
 
     key: str
-    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url
+    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, daily_time, weekly_time
     default: Any
     help: str
     env_name: str = ""
@@ -82,6 +83,25 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Feedback-ID header value (a:b:c:SenderId), empty for none",
     ),
+    Setting(
+        "schedule.daily",
+        "daily_time",
+        "07:00",
+        "Local time `newsletter run` sends the daily digest (of the day before); empty for none",
+    ),
+    Setting(
+        "schedule.weekly",
+        "weekly_time",
+        "monday 07:00",
+        "Weekday and local time `newsletter run` sends the weekly digest (of the ISO week before); empty for none",
+    ),
+    Setting(
+        "schedule.late_limit",
+        "int",
+        43200,
+        "Seconds a scheduled send or digest may be late (machine off); older ones are skipped with a warning",
+    ),
+    Setting("feeds.timeout", "float", 20.0, "Seconds to wait for a feed over HTTP"),
     Setting("sender.name", "str", "My Newsletter", "Display name in From"),
     Setting("sender.address", "email", "newsletter@example.org", "From address"),
     Setting(
@@ -138,6 +158,10 @@ class Config:
     publication_list_id: str
     publication_postal_address: str
     publication_time_zone: str
+    schedule_daily: str
+    schedule_weekly: str
+    schedule_late_limit: int
+    feeds_timeout: float
     publication_feedback_id: str
     sender_name: str
     sender_address: str
@@ -410,6 +434,18 @@ def _as_zone(value: Any, root: Path) -> str:
     return text
 
 
+def _as_daily_time(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    entry = parse_schedule("daily", text)
+    return str(entry).removeprefix("daily ") if entry else ""
+
+
+def _as_weekly_time(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    entry = parse_schedule("weekly", text)
+    return str(entry).removeprefix("weekly ") if entry else ""
+
+
 def _as_path(value: Any, root: Path) -> Path | None:
     text = _as_str(value, root)
     if not text:
@@ -430,6 +466,8 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "smtp_url": _as_smtp_url,
     "lang": _as_lang,
     "zone": _as_zone,
+    "daily_time": _as_daily_time,
+    "weekly_time": _as_weekly_time,
     "path": _as_path,
 }
 

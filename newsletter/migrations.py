@@ -87,3 +87,81 @@ def m0002_suppressions(db: Database) -> None:
         );
         """
     )
+
+
+# 0003_articles (articles branch) and 0004_campaigns_and_deliveries (send branch) are
+# registered above this one when merged; 0005 refers to their tables by name only (no
+# foreign keys), so it applies in either order on a development database.
+
+
+@MIGRATIONS(name="0005_schedules_and_feeds")
+def m0005_schedules_and_feeds(db: Database) -> None:
+    # Feed items are keyed by the feed's address, not its row id, so removing a feed and
+    # adding it again never turns its old items into new articles.
+    # digest_queue is "marked for the digests": an article enters the digest of the period
+    # that contains released_at (when `send` mailed it to `each` subscribers, or when a feed
+    # poll brought it in), so an article is in exactly one daily and one weekly period.
+    # digest_periods makes a digest idempotent: one row per period key, whatever happens.
+    run_script(
+        db,
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            address TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL,
+            last_polled_at TEXT,
+            last_ok_at TEXT,
+            last_error TEXT,
+            etag TEXT,
+            modified TEXT
+        );
+
+        CREATE TABLE feed_items (
+            id INTEGER PRIMARY KEY,
+            feed_address TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            article_slug TEXT NOT NULL,
+            link TEXT NOT NULL DEFAULT '',
+            published_at TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (feed_address, item_key)
+        );
+
+        CREATE TABLE digest_queue (
+            article_slug TEXT PRIMARY KEY,
+            released_at TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('send', 'feed', 'cli')),
+            link TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX digest_queue_released ON digest_queue (released_at);
+
+        CREATE TABLE digest_periods (
+            period_key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('daily', 'weekly')),
+            start_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('creating', 'created', 'empty', 'skipped')),
+            articles INTEGER NOT NULL DEFAULT 0,
+            recipients INTEGER NOT NULL DEFAULT 0,
+            campaigns TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE scheduled_sends (
+            id INTEGER PRIMARY KEY,
+            article_slug TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'scheduled' CHECK (
+                status IN ('scheduled', 'started', 'sent', 'cancelled', 'skipped', 'failed')
+            ),
+            campaign_id INTEGER,
+            note TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX scheduled_sends_due ON scheduled_sends (status, due_at);
+        """
+    )
