@@ -75,9 +75,10 @@ def init(
 
 
 def _register() -> None:
+    from .cli_articles import articles
     from .cli_subscribers import subscribe, subscribers, unsubscribe
 
-    for command in (subscribe, unsubscribe, subscribers):
+    for command in (subscribe, unsubscribe, subscribers, articles):
         cli.add_command(command)
 
 
