@@ -264,6 +264,9 @@ def test_markdown_is_detected_by_front_matter_whatever_the_extension() -> None:
     article = parse_text("---\ntitle: Hallo\n---\nTekst.\n", source="notitie.txt")
     assert article.format == "markdown"
     assert article.slug == "hallo"
+    crlf = parse_text("\ufeff---  \r\ntitle: Hallo\r\n---\r\nTekst.\r\n", source="notitie.txt")
+    assert crlf.format == "markdown"
+    assert crlf.blocks == article.blocks
 
 
 def test_markdown_date_with_time_is_kept_as_iso() -> None:
@@ -481,3 +484,40 @@ def test_markdown_read_with_another_encoding_is_stored_decoded(db, tmp_path: Pat
     stored = get_article(db, "ideeen")
     assert stored.title == "Ideeën"
     assert stored.blocks[0].text == "Café."
+
+
+def test_utf16_file_is_named_as_such_and_reads_with_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.txt"
+    path.write_bytes("Blad\n\nIdeeën\n\nideeen\n\nTekst.\n".encode("utf-16"))
+    with pytest.raises(ArticleError, match="is UTF-16 text, not UTF-8; read it with --encoding utf-16"):
+        parse_file(path)
+    assert parse_file(path, encoding="utf-16").title == "Ideeën"
+
+
+# The publisher's real export lives outside the repository (shared/seed, beside the clone
+# in CI). Its text is not copied here: the expectations are read from the file itself.
+# (Worktrees of developers sit one folder deeper, hence two candidates.)
+SEED = next(
+    (
+        candidate
+        for parent in Path(__file__).resolve().parents[2:4]
+        if (candidate := parent / "shared" / "seed" / "tech2b-article.txt").is_file()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "seed" / "tech2b-article.txt",
+)
+
+
+@pytest.mark.skipif(not SEED.is_file(), reason=f"the seed article is not at {SEED}")
+def test_the_real_export_parses_into_its_structure() -> None:
+    raw = [line.strip() for line in SEED.read_text(encoding="utf-8").split("\n")]
+    lines = [line for line in raw if line]
+    article = parse_file(SEED)
+    assert (article.publication, article.title, article.slug) == tuple(lines[:3])
+    assert article.signature == tuple(line for line in lines if " - " in line and len(line) < 60)
+    assert len(article.signature) == 2
+    assert lines[-1] == "Subscribe by email"
+    assert all("Subscribe" not in block.text for block in article.blocks)
+    kinds = [block.kind for block in article.blocks]
+    assert kinds == ["paragraph", "paragraph"] + ["heading", "paragraph"] * 4
+    texts = [block.text for block in article.blocks]
+    assert texts == [line for line in lines[3:-3]]  # every body line, in order, untouched
