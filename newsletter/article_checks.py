@@ -66,8 +66,9 @@ def check_controls(lines: list[str], *, source: str, first_line: int = 1) -> Non
     for number, line in enumerate(lines, start=first_line):
         for column, char in enumerate(line, start=1):
             if char != "\t" and (unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS):
+                what = "a carriage return without a line feed" if char == "\r" else "the control character"
                 raise ArticleError(
-                    f"{source}: line {number}, column {column} contains the control character "
+                    f"{source}: line {number}, column {column} contains {what} "
                     f"U+{ord(char):04X}; remove it"
                 )
 

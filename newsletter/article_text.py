@@ -102,11 +102,13 @@ def _export_header(numbered: list[tuple[int, str]], source: str) -> tuple[str, s
     """
 
     def slug_like(index: int) -> bool:
-        # One token with a hyphen or underscore: meant as a slug, so checked as one.
+        # One token with a hyphen or underscore is meant as a slug, so it is checked as one.
+        # Above the third line it must also be lowercase: "Tech-Nieuws" is a publication.
         if index >= len(numbered):
             return False
         line = numbered[index][1]
-        return not any(c.isspace() for c in line) and ("-" in line or "_" in line) and len(line) > 2
+        token = not any(c.isspace() for c in line) and ("-" in line or "_" in line) and len(line) > 2
+        return token and (index >= 2 or line == line.lower())
 
     def where(index: int) -> str:
         return f"line {numbered[index][0]}"

@@ -150,7 +150,9 @@ def parse_text(text: str, *, source: str, format: str | None = None) -> Article:
     The format is Markdown when `source` ends in .md/.markdown or the text opens with a
     `---` front matter block, else the plain-text export; `format` forces one.
     """
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    # CRLF is tolerated; a lone CR is not turned into a line break, so "Title\rBcc: ..."
+    # is refused by the checks instead of quietly becoming two lines.
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     if not text.strip():
         raise ArticleError(f"{source} is empty")
     if "\x00" in text:

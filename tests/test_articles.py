@@ -178,6 +178,13 @@ def test_short_line_is_a_paragraph_when_no_paragraph_follows_it() -> None:
     ]
 
 
+def test_hyphenated_publication_name_is_not_mistaken_for_a_slug() -> None:
+    article = parse_text("Tech-Nieuws\n\nEen titel\n\neen-titel\n\nTekst.\n", source="x.txt")
+    assert (article.publication, article.title, article.slug) == ("Tech-Nieuws", "Een titel", "een-titel")
+    with pytest.raises(ArticleError, match="the slug \\(line 5\\) 'Een-Titel' is not valid"):
+        parse_text("Tech-Nieuws\n\nEen titel\n\nEen-Titel\n\nTekst.\n", source="x.txt")
+
+
 def test_soft_wrapped_lines_join_into_one_paragraph() -> None:
     text = "Titel van het stuk\n\nEerste regel van de alinea\ntweede regel ervan.\n"
     article = parse_text(text, source="x.txt")
@@ -309,6 +316,8 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "binary.txt": (b"Blad\n\x00\x01\x02\xff", "is a binary file"),
     "title-escape.txt": (b"Blad\n\nTitel\x1b[31m rood\n\ntitel-rood\n\nTekst.\n", "title (line 3) contains the control character U+001B"),
     "title-separator.txt": ("Blad\n\nTitel\u2028Bcc: x@example.nl\n\ntitel\n\nTekst.\n".encode(), "title (line 3) contains a line break"),
+    "title-cr.txt": (b"Blad\r\n\r\nTitel\rBcc: x@example.nl\r\n\r\ntitel\r\n\r\nTekst.\r\n", "title (line 3) contains a line break"),
+    "body-cr.txt": (b"Blad\n\nTitel\n\ntitel-x\n\nEen\rtwee.\n", "line 7, column 4 contains a carriage return without a line feed"),
     "bad-slug.txt": (b"Blad\n\nTitel\n\nTitel_Met_Hoofdletters\n\nTekst.\n", "the slug (line 5) 'Titel_Met_Hoofdletters' is not valid"),
     "body-control.txt": (b"Blad\n\nTitel\n\ntitel\n\nTekst \x07 bel.\n", "line 7, column 7 contains the control character U+0007"),
     "newline-title.md": (b'---\ntitle: "Hallo\\nBcc: x@example.nl"\n---\nTekst.\n', "the title (front matter) contains a line break"),
