@@ -75,9 +75,10 @@ def init(
 
 
 def _register() -> None:
+    from .cli_articles import articles
     from .cli_subscribers import subscribe, subscribers_group, unsubscribe
 
-    for command in (subscribe, unsubscribe, subscribers_group):
+    for command in (subscribe, unsubscribe, subscribers_group, articles):
         cli.add_command(command)
 
 

@@ -89,9 +89,37 @@ def m0002_suppressions(db: Database) -> None:
     )
 
 
-# 0003_articles (articles branch) and 0004_campaigns_and_deliveries (send branch) are
-# registered above this one when merged; 0005 refers to their tables by name only (no
-# foreign keys), so it applies in either order on a development database.
+@MIGRATIONS(name="0003_articles")
+def m0003_articles(db: Database) -> None:
+    # source_text keeps the decoded file so a stored article is re-parsed, never kept in a
+    # second representation that could drift from its source. sent_at is set by the sending
+    # engine when a campaign of the article is created; after that a changed file needs --force.
+    run_script(
+        db,
+        """
+        CREATE TABLE articles (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            format TEXT NOT NULL CHECK (format IN ('text', 'markdown')),
+            language TEXT,
+            author TEXT,
+            published_at TEXT,
+            source_file TEXT NOT NULL,
+            source_text TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        """
+    )
+
+
+# 0004_campaigns_and_deliveries (send branch) is registered above this one when merged;
+# 0005 refers to its tables by name only (no foreign keys), so it applies in either order
+# on a development database.
 
 
 @MIGRATIONS(name="0005_schedules_and_feeds")
