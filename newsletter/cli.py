@@ -81,5 +81,10 @@ def _register() -> None:
     for command in (subscribe, unsubscribe, subscribers_group, articles):
         cli.add_command(command)
 
+    from .cli_schedule import COMMANDS as schedule_commands
+
+    for command in schedule_commands:
+        cli.add_command(command)
+
 
 _register()

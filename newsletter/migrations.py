@@ -178,6 +178,16 @@ def m0005_schedules_and_feeds(db: Database) -> None:
             updated_at TEXT NOT NULL
         );
 
+        -- Which articles each digest campaign carried, so a later digest knows what a
+        -- subscriber already received through it.
+        CREATE TABLE digest_campaigns (
+            campaign_id INTEGER NOT NULL,
+            period_key TEXT NOT NULL,
+            article_slug TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, article_slug)
+        );
+        CREATE INDEX digest_campaigns_article ON digest_campaigns (article_slug);
+
         CREATE TABLE scheduled_sends (
             id INTEGER PRIMARY KEY,
             article_slug TEXT NOT NULL,
