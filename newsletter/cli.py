@@ -80,5 +80,10 @@ def _register() -> None:
     for command in (subscribe, unsubscribe, subscribers):
         cli.add_command(command)
 
+    from .cli_render import dkim, preview
+
+    for command in (preview, dkim):
+        cli.add_command(command)
+
 
 _register()
