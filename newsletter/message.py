@@ -279,8 +279,10 @@ class MessageBuilder:
             "Content-Transfer-Encoding: quoted-printable\r\n"
             "\r\n"
         )
+        # The CRLF before a boundary belongs to the delimiter (RFC 2046), so each part's own
+        # final line break needs one more to survive parsing.
         middle = (
-            f"--{boundary}\r\n"
+            f"\r\n--{boundary}\r\n"
             "Content-Type: text/html; charset=utf-8\r\n"
             "Content-Transfer-Encoding: quoted-printable\r\n"
             "\r\n"
@@ -296,7 +298,7 @@ class MessageBuilder:
             text=_segments(rendered.text),
             middle=middle.encode("ascii"),
             html=_segments(rendered.html),
-            end=f"--{boundary}--\r\n".encode("ascii"),
+            end=f"\r\n--{boundary}--\r\n".encode("ascii"),
             name_fallback=rendered.name_fallback,
         )
 
