@@ -96,17 +96,18 @@ def render_article(article: Article, config: Config, *, language: str) -> Render
         raise ArticleError(f"{article.source or article.slug}: the article has no title")
     web_url = article_url(config, article.slug)
     blocks = [
-        {"kind": b.kind, "text": b.text, "html": Markup(b.html)}  # the contract: Block.html is safe
+        # the contract: Block.html is already safe markup
+        {"kind": b.kind, "text": _defuse(b.text), "html": Markup(_defuse(b.html))}
         for b in article.blocks
     ]
     first_text = next((b.text for b in article.blocks if b.kind == "paragraph"), "")
     context = {
-        "title": title,
+        "title": _defuse(title),
         "blocks": blocks,
-        "signature": list(article.signature),
+        "signature": [_defuse(line) for line in article.signature],
         "author": article.author,
         "published": article.published,
-        "preheader": _preheader(article.summary or first_text),
+        "preheader": _defuse(_preheader(article.summary or first_text)),
         "web_url": web_url,
         "lang": article.language or config.publication_language,
     }
@@ -119,8 +120,8 @@ def render_digest(
     """Render a digest: a list of articles with title, summary and a link to each."""
     items = [
         {
-            "title": _one_line(a.title, what="an article's title"),
-            "summary": a.summary,
+            "title": _defuse(_one_line(a.title, what="an article's title")),
+            "summary": _defuse(a.summary),
             "url": article_url(config, a.slug),
         }
         for a in articles
@@ -289,6 +290,12 @@ def _translator(strings: Mapping[str, str], defaults: Mapping[str, str]) -> Call
         return _fill(strings[key], {**defaults, **values})
 
     return t
+
+
+def _defuse(text: str) -> str:
+    """Article text that happens to contain `{nl:...}` must not be personalised: a word
+    joiner (U+2060, invisible) after the brace keeps the placeholder pattern from matching."""
+    return text.replace("{nl:", "{\u2060nl:") if "{nl:" in text else text
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")

@@ -121,7 +121,7 @@ def wide_article() -> Article:
 
 def script_article() -> Article:
     """Article text that looks like markup: it must arrive as text."""
-    evil = '<script>alert("x")</script> & <b>vet</b>'
+    evil = '<script>alert("x")</script> & <b>vet</b> {nl:email}'
     return Article(
         slug="script",
         title='Titel met <b>tags</b> & "quotes"',

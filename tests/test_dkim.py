@@ -123,3 +123,13 @@ def test_without_dkim_settings_nothing_is_signed(workdir: Path) -> None:
     assert load_signer(config) is None
     rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
     assert not MessageBuilder(config, rendered, campaign_key="article:1").build(ANN).startswith(b"DKIM")
+
+
+def test_the_key_is_read_once_per_builder(workdir: Path, tmp_path: Path, key_dir) -> None:
+    _, pair = key_dir
+    copy = tmp_path / "key.pem"
+    copy.write_bytes(pair.private_key_file.read_bytes())
+    config = signed_config(workdir, pair, **{"dkim.key_file": str(copy)})
+    builder = MessageBuilder(config, {"nl": render_article(seed_shaped_article(), config, language="nl")}, campaign_key="k")
+    copy.unlink()  # the builder must not need the file again
+    assert dkim.verify(builder.build(ANN), dnsfunc=stub_dns(pair))

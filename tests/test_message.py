@@ -228,3 +228,12 @@ def test_without_feedback_id_no_such_header_is_written(workdir: Path, rendered) 
     message = parse(MessageBuilder(plain, rendered, campaign_key="article:1").build(ANN))
     assert message["Feedback-ID"] is None
     assert message["List-Id"] == "Testblad <newsletter.example.org>"
+
+
+def test_placeholder_syntax_inside_an_article_is_not_personalised(config) -> None:
+    from render_fixtures import script_article
+
+    builder = MessageBuilder(config, {"nl": render_article(script_article(), config, language="nl")}, campaign_key="x")
+    text, html = builder.personalised(ANN)
+    assert ANN.email not in text.replace("To:", "") and "{\u2060nl:email}" in text
+    assert "{\u2060nl:email}" in html
