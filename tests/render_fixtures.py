@@ -76,7 +76,7 @@ def paragraph(text: str) -> Block:
 
 
 def heading(text: str) -> Block:
-    return Block(kind="heading", text=f"{text}\n{'-' * len(text)}", html=f"<h2>{html.escape(text, quote=False)}</h2>")
+    return Block(kind="heading", text=text, html=f"<h2>{html.escape(text, quote=False)}</h2>")
 
 
 def seed_shaped_article() -> Article:

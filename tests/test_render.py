@@ -82,6 +82,7 @@ def test_every_paragraph_is_in_both_parts(config: Config) -> None:
         assert paragraph in rendered.text
         assert paragraph in html_text
     assert "Subscribe by email" not in rendered.text
+    assert "\n\nTalent vasthouden\n-----------------\n\n" in rendered.text  # subheadings stand out
     assert rendered.text.count("\n\n\n") == 0
 
 
