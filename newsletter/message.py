@@ -195,7 +195,7 @@ class MessageBuilder:
 
     def build(self, recipient: Recipient) -> bytes:
         """The final message bytes (CRLF line ends), DKIM-signed when configured."""
-        skeleton = self._skeletons.get(recipient.language) or self._default
+        skeleton = self._skeleton_for(recipient.language)
         token = recipient.token
         if not _TOKEN_RE.fullmatch(token):
             raise HeaderValueError(f"subscriber {recipient.subscriber_id}: malformed token {token!r}")
@@ -233,9 +233,13 @@ class MessageBuilder:
 
     def personalised(self, recipient: Recipient) -> tuple[str, str]:
         """The recipient's text and HTML (for previews), exactly as build() encodes them."""
-        skeleton = self._skeletons.get(recipient.language) or self._default
+        skeleton = self._skeleton_for(recipient.language)
         text_values, html_values = self._values(recipient, skeleton, unsubscribe_url(self.config, recipient.token))
         return _fill_text(skeleton.text, text_values), _fill_text(skeleton.html, html_values)
+
+    def _skeleton_for(self, language: str) -> _Skeleton:
+        # rendered is keyed by language; anything else gets the publication's language
+        return self._skeletons.get(language) or self._skeletons.get((language or "").lower()) or self._default
 
     def _values(self, recipient: Recipient, skeleton: _Skeleton, unsub_url: str) -> tuple[dict[str, str], dict[str, str]]:
         text = {
