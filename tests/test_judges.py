@@ -163,3 +163,13 @@ def test_chromium_keeps_wide_content_inside_a_phone_screen(config: Config, tmp_p
     size = measure(html, 375, tmp_path)
     assert size["scroll"] <= size["client"] == 375, size
     screenshot(html, 375, min(size["height"] + 20, 8000), tmp_path, "wide-375.png")
+
+
+def test_chromium_keeps_a_parsed_markdown_article_inside_a_phone_screen(config: Config, tmp_path: Path) -> None:
+    from newsletter.articles import parse_file
+
+    article = parse_file(Path(__file__).parent / "fixtures" / "quiet-chips.md")
+    html = personal_html(config, article)
+    size = measure(html, 375, tmp_path)
+    assert size["scroll"] <= size["client"] == 375, size
+    screenshot(html, 375, min(size["height"] + 20, 8000), tmp_path, "markdown-375.png")
