@@ -199,7 +199,8 @@ def _render(
         html = env.get_template(f"{name}.html").render(full)
         text = env.get_template(f"{name}.txt").render(full)
     except jinja2.TemplateError as exc:
-        where = f"{exc.filename}, line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        lineno = getattr(exc, "lineno", None)  # only syntax errors know their line
+        where = f"{getattr(exc, 'filename', None) or name}, line {lineno}: " if lineno else ""
         raise TemplateError(f"template {name}: {where}{exc.message or exc}") from exc
     return RenderedEmail(
         subject=subject,

@@ -166,3 +166,9 @@ def test_the_digest_links_every_article(config: Config) -> None:
         assert article.title in rendered.text
     empty = render_digest([], config, language="en", period_label="week 49")
     assert "No new articles" in empty.text
+
+
+def test_a_template_syntax_error_names_the_file_and_line(config: Config) -> None:
+    (config.templates / "article.txt").write_text("{% extends 'base.txt' %}\n{% block content %}\n{{ title }\n{% endblock %}\n")
+    with pytest.raises(TemplateError, match=r"article\.txt, line 3"):
+        render_article(seed_shaped_article(), config, language="nl")
