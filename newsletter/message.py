@@ -40,6 +40,7 @@ from .signing import DkimSigner, load_signer
 TEST_PREFIX = "[TEST] "
 CRLF = b"\r\n"
 MAX_LINE = 998  # RFC 5322, without the CRLF
+LIST_ID_MAX = 255
 
 # Headers the DKIM signature covers (h=), in the order they are written. Feedback-ID is
 # added when configured; MIME-Version and Content-Type protect the structure.
@@ -183,6 +184,11 @@ class MessageBuilder:
         self._date_line = b""
         self._signer: DkimSigner | None = load_signer(config)  # reads the key once
         self._feedback_id = check_header_value(config.publication_feedback_id, what="publication.feedback_id")
+        if not self._feedback_id.isascii() or " " in self._feedback_id:
+            raise HeaderValueError(
+                f"publication.feedback_id {self._feedback_id!r} must be ASCII without spaces, "
+                "like campaign:newsletter:publisher:SenderId"
+            )
         self._signed = SIGNED_HEADERS + (("Feedback-ID",) if self._feedback_id else ())
         self._skeletons = {lang: self._skeleton(r) for lang, r in rendered.items()}
         self._default = self._skeletons.get(config.publication_language) or next(iter(self._skeletons.values()))
@@ -313,11 +319,14 @@ def _list_id(config: Config) -> str:
     name = check_header_value(config.publication_name, what="publication.name")
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     ascii_name = " ".join(ascii_name.replace("\\", "").replace('"', "").split())
-    if not ascii_name:
-        return f"<{label}>"
-    if re.fullmatch(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]+", ascii_name):
-        return f"{ascii_name} <{label}>"
-    return f'"{ascii_name}" <{label}>'
+    if not re.fullmatch(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]*", ascii_name):
+        ascii_name = f'"{ascii_name}"'
+    value = f"{ascii_name} <{label}>" if ascii_name else f"<{label}>"
+    if len(value) > LIST_ID_MAX:  # RFC 2919: the whole value at most 255 octets
+        value = f"<{label}>"
+    if len(value) > LIST_ID_MAX:
+        raise HeaderValueError(f"publication.list_id is longer than {LIST_ID_MAX - 2} characters")
+    return value
 
 
 def qp_encode(text: str) -> bytes:

@@ -237,3 +237,20 @@ def test_placeholder_syntax_inside_an_article_is_not_personalised(config) -> Non
     text, html = builder.personalised(ANN)
     assert ANN.email not in text.replace("To:", "") and "{\u2060nl:email}" in text
     assert "{\u2060nl:email}" in html
+
+
+def test_list_id_stays_ascii_and_within_255_octets(workdir: Path, rendered) -> None:
+    accented = make_config(workdir, **{"publication.name": "Één \"Blad\"", "publication.list_id": "blad.example.nl"})
+    message = parse(MessageBuilder(accented, rendered, campaign_key="c").build(ANN))
+    assert message["List-Id"] == "Een Blad <blad.example.nl>"
+    comma = make_config(workdir, **{"publication.name": "Blad (Noord), editie", "publication.list_id": "blad.example.nl"})
+    raw = MessageBuilder(comma, rendered, campaign_key="c").build(ANN)
+    assert b'\r\nList-Id: "Blad (Noord), editie" <blad.example.nl>\r\n' in raw
+    long_name = make_config(workdir, **{"publication.name": "Nieuws " * 50, "publication.list_id": "blad.example.nl"})
+    assert parse(MessageBuilder(long_name, rendered, campaign_key="c").build(ANN))["List-Id"] == "<blad.example.nl>"
+
+
+def test_a_non_ascii_feedback_id_is_refused(workdir: Path, rendered) -> None:
+    bad = make_config(workdir, **{"publication.feedback_id": "a:b:c:Één"})
+    with pytest.raises(HeaderValueError, match="feedback_id"):
+        MessageBuilder(bad, rendered, campaign_key="c")
