@@ -133,9 +133,10 @@ def mailbox(name: str, address: str, *, header: str) -> str:
     name = " ".join(name.split())
     if not name:
         return address
-    if name.isascii():
+    if name.isascii() and len(name) <= 200:
         return formataddr((name, address))
-    # Header() splits long names into several encoded-words of at most 75 characters.
+    # Header() splits long or non-ASCII names into encoded-words of at most 75 characters,
+    # one per folded line, so no line grows past the limits however long the name.
     phrase = Header(name, "utf-8", header_name=header).encode(linesep="\r\n")
     return f"{phrase} <{address}>"
 
