@@ -86,10 +86,9 @@ def _register() -> None:
     for command in (preview, dkim):
         cli.add_command(command)
 
-    from .cli_schedule import COMMANDS as schedule_commands
+    from .cli_schedule import register as register_schedule
 
-    for command in schedule_commands:
-        cli.add_command(command)
+    register_schedule(cli)  # last: it adds --at to `send`
 
 
 _register()

@@ -8,6 +8,7 @@ something it had to do failed.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,42 @@ def feeds_poll(app: App) -> None:
 
 
 COMMANDS = (run_command, cron_command, digest_command, schedule_group, feeds_group)
+
+
+def _add_at_option(send: click.Command) -> None:
+    """Give the engine's `send` an --at option that schedules instead of sending now.
+
+    Attached here rather than written into cli_send.py so the scheduling code stays in
+    one module; `send` without --at is untouched.
+    """
+    if any(param.name == "at" for param in send.params) or send.callback is None:
+        return
+    send.params.append(click.Option(
+        ["--at"], metavar="TIME", default=None,
+        help='Schedule it instead of sending now: a time in publication.time_zone such as '
+             '"2026-12-01 09:00"; `newsletter run` sends it then.',
+    ))
+    original = send.callback
+
+    @functools.wraps(original)
+    def callback(*args: Any, at: str | None = None, **kwargs: Any) -> Any:
+        if at is None:
+            return original(*args, **kwargs)
+        clashing = [f"--{name.replace('_', '-')}" for name in ("dry_run", "again", "to") if kwargs.get(name)]
+        if clashing:
+            raise click.UsageError(f"--at schedules a send; it cannot be combined with {', '.join(clashing)}")
+        app = click.get_current_context().find_object(App)
+        assert app is not None
+        add_scheduled(app, kwargs["article"], at)
+        return None
+
+    send.callback = callback
+
+
+def register(cli: click.Group) -> None:
+    """Add these commands to the `newsletter` group (and --at to `send`, when present)."""
+    for command in COMMANDS:
+        cli.add_command(command)
+    send = cli.commands.get("send")
+    if send is not None:
+        _add_at_option(send)
