@@ -37,6 +37,10 @@ def _log_line(app: App, message: str, *, level: str = "info") -> None:
     click.echo(f"{_stamp(app)} {prefix}{message}", err=True)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 # ---------------------------------------------------------------------------------------
 # run and cron
 
@@ -146,8 +150,9 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
                 app.info(f"{kind} digest {period.label} was made before ({outcome.note}); nothing new to "
                          "make. Its campaigns are finished below if anything is left.")
             else:
-                app.info(f"{kind} digest {period.label}: {outcome.articles} articles for "
-                         f"{outcome.recipients} subscribers, campaigns {', '.join(map(str, outcome.campaigns))}.")
+                app.info(f"{kind} digest {period.label}: {_count(outcome.articles, 'article')} for "
+                         f"{_count(outcome.recipients, 'subscriber')}, "
+                         f"campaign{'s' if len(outcome.campaigns) > 1 else ''} {', '.join(map(str, outcome.campaigns))}.")
             failed = False
             for campaign_id in outcome.campaigns:
                 status = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()

@@ -174,8 +174,8 @@ def run_due(
             say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
             continue
         late = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
-        say("digest", f"{due.period.kind} digest {due.period.label}{late}: {outcome.articles} articles for "
-            f"{outcome.recipients} subscribers in campaign{'s' if len(outcome.campaigns) > 1 else ''} "
+        say("digest", f"{due.period.kind} digest {due.period.label}{late}: {_count(outcome.articles, 'article')} for "
+            f"{_count(outcome.recipients, 'subscriber')} in campaign{'s' if len(outcome.campaigns) > 1 else ''} "
             f"{', '.join(map(str, outcome.campaigns))}", "warning" if late else "info")
 
     # Unfinished campaigns (new digests among them) and deferred retries
@@ -191,6 +191,10 @@ def run_due(
         say("retry", f"campaign {campaign_id}{_result_text(result)}",
             "error" if getattr(result, "error", None) else "info")
     return summary
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _poll_feeds(config: Any, db: Database, *, say: Callable[..., None]) -> None:
