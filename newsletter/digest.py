@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .config import Config
 from .db import now, transaction
 from .errors import NewsletterError
 from .periods import Period, ScheduleEntry, parse_schedule, period_at, period_from_key
@@ -341,7 +342,7 @@ def _keep_groups(db: Database, plan: DigestPlan, keep: list[int]) -> None:
 # Making the campaigns
 
 
-def create_digest(config: Any, db: Database, period: Period) -> DigestOutcome:
+def create_digest(config: Config, db: Database, period: Period) -> DigestOutcome:
     """Make the digest campaigns of `period` (once): render, then write everything at once.
 
     Returns status `exists` when the period was done before (nothing is written), `empty`
@@ -395,7 +396,7 @@ def create_digest(config: Any, db: Database, period: Period) -> DigestOutcome:
                          recipients=plan.recipients, articles=len(plan.articles))
 
 
-def _render_group(config: Any, db: Database, period: Period, group: tuple[str, ...]) -> tuple[str, str]:
+def _render_group(config: Config, db: Database, period: Period, group: tuple[str, ...]) -> tuple[str, str]:
     """(subject, rendered JSON) of one group, in every language, as the engine stores them."""
     from .articles import get_article
     from .config import LANGUAGES

@@ -24,6 +24,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import feeds, schedule
+from .config import Config
 from .digest import create_digest, due_digests, schedule_entries
 from .errors import NewsletterError
 from .periods import format_local
@@ -57,7 +58,7 @@ class Engine:
     Imported lazily: everything else `run` does works without it.
     """
 
-    def __init__(self, config: Any, db: Database) -> None:
+    def __init__(self, config: Config, db: Database) -> None:
         from . import campaigns, send
 
         self.config, self.db = config, db
@@ -96,7 +97,7 @@ class Engine:
         return isinstance(exc, self._campaigns.CampaignBusyError)
 
 
-def load_engine(config: Any, db: Database) -> Engine | None:
+def load_engine(config: Config, db: Database) -> Engine | None:
     """The sending engine, or None when this build has none."""
     try:
         return Engine(config, db)
@@ -105,7 +106,7 @@ def load_engine(config: Any, db: Database) -> Engine | None:
 
 
 def run_due(
-    config: Any,
+    config: Config,
     db: Database,
     *,
     report: Report,
@@ -197,7 +198,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _poll_feeds(config: Any, db: Database, *, say: Callable[..., None]) -> None:
+def _poll_feeds(config: Config, db: Database, *, say: Callable[..., None]) -> None:
     for result in feeds.poll_all(db, timeout=config.feeds_timeout, language=None):
         if result.error:
             say("feed", f"{result.address}: {result.error}", "warning")
