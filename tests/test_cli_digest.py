@@ -269,3 +269,30 @@ def test_two_runs_at_the_same_moment_send_each_digest_to_each_subscriber_once(
                            capture_output=True, text=True, timeout=60)
     assert third.returncode == 0 and "nothing was due" in third.stderr
     assert len(server.handler.messages) == 40
+
+
+def test_run_retries_a_deferred_digest_delivery_when_its_time_comes(
+    workdir: Path, server: Server, relay_env: dict[str, str], invoke: Callable[..., Result]
+) -> None:
+    with time_machine.travel(local("2026-11-23 08:00"), tick=True):
+        subscribe(invoke, "grijs@example.nl", "daily")
+        subscribe(invoke, "wit@example.nl", "daily")
+    with time_machine.travel(local("2026-11-24 10:00"), tick=True):
+        publish(workdir, invoke, "dinsdag", "Dinsdag")
+    tries: Counter[str] = Counter()
+
+    def greylist(rcpt: str, _seen: int) -> str | None:
+        tries[rcpt] += 1
+        return "451 4.7.1 greylisted, try again later" if rcpt == "grijs@example.nl" and tries[rcpt] == 1 else None
+
+    server.handler.on_data = greylist
+    with time_machine.travel(local("2026-11-25 07:02"), tick=True):
+        first = invoke("run", "--no-feeds")
+    assert first.exit_code == 0, first.stderr
+    assert "daily digest 2026-11-24: 1 article for 2 subscribers" in first.stderr
+    assert [m.rcpt for m in server.handler.messages] == ["wit@example.nl"]
+    with time_machine.travel(local("2026-11-25 07:30"), tick=True):
+        second = invoke("run", "--no-feeds")
+    assert second.exit_code == 0, second.stderr
+    assert "retry: campaign 2" in second.stderr
+    assert sorted(m.rcpt for m in server.handler.messages) == ["grijs@example.nl", "wit@example.nl"]
