@@ -147,17 +147,19 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
                 app.info(f"{kind} digest {period.label}: nothing to send ({outcome.note}).")
                 return
             if outcome.status == "exists":
-                app.info(f"{kind} digest {period.label} was made before ({outcome.note}); nothing new to "
-                         "make. Its campaigns are finished below if anything is left.")
+                left = engine.pending_among(outcome.campaigns)
+                if not left:
+                    app.info(f"{kind} digest {period.label} was made before ({outcome.note}) and has "
+                             "nothing left to send; nothing was sent this time.")
+                    return
+                app.info(f"{kind} digest {period.label} was made before ({outcome.note}) but not "
+                         f"finished; finishing campaign{'s' if len(left) > 1 else ''} {', '.join(map(str, left))}.")
             else:
                 app.info(f"{kind} digest {period.label}: {_count(outcome.articles, 'article')} for "
                          f"{_count(outcome.recipients, 'subscriber')}, "
                          f"campaign{'s' if len(outcome.campaigns) > 1 else ''} {', '.join(map(str, outcome.campaigns))}.")
             failed = False
-            for campaign_id in outcome.campaigns:
-                status = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
-                if outcome.status == "exists" and status and status[0] in ("done", "waiting"):
-                    continue
+            for campaign_id in engine.pending_among(outcome.campaigns):
                 result = engine.run(campaign_id)
                 shown = ", ".join(f"{n} {s}" for s, n in (result.counts or {}).items() if n)
                 app.info(f"campaign {campaign_id}: {result.status} ({shown or 'nothing to send'})")

@@ -93,6 +93,11 @@ class Engine:
         ).fetchall()
         return [row[0] for row in rows]
 
+    def pending_among(self, campaign_ids: list[int], *, now_at: datetime | None = None) -> list[int]:
+        """Those of `campaign_ids` that have work now (see `pending`)."""
+        wanted = set(campaign_ids)
+        return [i for i in self.pending(now_at=now_at or datetime.now(UTC)) if i in wanted]
+
     def is_busy(self, exc: BaseException) -> bool:
         return isinstance(exc, self._campaigns.CampaignBusyError)
 
