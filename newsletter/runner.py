@@ -59,7 +59,7 @@ class Engine:
     """
 
     def __init__(self, config: Config, db: Database) -> None:
-        from . import campaigns, send
+        from . import campaigns, send  # type: ignore[attr-defined,unused-ignore]
 
         self.config, self.db = config, db
         self._campaigns, self._send = campaigns, send
@@ -179,10 +179,10 @@ def run_due(
         if outcome.status == "empty":
             say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
             continue
-        late = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
-        say("digest", f"{due.period.kind} digest {due.period.label}{late}: {_count(outcome.articles, 'article')} for "
+        late_text = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
+        say("digest", f"{due.period.kind} digest {due.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
             f"{_count(outcome.recipients, 'subscriber')} in campaign{'s' if len(outcome.campaigns) > 1 else ''} "
-            f"{', '.join(map(str, outcome.campaigns))}", "warning" if late else "info")
+            f"{', '.join(map(str, outcome.campaigns))}", "warning" if late_text else "info")
 
     # Unfinished campaigns (new digests among them) and deferred retries
     for campaign_id in engine.pending(now_at=current):
