@@ -7,8 +7,9 @@ that a subscriber has not received yet; from that offer each subscriber gets exa
 they have not already received (through an article campaign or an earlier digest), and
 nothing from before the period in which they joined. So a subscriber who switches from
 `each` to `weekly` mid-week gets the rest of the week, one who switches from `weekly` to
-`daily` gets the week's earlier articles in their first daily digest, and nobody gets an
-article twice.
+`daily` gets the week's earlier articles in their first daily digest, one who switches
+from `weekly` to `each` gets the articles of before the switch in that week's digest, and
+nobody gets an article twice.
 
 Subscribers with the same set of articles share one campaign (one render, as the engine
 wants); most share the period's full set, so a period normally makes one campaign. All the
@@ -311,6 +312,15 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         if len(batch) >= _PLAN_CHUNK:
             db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
             batch.clear()
+    for subscriber_id, chosen in _left_for_each(db, period, candidates, carried):
+        group = group_index.get(chosen)
+        if group is None:
+            group = group_index[chosen] = len(plan.groups)
+            plan.groups.append(chosen)
+            plan.group_sizes.append(0)
+        plan.group_sizes[group] += 1
+        plan.recipients += 1
+        batch.append((subscriber_id, group))
     if batch:
         db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
     # Only articles of this period make a digest worth sending; catch-up alone does not
@@ -323,6 +333,57 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         "SELECT s.email FROM temp.digest_plan p JOIN subscribers s ON s.id = p.subscriber_id"
         " ORDER BY p.subscriber_id LIMIT ?", [sample],
     ).fetchall()]
+
+
+def _left_for_each(
+    db: Database, period: Period, candidates: list[Candidate], carried: dict[int, frozenset[str]]
+) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Subscribers now on `each` who had this digest's cadence during the window, with the
+    articles released while they had it that they have not received.
+
+    `each` has no catch-up of its own: an article released before the switch was mailed
+    to the `each` subscribers of that moment only. The digest of the cadence they left
+    is the one place those articles can still come from.
+    """
+    window_start = period.start - LOOKBACK
+    rows = db.execute(
+        "SELECT e.subscriber_id, e.at, e.detail FROM events e JOIN subscribers s ON s.id = e.subscriber_id"
+        " WHERE s.status = 'active' AND s.cadence = 'each' AND e.subscriber_id IN ("
+        "  SELECT subscriber_id FROM events WHERE kind = 'changed' AND at >= ?)"
+        " ORDER BY e.subscriber_id, e.id",
+        [_iso(window_start)],
+    ).fetchall()
+    timelines: dict[int, list[tuple[datetime, str]]] = {}
+    for subscriber_id, at, detail in rows:
+        cadence = json.loads(detail).get("cadence")
+        if cadence:
+            timelines.setdefault(subscriber_id, []).append((_parse(at), cadence))
+    for subscriber_id, timeline in timelines.items():
+        spans = [
+            (start, timeline[i + 1][0] if i + 1 < len(timeline) else period.end)
+            for i, (start, cadence) in enumerate(timeline)
+            if cadence == period.kind
+        ]
+        spans = [(max(a, window_start, timeline[0][0]), min(b, period.end)) for a, b in spans]
+        spans = [(a, b) for a, b in spans if a < b]
+        if not spans:
+            continue
+        received: set[str] = set()
+        if carried:
+            ids = ", ".join(str(int(i)) for i in carried)
+            states = ", ".join(f"'{s}'" for s in RECEIVED)
+            for (campaign_id,) in db.execute(
+                f"SELECT campaign_id FROM deliveries WHERE subscriber_id = ? AND campaign_id IN ({ids})"
+                f" AND status IN ({states})",
+                [subscriber_id],
+            ).fetchall():
+                received |= carried.get(campaign_id, frozenset())
+        chosen = tuple(
+            c.slug for c in candidates
+            if c.slug not in received and any(a <= c.released_at < b for a, b in spans)
+        )
+        if chosen:
+            yield subscriber_id, chosen
 
 
 def _keep_groups(db: Database, plan: DigestPlan, keep: list[int]) -> None:

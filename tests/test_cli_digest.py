@@ -125,6 +125,7 @@ def test_a_cadence_change_or_a_join_mid_period_gets_neither_nothing_nor_double(
         subscribe(invoke, "week-naar-dag@example.nl", "weekly")
         subscribe(invoke, "altijd-week@example.nl", "weekly")
         subscribe(invoke, "altijd-dag@example.nl", "daily")
+        subscribe(invoke, "week-naar-elk@example.nl", "weekly")
     with time_machine.travel(local("2026-11-24 10:00"), tick=True):  # Tuesday
         publish(workdir, invoke, "dinsdag", "Dinsdag")
     with time_machine.travel(local("2026-11-25 07:05"), tick=True):
@@ -132,6 +133,7 @@ def test_a_cadence_change_or_a_join_mid_period_gets_neither_nothing_nor_double(
     with time_machine.travel(local("2026-11-25 12:00"), tick=True):  # Wednesday: switches
         assert invoke("subscribers", "set", "elk-naar-week@example.nl", "--cadence", "weekly").exit_code == 0
         assert invoke("subscribers", "set", "week-naar-dag@example.nl", "--cadence", "daily").exit_code == 0
+        assert invoke("subscribers", "set", "week-naar-elk@example.nl", "--cadence", "each").exit_code == 0
     with time_machine.travel(local("2026-11-26 07:05"), tick=True):
         # Wednesday had no article: nothing to send to anyone.
         assert "nothing to send" in invoke("digest", "--period", "daily").stderr
@@ -156,6 +158,9 @@ def test_a_cadence_change_or_a_join_mid_period_gets_neither_nothing_nor_double(
         "altijd-dag@example.nl": Counter({"dinsdag": 1, "donderdag": 1}),
         "nieuw-dag@example.nl": Counter({"donderdag": 1}),
         "nieuw-week@example.nl": Counter({"dinsdag": 1, "donderdag": 1}),  # the week they joined
+        # Tuesday's article comes with the weekly digest of the week they left, Thursday's
+        # as an `each` mail.
+        "week-naar-elk@example.nl": Counter({"dinsdag": 1, "donderdag": 1}),
     }
     per_rcpt = Counter(m.rcpt for m in server.handler.messages)
     assert per_rcpt["elk-naar-week@example.nl"] == 2  # the Tuesday article, then one weekly digest
