@@ -34,7 +34,7 @@ from .periods import format_local
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # feed, scheduled, digest, retry, engine
+    kind: str  # feed, scheduled, digest, send, engine
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -160,6 +160,11 @@ def run_due(
             schedule.mark_failed(db, send.id, note=str(exc))
             say("scheduled", f"scheduled send {send.id} ({send.article_slug}) failed: {exc}", "error")
             continue
+        except Exception as exc:  # noqa: BLE001 - cron must report it and go on with the rest
+            # Left `started`: the next run tries again, resuming whatever was made.
+            say("scheduled", f"scheduled send {send.id} ({send.article_slug}) failed, will retry: "
+                f"{type(exc).__name__}: {exc}", "error")
+            continue
         schedule.mark_sent(db, send.id, campaign_id=campaign_id)
         say("scheduled", f"sent scheduled {send.article_slug} as campaign {campaign_id}{_result_text(result)}")
 
@@ -173,8 +178,9 @@ def run_due(
             continue
         try:
             outcome = create_digest(config, db, due.period)
-        except NewsletterError as exc:
-            say("digest", f"could not make the {due.period.kind} digest for {due.period.label}: {exc}", "error")
+        except Exception as exc:  # noqa: BLE001 - nothing was written; the next run tries again
+            reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
+            say("digest", f"could not make the {due.period.kind} digest for {due.period.label}: {reason}", "error")
             continue
         if outcome.status == "empty":
             say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
@@ -188,13 +194,14 @@ def run_due(
     for campaign_id in engine.pending(now_at=current):
         try:
             result = engine.run(campaign_id)
-        except NewsletterError as exc:
+        except Exception as exc:  # noqa: BLE001 - one campaign's trouble does not stop the others
             if engine.is_busy(exc):
-                say("retry", f"campaign {campaign_id} is being sent by another process; left to it")
+                say("send", f"campaign {campaign_id} is being sent by another process; left to it")
                 continue
-            say("retry", f"campaign {campaign_id} failed: {exc}", "error")
+            reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
+            say("send", f"campaign {campaign_id} failed: {reason}", "error")
             continue
-        say("retry", f"campaign {campaign_id}{_result_text(result)}",
+        say("send", f"campaign {campaign_id}{_result_text(result)}",
             "error" if getattr(result, "error", None) else "info")
     return summary
 

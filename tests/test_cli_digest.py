@@ -299,5 +299,5 @@ def test_run_retries_a_deferred_digest_delivery_when_its_time_comes(
     with time_machine.travel(local("2026-11-25 07:30"), tick=True):
         second = invoke("run", "--no-feeds")
     assert second.exit_code == 0, second.stderr
-    assert "retry: campaign 2" in second.stderr
+    assert "send: campaign 2: done (2 sent)" in second.stderr
     assert sorted(m.rcpt for m in server.handler.messages) == ["grijs@example.nl", "wit@example.nl"]
