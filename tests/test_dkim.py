@@ -12,7 +12,7 @@ import pytest
 from newsletter.config import Config
 from newsletter.message import MessageBuilder, Recipient
 from newsletter.render import render_article
-from newsletter.signing import DkimError, KeyPair, generate_key_pair, load_signer
+from newsletter.signing import DkimError, DkimSigner, KeyPair, generate_key_pair, load_signer
 from render_fixtures import make_config, seed_shaped_article
 
 TOKEN = "Zx9_8yW-7vU6tS5rQ4pO3nM2lK1jI0hG"
@@ -133,3 +133,31 @@ def test_the_key_is_read_once_per_builder(workdir: Path, tmp_path: Path, key_dir
     builder = MessageBuilder(config, {"nl": render_article(seed_shaped_article(), config, language="nl")}, campaign_key="k")
     copy.unlink()  # the builder must not need the file again
     assert dkim.verify(builder.build(ANN), dnsfunc=stub_dns(pair))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject:  spaced \t out  \r\n\r\nbody  with \t blanks \r\n\r\n\r\n",
+        b"From: a@example.nl\r\nSubject: folded\r\n  over\r\n\tthree lines\r\nTo: b@example.nl\r\n\r\nno final newline",
+        b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject: empty body\r\n\r\n",
+        b"FROM: a@example.nl\r\nto: b@example.nl\r\nSubject: x\r\nSubject: second\r\n\r\n\tindented\r\n \r\nend\r\n",
+    ],
+)
+def test_dkimpy_verifies_our_signature_and_computes_the_same_body_hash(key_dir, message: bytes, monkeypatch) -> None:
+    _, pair = key_dir
+    signer = DkimSigner(selector=pair.selector, domain=pair.domain,
+                        private_key_pem=pair.private_key_file.read_bytes())
+    ours = signer.sign(message, include_headers=["From", "To", "Subject", "Date"], now=1_790_000_000)
+    assert dkim.verify(ours + message, dnsfunc=stub_dns(pair))
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_790_000_000)
+    theirs = dkim.sign(message, pair.selector.encode(), pair.domain.encode(),
+                       pair.private_key_file.read_bytes(), canonicalize=(b"relaxed", b"relaxed"),
+                       include_headers=[b"from", b"to", b"subject"])
+
+    def tag(header: bytes, name: str) -> str:
+        unfolded = re.sub(rb"\s+", b"", header.split(b":", 1)[1]).decode()
+        return dict(part.split("=", 1) for part in unfolded.split(";") if part)[name]
+
+    assert tag(ours, "bh") == tag(theirs, "bh")
+    assert tag(ours, "h") == "from:to:subject"  # Date is absent, so not listed
