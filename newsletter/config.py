@@ -37,7 +37,7 @@ class Setting:
     """One configurable value: its dotted key, kind, default and the help shown to users."""
 
     key: str
-    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url
+    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, relays
     default: Any
     help: str
     env_name: str = ""
@@ -103,6 +103,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Relay: smtp://host:587 (STARTTLS), smtps://host:465, smtp+plain://host:25; "
         "empty means the built-in capture server that writes outbox/*.eml",
     ),
+    Setting(
+        "smtp.relays",
+        "relays",
+        "",
+        "Further relays sharing the load with smtp.url, by weight: "
+        "'smtp://b.example:587 2, smtps://c.example:465 1' (smtp.url has weight smtp.weight)",
+    ),
+    Setting("smtp.weight", "int", 1, "Share of connections that go to smtp.url when smtp.relays is set"),
     Setting("smtp.username", "str", "", "SMTP AUTH user name, empty for no AUTH"),
     Setting(
         "smtp.password_file",
@@ -111,6 +119,12 @@ SETTINGS: tuple[Setting, ...] = (
         "File holding the SMTP password (or set NEWSLETTER_SMTP_PASSWORD)",
     ),
     Setting("smtp.tls_verify", "bool", True, "Verify the relay's TLS certificate"),
+    Setting(
+        "smtp.ca_file",
+        "path",
+        "",
+        "PEM file of the CA that signed the relay's certificate, empty for the system's CAs",
+    ),
     Setting("smtp.timeout", "float", 30.0, "Seconds to wait for the relay on each command"),
     Setting("sending.concurrency", "int", 8, "SMTP connections used at once"),
     Setting("sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit"),
@@ -144,9 +158,12 @@ class Config:
     sender_envelope: str
     web_url: str
     smtp_url: str
+    smtp_relays: tuple[tuple[str, int], ...]
+    smtp_weight: int
     smtp_username: str
     smtp_password_file: Path | None
     smtp_tls_verify: bool
+    smtp_ca_file: Path | None
     smtp_timeout: float
     sending_concurrency: int
     sending_rate: float
@@ -258,6 +275,10 @@ def load_config(
         raise ConfigError(
             "dkim.selector and dkim.key_file go together: set both to sign, or neither "
             "(run `newsletter dkim keygen` to make a key)"
+        )
+    if checked["smtp_relays"] and not checked["smtp_url"]:
+        raise ConfigError(
+            "smtp.relays is set but smtp.url is empty: set smtp.url to the first relay"
         )
     if str(values["smtp.url"]) and sources["smtp.url"] == str(config_file):
         if urlsplit(str(values["smtp.url"])).password:
@@ -394,6 +415,18 @@ def _as_smtp_url(value: Any, root: Path) -> str:
     return text
 
 
+def _as_relays(value: Any, root: Path) -> tuple[tuple[str, int], ...]:
+    text = _as_str(value, root)
+    relays = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        url, _, weight = item.partition(" ")
+        weight = weight.strip() or "1"
+        if not weight.isdigit() or int(weight) < 1:
+            raise ValueError(f"the weight of {url!r} must be a whole number of 1 or more, not {weight!r}")
+        relays.append((_as_smtp_url(url, root), int(weight)))
+    return tuple(relays)
+
+
 def _as_lang(value: Any, root: Path) -> str:
     text = _as_str(value, root).lower()
     if text not in LANGUAGES:
@@ -428,6 +461,7 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "email": _as_email,
     "url": _as_url,
     "smtp_url": _as_smtp_url,
+    "relays": _as_relays,
     "lang": _as_lang,
     "zone": _as_zone,
     "path": _as_path,
