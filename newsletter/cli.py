@@ -80,5 +80,10 @@ def _register() -> None:
     for command in (subscribe, unsubscribe, subscribers):
         cli.add_command(command)
 
+    from .cli_send import resume, retry, send, status
+
+    for command in (send, resume, retry, status):
+        cli.add_command(command)
+
 
 _register()
