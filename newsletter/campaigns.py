@@ -193,8 +193,8 @@ def create_campaign(
 ) -> Campaign:
     """The campaign to send for an article: a new one, or the unfinished one to resume.
 
-    Raises AlreadySentError when the article was sent before and `again` is false. The new
-    campaign is created holding `owner`'s lease, so no other process starts sending it.
+    Raises AlreadySentError when the article was sent before and `again` is false. `owner`
+    holds the campaign's lease while its rows are written, so nobody sends it half-made.
     """
     article = load_article(db, article_ref)
     previous = _latest_for(db, article.slug)
@@ -248,6 +248,12 @@ def create_campaign(
         raise
     assert campaign_id is not None
     populate(db, campaign_id)
+    with db.conn:  # created: from here on, whoever runs it takes the lease
+        db.conn.execute(
+            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = ? AND lease_owner = ?",
+            [campaign_id, owner],
+        )
     return get_campaign(db, campaign_id)
 
 

@@ -71,7 +71,7 @@ class RecordingHandler:
                 )
         if reply == DROP:
             # The data arrived, the reply never does: the client cannot know the outcome.
-            session.transport.abort()
+            server.transport.abort()
             return "250 2.0.0 never seen"
         return reply or f"250 2.0.0 Ok: queued as Q{seen}"
 
