@@ -42,6 +42,7 @@ class RecordingHandler:
     on_data: Fault | None = None
     on_rcpt: Fault | None = None
     stall_seconds: float = 5.0
+    delay: float = 0.0  # seconds each DATA takes, so that messages are really in flight
     attempts: int = 0  # DATA commands seen, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +70,9 @@ class RecordingHandler:
                 self.messages.append(
                     Received(envelope.mail_from, rcpt, match.group(1).decode() if match else "", data)
                 )
+        if self.delay:
+            # Like a real MTA writing its queue file: the message is in, the 250 not yet out.
+            await asyncio.sleep(self.delay)
         if reply == DROP:
             # The data arrived, the reply never does: the client cannot know the outcome.
             server.transport.abort()
