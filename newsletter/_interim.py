@@ -1,6 +1,6 @@
-"""Minimal stand-ins for articles.load_article, render.* and message.* (send branch only).
+"""Minimal stand-ins for render.* and message.* (send branch only).
 
-The sending engine codes against the contracts of the articles and render branches. Until
+The sending engine codes against the contracts of the render branch. Until
 those are merged, campaigns.py falls back to these small versions so the engine can be
 built and tested end to end. Delete this module once newsletter/render.py and
 newsletter/message.py are on main.
@@ -8,42 +8,14 @@ newsletter/message.py are on main.
 
 from __future__ import annotations
 
-import hashlib
 import html
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, formatdate
-from pathlib import Path
 from typing import Any
 
-from .articles import Article, Block
-from .errors import ArticleError
-
-
-def load_article(db: Any, file_or_slug: str | Path, *, encoding: str | None = None) -> Article:
-    """Parse the plain-text export shape: publication, title, slug, paragraphs."""
-    path = Path(file_or_slug)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ArticleError(f"{path}: cannot read it ({exc.strerror})") from exc
-    text = raw.decode(encoding or "utf-8-sig").replace("\r\n", "\n")
-    parts = [p.strip() for p in text.split("\n\n") if p.strip()]
-    if len(parts) < 3:
-        raise ArticleError(f"{path}: expected a publication line, a title and a slug")
-    publication, title, slug, *body = parts
-    body = [p for p in body if p.lower() != "subscribe by email"]
-    blocks = tuple(Block("paragraph", p, f"<p>{html.escape(p)}</p>") for p in body)
-    return Article(
-        slug=slug,
-        title=title,
-        summary=body[0][:200] if body else "",
-        blocks=blocks,
-        publication=publication,
-        source=str(path),
-        content_hash=hashlib.sha256(raw).hexdigest(),
-    )
+from .articles import Article
 
 
 @dataclass(frozen=True)

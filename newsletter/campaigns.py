@@ -28,11 +28,9 @@ CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")
 DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
 
-try:  # the articles and render branches; see _interim.py until they are merged
-    from .articles import load_article  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - interim
-    from ._interim import load_article
-try:
+from .articles import load_article
+
+try:  # the render branch; see _interim.py until it is merged
     from .message import MessageBuilder, Recipient  # type: ignore[import-not-found]
     from .render import RenderedEmail, render_article  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - interim
@@ -237,11 +235,10 @@ def create_campaign(
             ],
         )
         campaign_id = cursor.lastrowid
-        if "articles" in db.table_names() and "sent_at" in db["articles"].columns_dict:
-            db.conn.execute(
-                "UPDATE articles SET sent_at = coalesce(sent_at, ?) WHERE slug = ?",
-                [stamp, article.slug],
-            )
+        db.conn.execute(
+            "UPDATE articles SET sent_at = coalesce(sent_at, ?) WHERE slug = ?",
+            [stamp, article.slug],
+        )
         db.conn.commit()
     except BaseException:
         db.conn.rollback()

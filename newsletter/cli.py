@@ -15,7 +15,7 @@ from .cli_common import App, NewsletterGroup
 from .project import init_directory
 
 
-@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="newsletter", cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="newsletter")
 @click.option(
     "--config",
@@ -75,9 +75,10 @@ def init(
 
 
 def _register() -> None:
-    from .cli_subscribers import subscribe, subscribers, unsubscribe
+    from .cli_articles import articles
+    from .cli_subscribers import subscribe, subscribers_group, unsubscribe
 
-    for command in (subscribe, unsubscribe, subscribers):
+    for command in (subscribe, unsubscribe, subscribers_group, articles):
         cli.add_command(command)
 
     from .cli_send import resume, retry, send, status

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,18 +47,42 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
 
 
 def apply_migrations(db: Database) -> None:
-    """Apply pending migrations, holding the write lock so two processes cannot race."""
+    """Apply pending migrations under the write lock, so two processes cannot race."""
     if not MIGRATIONS.pending(db):
         return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        MIGRATIONS.apply(db)  # nests its per-migration transactions as savepoints
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
+    with transaction(db):
+        MIGRATIONS.apply(db)  # looks again under the lock; its own transactions nest as savepoints
 
 
 def now() -> str:
     """The current time as stored in the database: ISO 8601 in UTC, to the microsecond."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+    Read-then-write code needs this: a deferred transaction that reads first can fail with
+    "database is locked" when it tries to write after another process did. Nested use
+    becomes a savepoint.
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"sp_{secrets.token_hex(8)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield db
+        except BaseException:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()

@@ -89,7 +89,32 @@ def m0002_suppressions(db: Database) -> None:
     )
 
 
-# 0003_articles is added by the articles branch; it must stay registered before 0004.
+@MIGRATIONS(name="0003_articles")
+def m0003_articles(db: Database) -> None:
+    # source_text keeps the decoded file so a stored article is re-parsed, never kept in a
+    # second representation that could drift from its source. sent_at is set by the sending
+    # engine when a campaign of the article is created; after that a changed file needs --force.
+    run_script(
+        db,
+        """
+        CREATE TABLE articles (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            format TEXT NOT NULL CHECK (format IN ('text', 'markdown')),
+            language TEXT,
+            author TEXT,
+            published_at TEXT,
+            source_file TEXT NOT NULL,
+            source_text TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        """
+    )
 
 
 @MIGRATIONS(name="0004_campaigns_and_deliveries")

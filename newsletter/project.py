@@ -51,6 +51,8 @@ def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> 
 
     config = load_config(config_file, environ={})
     templates = config.templates
+    if not templates.is_dir():
+        templates.mkdir(parents=True)
     source = packaged_templates()
     for item in sorted(source.rglob("*")):
         if not item.is_file() or "__pycache__" in item.parts:

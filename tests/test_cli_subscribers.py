@@ -1,0 +1,115 @@
+"""The subscriber commands as a user types them: output streams, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+
+
+def test_subscribe_then_list_and_show_as_json(workdir: Path, invoke: Callable[..., Result]) -> None:
+    result = invoke("subscribe", "ann@example.nl", "--name", "Ann", "--confirmed", "--cadence", "weekly")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "Subscribed ann@example.nl (active)." in result.stderr
+    listed = json.loads(invoke("subscribers", "list", "--json").stdout)
+    assert [(r["email"], r["name"], r["language"], r["cadence"], r["status"]) for r in listed] == [
+        ("ann@example.nl", "Ann", "nl", "weekly", "active")]
+    assert "token" not in listed[0]
+    shown = json.loads(invoke("subscribers", "show", "ANN@example.nl", "--json").stdout)
+    assert shown["email"] == "ann@example.nl"
+    assert [e["kind"] for e in shown["events"]] == ["subscribed"]
+
+
+def test_subscribing_twice_says_so_and_changes_nothing(workdir: Path, invoke: Callable[..., Result]) -> None:
+    invoke("subscribe", "ann@example.nl")
+    result = invoke("subscribe", "Ann@Example.nl", "--confirmed")
+    assert result.exit_code == 0
+    assert "already subscribed (pending); nothing changed" in result.stderr
+    assert json.loads(invoke("subscribers", "count", "--json").stdout)["pending"] == 1
+
+
+def test_an_invalid_address_exits_1_with_an_error(workdir: Path, invoke: Callable[..., Result]) -> None:
+    result = invoke("subscribe", "ann@")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 'ann@' is not an email address")
+
+
+def test_a_bad_option_value_is_a_usage_error_with_exit_2(workdir: Path, invoke: Callable[..., Result]) -> None:
+    result = invoke("subscribe", "ann@example.nl", "--cadence", "hourly")
+    assert result.exit_code == 2
+    assert "Invalid value for '--cadence'" in result.stderr
+
+
+def test_list_filters_by_status_and_prints_a_table(workdir: Path, invoke: Callable[..., Result]) -> None:
+    invoke("subscribe", "a@example.nl", "--confirmed")
+    invoke("subscribe", "b@example.nl")
+    invoke("unsubscribe", "a@example.nl")
+    table = invoke("subscribers", "list", "--status", "unsubscribed").stdout.splitlines()
+    assert table[0].split() == ["email", "name", "language", "cadence", "status", "created_at"]
+    assert len(table) == 2 and table[1].startswith("a@example.nl")
+    empty = invoke("subscribers", "list", "--status", "bounced")
+    assert empty.stdout == "" and "No subscribers with status bounced." in empty.stderr
+
+
+def test_import_reports_each_bad_row_and_a_summary(workdir: Path, invoke: Callable[..., Result]) -> None:
+    path = workdir / "leden.csv"
+    path.write_text("email;naam\nann@example.nl;Ann\nbob@;Bob\nann@example.nl;Ann\n", encoding="utf-8")
+    result = invoke("subscribers", "import", str(path))
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "skipped line 3: 'bob@' is not an email address: There must be something after the @-sign.",
+        "skipped line 4: ann@example.nl is a duplicate of line 2",
+        "leden.csv: 3 rows, 1 imported, 2 skipped (1 duplicate, 1 invalid)",
+    ]
+    shown = json.loads(invoke("subscribers", "show", "ann@example.nl", "--json").stdout)
+    assert shown["name"] == "Ann" and shown["language"] == "nl"
+
+
+def test_import_of_an_unreadable_file_exits_1_and_keeps_what_was_stored(workdir: Path, invoke: Callable[..., Result]) -> None:
+    invoke("subscribe", "kept@example.nl", "--confirmed")
+    path = workdir / "latin1.csv"
+    path.write_bytes("email,name\nze@example.nl,Zoë\n".encode("latin-1"))
+    result = invoke("subscribers", "import", str(path))
+    assert result.exit_code == 1
+    assert "is not UTF-8 text" in result.stderr and "--encoding" in result.stderr
+    assert json.loads(invoke("subscribers", "count", "--json").stdout)["total"] == 1
+
+
+def test_export_then_import_elsewhere_gives_the_same_list(
+    workdir: Path, invoke: Callable[..., Result], tmp_path: Path, monkeypatch
+) -> None:
+    invoke("subscribe", "a@example.nl", "--name", "Ann", "--confirmed")
+    invoke("subscribe", "b@example.nl", "--lang", "en", "--cadence", "daily")
+    exported = invoke("subscribers", "export", "--format", "json").stdout
+    (tmp_path / "out.json").write_text(exported, encoding="utf-8")
+    invoke("init", str(tmp_path / "copy"))
+    monkeypatch.chdir(tmp_path / "copy")
+    assert invoke("subscribers", "import", str(tmp_path / "out.json")).exit_code == 0
+    copied = json.loads(invoke("subscribers", "list", "--json").stdout)
+    assert [(r["email"], r["name"], r["language"], r["cadence"], r["status"]) for r in copied] == [
+        ("a@example.nl", "Ann", "nl", "each", "active"), ("b@example.nl", "", "en", "daily", "pending")]
+
+
+def test_erase_asks_first_and_then_leaves_only_a_hash(workdir: Path, invoke: Callable[..., Result]) -> None:
+    invoke("subscribe", "ann@example.nl", "--confirmed")
+    declined = invoke("subscribers", "erase", "ann@example.nl", input="n\n")
+    assert declined.exit_code == 1
+    assert json.loads(invoke("subscribers", "count", "--json").stdout)["total"] == 1
+    result = invoke("subscribers", "erase", "ann@example.nl", "--yes")
+    assert result.exit_code == 0
+    assert json.loads(invoke("subscribers", "count", "--json").stdout)["total"] == 0
+    path = workdir / "again.csv"
+    path.write_text("email\nann@example.nl\n", encoding="utf-8")
+    again = invoke("subscribers", "import", str(path))
+    assert "erased at the subscriber's request" in again.stderr
+    assert json.loads(invoke("subscribers", "count", "--json").stdout)["total"] == 0
+
+
+def test_set_changes_the_cadence(workdir: Path, invoke: Callable[..., Result]) -> None:
+    invoke("subscribe", "ann@example.nl")
+    assert invoke("subscribers", "set", "ann@example.nl", "--cadence", "daily").exit_code == 0
+    assert json.loads(invoke("subscribers", "show", "ann@example.nl", "--json").stdout)["cadence"] == "daily"
+    assert invoke("subscribers", "set", "ann@example.nl").exit_code == 2

@@ -1,0 +1,128 @@
+"""Subscribers core: double opt-in, case-insensitive uniqueness, tokens, events, erasure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from newsletter import subscribers
+from newsletter.db import open_db
+from newsletter.errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return open_db(tmp_path / "subscribers.db")
+
+
+def event_kinds(db: Database) -> list[tuple[str, str]]:
+    return [(k, s) for k, s in db.execute("SELECT kind, source FROM events ORDER BY id")]
+
+
+def test_a_new_subscriber_is_pending_with_a_long_random_token(db: Database) -> None:
+    result = subscribers.subscribe(db, "Ann@Example.NL", name="Ann", language="nl")
+    row = result.subscriber
+    assert result.outcome == "created"
+    assert (row["email"], row["name"], row["language"], row["status"], row["cadence"]) == (
+        "Ann@example.nl", "Ann", "nl", "pending", "each")
+    assert len(row["token"]) >= 22  # 18 random bytes, URL-safe base64: 144 bits
+    other = subscribers.subscribe(db, "bob@example.nl").subscriber
+    assert other["token"] != row["token"]
+    assert row["consent_source"] == "cli" and row["consent_at"]
+    assert event_kinds(db) == [("subscribed", "cli"), ("subscribed", "cli")]
+
+
+def test_confirmed_subscribers_are_active_at_once(db: Database) -> None:
+    row = subscribers.subscribe(db, "ann@example.nl", confirmed=True).subscriber
+    assert row["status"] == "active" and row["confirmed_at"]
+
+
+def test_addresses_are_unique_whatever_their_case_and_a_second_subscribe_changes_nothing(db: Database) -> None:
+    first = subscribers.subscribe(db, "ann@example.nl", name="Ann").subscriber
+    again = subscribers.subscribe(db, "ANN@EXAMPLE.NL", name="Other", confirmed=True)
+    assert again.outcome == "exists"
+    assert subscribers.get(db, "ann@example.nl") == first
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 1
+    assert event_kinds(db) == [("subscribed", "cli")]
+
+
+def test_an_unsubscribed_address_comes_back_only_by_an_explicit_logged_opt_in(db: Database) -> None:
+    subscribers.subscribe(db, "ann@example.nl", confirmed=True)
+    assert subscribers.unsubscribe(db, "ann@example.nl") == "unsubscribed"
+    assert subscribers.unsubscribe(db, "ann@example.nl") == "already"
+    result = subscribers.subscribe(db, "ann@example.nl")
+    assert result.outcome == "resubscribed"
+    assert result.subscriber["status"] == "pending"
+    assert result.subscriber["unsubscribed_at"] is None
+    kinds = event_kinds(db)
+    assert kinds == [("subscribed", "cli"), ("unsubscribed", "cli"), ("resubscribed", "cli")]
+    detail = json.loads(db.execute("SELECT detail FROM events ORDER BY id DESC LIMIT 1").fetchone()[0])
+    assert detail == {"previous_status": "unsubscribed", "status": "pending"}
+
+
+@pytest.mark.parametrize("address", ["", "ann@", "@example.nl", "ann example.nl", "ann@@example.nl", "a\r\nb@x.nl"])
+def test_invalid_addresses_are_refused_and_nothing_is_stored(db: Database, address: str) -> None:
+    with pytest.raises(InvalidEmailError):
+        subscribers.subscribe(db, address)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_a_name_with_a_line_break_is_refused(db: Database) -> None:
+    with pytest.raises(NewsletterError, match="one line"):
+        subscribers.subscribe(db, "ann@example.nl", name="Ann\r\nBcc: x@evil.example")
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_confirm_activates_a_pending_subscriber_once(db: Database) -> None:
+    subscribers.subscribe(db, "ann@example.nl")
+    assert subscribers.confirm(db, "ann@example.nl") == "confirmed"
+    assert subscribers.confirm(db, "ann@example.nl") == "already"
+    assert subscribers.get(db, "ann@example.nl")["status"] == "active"
+    assert event_kinds(db) == [("subscribed", "cli"), ("confirmed", "cli")]
+
+
+def test_update_logs_that_the_name_changed_but_not_the_new_name(db: Database) -> None:
+    subscribers.subscribe(db, "ann@example.nl", name="Ann")
+    row = subscribers.update(db, "ann@example.nl", name="Anna", cadence="weekly")
+    assert (row["name"], row["cadence"]) == ("Anna", "weekly")
+    detail = db.execute("SELECT detail FROM events WHERE kind = 'changed'").fetchone()[0]
+    assert json.loads(detail) == {"cadence": "weekly", "name": "(changed)"}
+    assert "Anna" not in detail
+
+
+def test_erase_keeps_only_a_hash_and_no_personal_data(db: Database) -> None:
+    row = subscribers.subscribe(db, "Ann@example.nl", name="Ann de Vries", confirmed=True).subscriber
+    subscribers.erase(db, "ann@example.nl")
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+    assert subscribers.is_suppressed_hash(db, "ANN@example.nl")
+    dump = "\n".join(db.conn.iterdump())
+    assert "Ann" not in dump and "ann@" not in dump.lower()
+    assert [k for k, _ in event_kinds(db)] == ["subscribed", "erased"]
+    assert db.execute("SELECT DISTINCT subscriber_id FROM events").fetchall() == [(row["id"],)]
+
+
+def test_an_erased_address_may_subscribe_again_explicitly(db: Database) -> None:
+    subscribers.subscribe(db, "ann@example.nl")
+    subscribers.erase(db, "ann@example.nl")
+    result = subscribers.subscribe(db, "ann@example.nl")
+    assert result.outcome == "resubscribed"
+    assert not subscribers.is_suppressed_hash(db, "ann@example.nl")
+
+
+def test_unknown_subscribers_are_reported_by_address(db: Database) -> None:
+    with pytest.raises(SubscriberNotFoundError, match="no subscriber 'who@example.nl'"):
+        subscribers.unsubscribe(db, "who@example.nl")
+
+
+def test_counts_list_every_status(db: Database) -> None:
+    subscribers.subscribe(db, "a@example.nl", confirmed=True)
+    subscribers.subscribe(db, "b@example.nl")
+    subscribers.subscribe(db, "c@example.nl", confirmed=True)
+    subscribers.set_status(db, "c@example.nl", "bounced", source="bounce")
+    assert subscribers.counts(db) == {
+        "pending": 1, "active": 1, "unsubscribed": 0, "bounced": 1, "complained": 0}
+    assert event_kinds(db)[-1] == ("bounced", "bounce")
