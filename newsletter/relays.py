@@ -119,21 +119,30 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
 async def connect(
     relay: Relay,
     *,
-    context: ssl.SSLContext,
+    context: ssl.SSLContext | None,
     password: str | None,
     timeout: float,
 ) -> aiosmtplib.SMTP:
     """An open, greeted (and if configured, TLS-protected and logged-in) connection."""
+    if relay.tls != "none" and context is None:
+        context = ssl.create_default_context()  # slow (reads the CA store): built once per run
     client = aiosmtplib.SMTP(
         hostname=relay.host,
         port=relay.port,
         timeout=timeout,
         use_tls=relay.tls == "implicit",
         start_tls=relay.tls == "starttls",
-        tls_context=context if relay.tls != "none" else None,
+        tls_context=context,
     )
     try:
         await client.connect()
+        if client.last_ehlo_response is None:
+            # Greet now rather than inside the first sendmail, so the relay's extensions
+            # are known before the first message.
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         if relay.username:
             await client.login(relay.username, password or "")
     except aiosmtplib.SMTPAuthenticationError as exc:

@@ -258,6 +258,9 @@ class Pool:
         outstanding = 0
         while True:
             await self.wake.wait()
+            # One more turn of the loop lets the replies that arrived together be written
+            # together: fewer, larger transactions.
+            await asyncio.sleep(0)
             self.wake.clear()
             results, self.results = self.results, []
             outstanding -= len(results)
@@ -334,6 +337,7 @@ class Pool:
         loop = asyncio.get_running_loop()
         client: aiosmtplib.SMTP | None = None
         relay: Relay | None = None
+        size_option = False
         used = 0
         last = 0.0
         limit = self.options.connect_attempts or 2 * self.options.concurrency
@@ -357,7 +361,7 @@ class Pool:
                     relay = self.picker.pick()
                     try:
                         client = await connect(
-                            relay, context=self.options.tls or ssl.create_default_context(),
+                            relay, context=self.options.tls,
                             password=self.options.password, timeout=self.options.timeout,
                         )
                     except RelayConfigError as exc:
@@ -375,9 +379,13 @@ class Pool:
                     self.connect_failures = 0
                     self.progress.connections += 1
                     used = 0
+                    size_option = _take_over_size(client)
                 assert relay is not None
                 try:
-                    _, reply = await client.sendmail(item.envelope, [item.email], item.data)
+                    _, reply = await client.sendmail(
+                        item.envelope, [item.email], item.data,
+                        mail_options=[f"SIZE={_wire_size(item.data)}"] if size_option else None,
+                    )
                     outcome: Outcome = classify_reply(250, reply)
                 except asyncio.CancelledError:
                     raise
@@ -392,6 +400,24 @@ class Pool:
         finally:
             if client is not None:
                 await _close(client)
+
+
+def _take_over_size(client: aiosmtplib.SMTP) -> bool:
+    """Declare SIZE (RFC 1870) ourselves; True when the relay supports it.
+
+    aiosmtplib computes SIZE by running a line-ending regex over the whole message, once
+    more than the DATA command does anyway: about a tenth of the CPU per message. Our
+    bytes have CRLF line ends already, so their size is a cheap count.
+    """
+    if not client.supports_extension("size"):
+        return False
+    client.esmtp_extensions.pop("size", None)
+    return True
+
+
+def _wire_size(data: bytes) -> int:
+    # Bare LFs (none in message.py's output) would each gain a CR on the wire.
+    return len(data) + data.count(b"\n") - data.count(b"\r\n")
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:
@@ -434,11 +460,11 @@ async def run_campaign(
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
         with db.conn:
             db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
+        feed, progress.due = feed_for(config, db, campaign_id, process=options.build_process)
         ledger = Ledger(
             db, campaign_id, owner=owner, ttl=options.lease_ttl, min_backoff=options.min_backoff,
             max_backoff=options.max_backoff, lifetime=options.lifetime,
         )
-        feed, progress.due = feed_for(config, db, campaign_id, process=options.build_process)
         async with _relays_or_capture(config, options) as (run_options, captured):
             pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
             if on_start:
@@ -471,7 +497,7 @@ async def send_one(
         relay = RelayPicker(run_options.relays).pick()
         try:
             client = await connect(
-                relay, context=run_options.tls or ssl.create_default_context(),
+                relay, context=run_options.tls,
                 password=run_options.password, timeout=run_options.timeout,
             )
         except RelayUnavailable as exc:
