@@ -30,11 +30,8 @@ DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced
 
 from .articles import load_article
 
-try:  # the render branch; see _interim.py until it is merged
-    from .message import MessageBuilder, Recipient  # type: ignore[import-not-found]
-    from .render import RenderedEmail, render_article  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - interim
-    from ._interim import MessageBuilder, Recipient, RenderedEmail, render_article
+from .message import MessageBuilder, Recipient
+from .render import RenderedEmail, render_article
 
 __all__ = [
     "AlreadySentError",

@@ -81,6 +81,11 @@ def _register() -> None:
     for command in (subscribe, unsubscribe, subscribers_group, articles):
         cli.add_command(command)
 
+    from .cli_render import dkim, preview
+
+    for command in (preview, dkim):
+        cli.add_command(command)
+
     from .cli_send import resume, retry, send, status
 
     for command in (send, resume, retry, status):

@@ -41,13 +41,9 @@ from .db import now
 from .errors import SendError
 from .feed import feed_for
 from .ledger import Item, Ledger, Result, acquire_lease, finish_run
+from .render import render_confirmation
 from .relays import Relay, RelayConfigError, RelayPicker, RelayUnavailable, connect, relays_from_config, tls_context
 from .replies import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
-
-try:
-    from .render import render_confirmation  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - interim, see _interim.py
-    from ._interim import render_confirmation
 
 BUFFER_HIGH = 600  # built items waiting for a connection; bounds memory (~20 KB each)
 

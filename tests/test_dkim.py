@@ -1,0 +1,163 @@
+"""DKIM: keys made by keygen, signatures over the exact bytes, verified by dkimpy offline."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import dkim
+import pytest
+
+from newsletter.config import Config
+from newsletter.message import MessageBuilder, Recipient
+from newsletter.render import render_article
+from newsletter.signing import DkimError, DkimSigner, KeyPair, generate_key_pair, load_signer
+from render_fixtures import make_config, seed_shaped_article
+
+TOKEN = "Zx9_8yW-7vU6tS5rQ4pO3nM2lK1jI0hG"
+ANN = Recipient(subscriber_id=1, email="ann@example.nl", name="Ann Jansen-Één", token=TOKEN, language="nl")
+
+
+@pytest.fixture(scope="module")
+def key_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyPair]:
+    # one 2048-bit key for the module: making one takes a noticeable fraction of a second
+    directory = tmp_path_factory.mktemp("dkim")
+    return directory, generate_key_pair(selector="nb2026", domain="example.nl", out_dir=directory)
+
+
+def stub_dns(pair: KeyPair):
+    """A DNS lookup that knows only the published record (no network in tests)."""
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        if name.decode().rstrip(".") == pair.record_name:
+            return pair.record_value.encode("ascii")
+        return None
+
+    return lookup
+
+
+def signed_config(workdir: Path, pair: KeyPair, **extra: str) -> Config:
+    return make_config(
+        workdir,
+        **{
+            "dkim.selector": pair.selector,
+            "dkim.domain": pair.domain,
+            "dkim.key_file": str(pair.private_key_file),
+            "web.url": "https://nieuws.example.nl",
+            **extra,
+        },
+    )
+
+
+def test_keygen_writes_a_private_key_only_the_owner_can_read(key_dir) -> None:
+    _, pair = key_dir
+    mode = stat.S_IMODE(pair.private_key_file.stat().st_mode)
+    assert mode == 0o600
+    assert pair.private_key_file.read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    assert pair.record_name == "nb2026._domainkey.example.nl"
+    assert re.fullmatch(r"v=DKIM1; k=rsa; p=[A-Za-z0-9+/]+=*", pair.record_value)
+    assert len(pair.record_value) > 380  # a 2048-bit key
+    zone = pair.zone_line()
+    assert all(len(chunk) <= 255 for chunk in re.findall(r'"([^"]*)"', zone))
+
+
+def test_keygen_never_overwrites_an_existing_key(key_dir) -> None:
+    directory, pair = key_dir
+    before = pair.private_key_file.read_bytes()
+    with pytest.raises(DkimError, match="already exists"):
+        generate_key_pair(selector=pair.selector, domain=pair.domain, out_dir=directory)
+    assert pair.private_key_file.read_bytes() == before
+
+
+def test_a_signed_message_verifies_against_the_published_key(workdir: Path, key_dir) -> None:
+    _, pair = key_dir
+    config = signed_config(workdir, pair, **{"publication.feedback_id": "a:b:c:tb"})
+    rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
+    data = MessageBuilder(config, rendered, campaign_key="article:1").build(ANN)
+    assert data.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(data, dnsfunc=stub_dns(pair))
+    signature = data.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom: ", 1)[0].replace(b"\r\n", b"")
+    tags = dict(t.strip().split(b"=", 1) for t in signature.split(b":", 1)[1].split(b";") if b"=" in t)
+    assert tags[b"d"] == b"example.nl" and tags[b"s"] == b"nb2026"
+    signed = {h.strip().lower() for h in tags[b"h"].replace(b" ", b"").replace(b"\t", b"").split(b":")}
+    assert signed >= {
+        b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
+        b"list-unsubscribe", b"list-unsubscribe-post", b"feedback-id",
+    }
+
+
+def test_a_changed_byte_breaks_the_signature(workdir: Path, key_dir) -> None:
+    _, pair = key_dir
+    config = signed_config(workdir, pair)
+    rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
+    data = MessageBuilder(config, rendered, campaign_key="article:1").build(ANN)
+    assert dkim.verify(data, dnsfunc=stub_dns(pair))
+    tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")
+    assert tampered != data
+    assert not dkim.verify(tampered, dnsfunc=stub_dns(pair))
+    body_changed = data.replace(b"Groningen wil", b"Groningen zal", 1)
+    assert not dkim.verify(body_changed, dnsfunc=stub_dns(pair))
+
+
+def test_the_signing_domain_defaults_to_the_from_domain(workdir: Path, key_dir) -> None:
+    _, pair = key_dir
+    config = make_config(workdir, **{"dkim.selector": "nb2026", "dkim.key_file": str(pair.private_key_file)})
+    signer = load_signer(config)
+    assert signer is not None and signer.domain == "example.nl"
+
+
+def test_an_unreadable_or_bad_key_is_reported_with_its_file(workdir: Path) -> None:
+    bad = workdir / "bad.pem"
+    bad.write_text("-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n")
+    config = make_config(workdir, **{"dkim.selector": "s", "dkim.key_file": str(bad)})
+    with pytest.raises(DkimError, match="bad.pem"):
+        load_signer(config)
+    missing = make_config(workdir, **{"dkim.selector": "s", "dkim.key_file": str(workdir / "none.pem")})
+    with pytest.raises(DkimError, match="cannot read"):
+        load_signer(missing)
+
+
+def test_without_dkim_settings_nothing_is_signed(workdir: Path) -> None:
+    config = make_config(workdir)
+    assert load_signer(config) is None
+    rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
+    assert not MessageBuilder(config, rendered, campaign_key="article:1").build(ANN).startswith(b"DKIM")
+
+
+def test_the_key_is_read_once_per_builder(workdir: Path, tmp_path: Path, key_dir) -> None:
+    _, pair = key_dir
+    copy = tmp_path / "key.pem"
+    copy.write_bytes(pair.private_key_file.read_bytes())
+    config = signed_config(workdir, pair, **{"dkim.key_file": str(copy)})
+    builder = MessageBuilder(config, {"nl": render_article(seed_shaped_article(), config, language="nl")}, campaign_key="k")
+    copy.unlink()  # the builder must not need the file again
+    assert dkim.verify(builder.build(ANN), dnsfunc=stub_dns(pair))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject:  spaced \t out  \r\n\r\nbody  with \t blanks \r\n\r\n\r\n",
+        b"From: a@example.nl\r\nSubject: folded\r\n  over\r\n\tthree lines\r\nTo: b@example.nl\r\n\r\nno final newline",
+        b"From: a@example.nl\r\nTo: b@example.nl\r\nSubject: empty body\r\n\r\n",
+        b"FROM: a@example.nl\r\nto: b@example.nl\r\nSubject: x\r\nSubject: second\r\n\r\n\tindented\r\n \r\nend\r\n",
+    ],
+)
+def test_dkimpy_verifies_our_signature_and_computes_the_same_body_hash(key_dir, message: bytes, monkeypatch) -> None:
+    _, pair = key_dir
+    signer = DkimSigner(selector=pair.selector, domain=pair.domain,
+                        private_key_pem=pair.private_key_file.read_bytes())
+    ours = signer.sign(message, include_headers=["From", "To", "Subject", "Date"], now=1_790_000_000)
+    assert dkim.verify(ours + message, dnsfunc=stub_dns(pair))
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_790_000_000)
+    theirs = dkim.sign(message, pair.selector.encode(), pair.domain.encode(),
+                       pair.private_key_file.read_bytes(), canonicalize=(b"relaxed", b"relaxed"),
+                       include_headers=[b"from", b"to", b"subject"])
+
+    def tag(header: bytes, name: str) -> str:
+        unfolded = re.sub(rb"\s+", b"", header.split(b":", 1)[1]).decode()
+        return dict(part.split("=", 1) for part in unfolded.split(";") if part)[name]
+
+    assert tag(ours, "bh") == tag(theirs, "bh")
+    assert tag(ours, "h") == "from:to:subject"  # Date is absent, so not listed
