@@ -129,6 +129,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sending.concurrency", "int", 8, "SMTP connections used at once"),
     Setting("sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit"),
     Setting("sending.per_connection", "int", 100, "Messages sent over one connection before a new one"),
+    Setting(
+        "sending.processes",
+        "int",
+        2,
+        "Processes that share the connections of a large campaign (one per CPU core at most)",
+    ),
     Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),
     Setting("retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds"),
     Setting("retry.lifetime", "int", 432000, "Seconds after which a deferred message fails"),
@@ -168,6 +174,7 @@ class Config:
     sending_concurrency: int
     sending_rate: float
     sending_per_connection: int
+    sending_processes: int
     retry_min_backoff: int
     retry_max_backoff: int
     retry_lifetime: int

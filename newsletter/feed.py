@@ -1,10 +1,11 @@
 """Stream a campaign's due deliveries, with their final bytes built, to the sending pool.
 
 Rows are read in id order, a batch at a time (never the whole list), and each becomes an
-Item with the exact bytes message.py builds for that subscriber. Building bytes costs about
-as much CPU as sending them, so on a machine with a second core the builder runs in a
-worker process that streams batches through a pipe ahead of the pool; reading is done
-without claiming anything, so the builder never widens the crash window.
+Item with the exact bytes message.py builds for that subscriber. Building is cheap next to
+sending (tens of microseconds against hundreds), so it is done in the sending process; a
+single sending process on a machine with a spare core can hand it to a builder process
+that streams batches through a pipe ahead of the pool. Reading claims nothing, so a feed
+running ahead never widens the crash window.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _DUE_SQL = """
 SELECT d.id, d.subscriber_id, d.status, d.attempts, d.first_attempt_at,
        s.email, s.name, s.token, s.language
 FROM deliveries AS d NOT INDEXED JOIN subscribers AS s ON s.id = d.subscriber_id
-WHERE d.campaign_id = ? AND d.id > ?
+WHERE d.campaign_id = ? AND d.id > ? AND d.id % ? = ?
   AND (d.status IN ('queued', 'sending') OR (d.status = 'deferred' AND d.next_attempt_at <= ?))
 ORDER BY d.id LIMIT ?
 """
@@ -49,14 +50,19 @@ def count_due(db: Database, campaign_id: int, *, at: str) -> int:
 
 
 def iter_batches(
-    config: Config, db: Database, campaign_id: int, *, at: str, batch: int = BATCH
+    config: Config, db: Database, campaign_id: int, *, at: str, batch: int = BATCH,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[list[Item]]:
-    """Due items in id order, `batch` at a time, bytes built."""
+    """Due items in id order, `batch` at a time, bytes built.
+
+    `shard` (k, n) keeps the rows whose id is k modulo n: one sending process's share.
+    """
+    index, shards = shard
     campaign = get_campaign(db, campaign_id)
     builder = builder_for(config, campaign)
     after = 0
     while True:
-        rows = db.execute(_DUE_SQL, [campaign_id, after, at, batch]).fetchall()
+        rows = db.execute(_DUE_SQL, [campaign_id, after, shards, index, at, batch]).fetchall()
         if not rows:
             return
         items = []
@@ -75,10 +81,11 @@ def iter_batches(
 
 
 async def inline_feed(
-    config: Config, db: Database, campaign_id: int, *, at: str, batch: int = 50
+    config: Config, db: Database, campaign_id: int, *, at: str, batch: int = 50,
+    shard: tuple[int, int] = (0, 1),
 ) -> AsyncIterator[list[Item]]:
     """Build in the event loop's thread, in small batches so replies are not held up."""
-    for items in iter_batches(config, db, campaign_id, at=at, batch=batch):
+    for items in iter_batches(config, db, campaign_id, at=at, batch=batch, shard=shard):
         yield items
         await asyncio.sleep(0)
 
@@ -139,14 +146,12 @@ def use_process(due: int) -> bool:
 
 
 def feed_for(
-    config: Config, db: Database, campaign_id: int, *, process: bool | None = None
-) -> tuple[AsyncIterator[list[Item]], int]:
-    """The feed of due items for a run, and how many are due."""
-    at = now()
-    due = count_due(db, campaign_id, at=at)
+    config: Config, db: Database, campaign_id: int, *, at: str, due: int, process: bool | None = None
+) -> AsyncIterator[list[Item]]:
+    """The feed of the items due at `at` for a single-process run."""
     path = db.execute("PRAGMA database_list").fetchone()[2]
     if process is None:
         process = use_process(due)
     if process and path:
-        return process_feed(config, Path(path), campaign_id, at=at), due
-    return inline_feed(config, db, campaign_id, at=at), due
+        return process_feed(config, Path(path), campaign_id, at=at)
+    return inline_feed(config, db, campaign_id, at=at)

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 from sqlite_utils import Database
@@ -39,11 +40,20 @@ from .capture import capture_server
 from .config import Config
 from .db import now
 from .errors import SendError
-from .feed import feed_for
+from .feed import count_due, feed_for
 from .ledger import Item, Ledger, Result, acquire_lease, finish_run
+from .relays import (
+    Relay,
+    RelayConfigError,
+    RelayPicker,
+    RelayUnavailable,
+    connect,
+    relays_from_config,
+    tls_context,
+)
 from .render import render_confirmation
-from .relays import Relay, RelayConfigError, RelayPicker, RelayUnavailable, connect, relays_from_config, tls_context
 from .replies import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
+from .shards import run_shards, shard_count
 
 BUFFER_HIGH = 600  # built items waiting for a connection; bounds memory (~20 KB each)
 
@@ -66,7 +76,8 @@ class PoolOptions:
     slowdown_pause: float = 2.0  # seconds without new messages after a rate signal
     recover_after: int = 20  # successes before one more connection is allowed again
     idle_probe: float = 2.0  # RSET a connection idle longer than this before reusing it
-    build_process: bool | None = None  # None: a builder process for large runs
+    build_process: bool | None = None  # None: a builder process for large one-process runs
+    processes: int = 1  # processes sharing the connections of a large run (shards.py)
     connect_attempts: int = 0  # consecutive failed connects before giving up; 0: 2 x concurrency
 
     @classmethod
@@ -80,6 +91,7 @@ class PoolOptions:
             concurrency=config.sending_concurrency,
             rate=config.sending_rate,
             per_connection=config.sending_per_connection,
+            processes=config.sending_processes,
             timeout=config.smtp_timeout,
             min_backoff=config.retry_min_backoff,
             max_backoff=config.retry_max_backoff,
@@ -440,32 +452,49 @@ async def run_campaign(
     owner: str,
     options: PoolOptions | None = None,
     on_progress: Callable[[Progress], None] | None = None,
-    on_start: Callable[[Pool], None] | None = None,
+    on_start: Callable[[Any], None] | None = None,
 ) -> RunResult:
     """Send what is due in a campaign, under its lease. Raises CampaignBusyError if held.
 
-    `on_start` receives the pool (the CLI wires Ctrl-C to its stop()); `on_progress` is
-    called at most five times a second with the counters.
+    `on_start` receives the pool, or the handle on its processes for a sharded run (either
+    has stop(): the CLI wires Ctrl-C to it); `on_progress` gets the counters a few times a
+    second.
     """
     options = options or PoolOptions.from_config(config)
     acquire_lease(db, campaign_id, owner=owner, ttl=options.lease_ttl)
     progress = Progress(campaign_id=campaign_id, due=0)
-    pool: Pool | None = None
     captured: Path | None = None
+    error: str | None = None
+    interrupted = False
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
         with db.conn:
             db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
-        feed, progress.due = feed_for(config, db, campaign_id, process=options.build_process)
-        ledger = Ledger(
-            db, campaign_id, owner=owner, ttl=options.lease_ttl, min_backoff=options.min_backoff,
-            max_backoff=options.max_backoff, lifetime=options.lifetime,
-        )
+        at = now()
+        progress.due = count_due(db, campaign_id, at=at)
+        shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
+        path = db.execute("PRAGMA database_list").fetchone()[2]
         async with _relays_or_capture(config, options) as (run_options, captured):
-            pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
-            if on_start:
-                on_start(pool)
-            await pool.run()
+            if shards > 1 and path:
+                error, interrupted = await run_shards(
+                    config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
+                    shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
+                )
+            else:
+                ledger = Ledger(
+                    db, campaign_id, owner=owner, ttl=options.lease_ttl,
+                    min_backoff=options.min_backoff, max_backoff=options.max_backoff,
+                    lifetime=options.lifetime,
+                )
+                feed = feed_for(config, db, campaign_id, at=at, due=progress.due,
+                                process=options.build_process)
+                pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
+                if on_start:
+                    on_start(pool)
+                try:
+                    await pool.run()
+                finally:
+                    error, interrupted = pool.error, pool.interrupted
     finally:
         status, counts = finish_run(db, campaign_id, owner=owner)
     next_retry = db.execute(
@@ -477,8 +506,8 @@ async def run_campaign(
         status=status,
         counts=counts,
         progress=progress,
-        error=pool.error if pool else None,
-        interrupted=pool.interrupted if pool else False,
+        error=error,
+        interrupted=interrupted,
         next_retry_at=next_retry,
         captured_to=captured,
     )

@@ -212,7 +212,7 @@ def test_two_senders_at_once_one_sends_the_other_refuses(workdir, server):
 
 def test_ctrl_c_finishes_in_flight_records_it_and_says_how_to_resume(workdir, server):
     db = _db(workdir)
-    add_subscribers(db, 1000)
+    add_subscribers(db, 2500)  # enough for two sending processes: the stop reaches both
     db.conn.close()
     write_article(workdir)
     env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_RATE": "300"}
@@ -226,4 +226,4 @@ def test_ctrl_c_finishes_in_flight_records_it_and_says_how_to_resume(workdir, se
     counts = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
     assert "sending" not in counts
     assert counts["sent"] == len(server.handler.messages)
-    assert counts["sent"] + counts["queued"] == 1000
+    assert counts["sent"] + counts["queued"] == 2500

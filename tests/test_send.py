@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import time
 from collections.abc import Iterator
@@ -462,3 +463,15 @@ async def test_send_confirmation_mails_a_pending_subscriber_and_logs_it(server, 
     assert [m.rcpt for m in server.handler.messages] == [email]
     kinds = [r[0] for r in site.db.execute("SELECT kind FROM events WHERE subscriber_id = ?", [sid])]
     assert kinds == ["confirmation_sent"]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="shards need a second core")
+async def test_a_large_campaign_is_shared_by_two_processes_without_overlap(server, make_site):
+    site = make_site(server.url, 2400)
+    cid = site.campaign()
+    result = await site.run(cid, processes=2, concurrency=6)
+    assert result.ok and result.status == "done" and result.progress.sent == 2400
+    assert result.progress.connections >= 2
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(site.emails)
+    assert all(len(copies) == 1 for copies in received.values())
