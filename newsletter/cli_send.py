@@ -274,13 +274,14 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
 def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
     db = app.db
     counts = campaign_counts(db, campaign.id)
-    first, last = db.execute(
-        "SELECT min(sent_at), max(sent_at) FROM deliveries WHERE campaign_id = ? AND sent_at IS NOT NULL",
-        [campaign.id],
-    ).fetchone()
+    last = db.execute(
+        "SELECT max(sent_at) FROM deliveries WHERE campaign_id = ?", [campaign.id]
+    ).fetchone()[0]
     elapsed = rate = eta = None
-    if first and last:
-        span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+    if campaign.started_at:
+        # From the first run's start to the end (or the last message, or now while sending).
+        end = campaign.finished_at or (now() if campaign.lease_owner else last) or campaign.started_at
+        span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
         elapsed = round(span, 1)
         rate = round(counts["sent"] / span, 1) if span > 0 else None
         remaining = counts["queued"] + counts["sending"]
