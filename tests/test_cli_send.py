@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -57,11 +59,43 @@ def test_send_sends_and_status_shows_the_counts(workdir, server, relay_env, invo
     assert data["sent"] == 12 and data["status"] == "done" and data["queued"] == 0
 
 
-def test_plain_timestamped_lines_and_no_progress_bar_when_stderr_is_not_a_terminal(workdir, server, relay_env, invoke):
+def test_plain_timestamped_lines_and_no_progress_bar_when_stderr_is_not_a_terminal(
+    workdir, server, relay_env, invoke, monkeypatch
+):
+    monkeypatch.setattr("newsletter.cli_send.LOG_EVERY_S", 0)
     add_subscribers(_db(workdir), 3)
     write_article(workdir)
     result = invoke("send", "artikel.txt")
-    assert "\r" not in result.stderr and "█" not in result.stderr and "#" not in result.stderr
+    assert "\r" not in result.stderr and "#" not in result.stderr
+    assert re.search(r"^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ campaign 1: 3/3 done, 3 sent", result.stderr, re.M)
+
+
+def test_a_progress_bar_with_count_rate_and_eta_on_a_terminal(workdir, server):
+    db = _db(workdir)
+    add_subscribers(db, 300)
+    db.conn.close()
+    write_article(workdir)
+    controller, terminal = pty.openpty()  # stderr is a real terminal for this run
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update({"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_RATE": "300", "COLUMNS": "120"})
+    proc = subprocess.Popen([sys.executable, "-m", "newsletter", "send", "artikel.txt"], cwd=workdir,
+                            env=env, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    proc.wait(60)
+    os.close(controller)
+    text = output.decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "campaign 1" in text and "300/300" in text and "/s" in text
+    assert re.search(r"\d+/300", text.split("300/300")[0])  # it moved before it finished
 
 
 def test_sending_the_same_article_again_is_refused_with_a_hint(workdir, server, relay_env, invoke):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email as email_parser
+import email.policy as email_policy
 import json
 import os
 import ssl
@@ -19,6 +21,7 @@ from smtp_server import DROP, STALL, RecordingHandler, Server, authenticator
 from newsletter.campaigns import CampaignBusyError, create_campaign, make_owner
 from newsletter.config import Config
 from newsletter.ledger import acquire_lease
+from newsletter.render import confirm_url
 from newsletter.send import Pool, PoolOptions, RunResult, run_campaign, send_confirmation, send_test
 
 
@@ -461,6 +464,9 @@ async def test_send_confirmation_mails_a_pending_subscriber_and_logs_it(server, 
     outcome = await send_confirmation(site.config, site.db, sid)
     assert outcome.status == "sent"
     assert [m.rcpt for m in server.handler.messages] == [email]
+    token = site.db.execute("SELECT token FROM subscribers WHERE id = ?", [sid]).fetchone()[0]
+    parsed = email_parser.message_from_bytes(server.handler.messages[0].data, policy=email_policy.default)
+    assert confirm_url(site.config, token) in parsed.get_body(("plain",)).get_content()
     kinds = [r[0] for r in site.db.execute("SELECT kind FROM events WHERE subscriber_id = ?", [sid])]
     assert kinds == ["confirmation_sent"]
 
@@ -475,3 +481,28 @@ async def test_a_large_campaign_is_shared_by_two_processes_without_overlap(serve
     received = server.handler.by_rcpt()
     assert sorted(received) == sorted(site.emails)
     assert all(len(copies) == 1 for copies in received.values())
+
+
+async def test_a_builder_process_feeds_a_single_sending_process(server, make_site):
+    site = make_site(server.url, 300)
+    result = await site.run(site.campaign(), build_process=True, processes=1)
+    assert result.ok and result.progress.sent == 300
+    assert len({m.message_id for m in server.handler.messages}) == 300
+
+
+async def test_a_lease_held_elsewhere_is_respected_until_it_expires(server, make_site):
+    site = make_site(server.url, 2)
+    cid = site.campaign()
+    with site.db.conn:
+        site.db.execute(
+            "UPDATE campaigns SET lease_owner = 'other-host:123:abc', lease_expires_at = ? WHERE id = ?",
+            ["2999-01-01T00:00:00+00:00", cid],
+        )
+    with pytest.raises(CampaignBusyError, match="process 123 on other-host"):
+        await site.run(cid)
+    with site.db.conn:
+        site.db.execute("UPDATE campaigns SET lease_expires_at = '2000-01-01T00:00:00+00:00'")
+    result = await site.run(cid)
+    assert result.status == "done"
+    lease = site.db.execute("SELECT lease_owner, lease_expires_at FROM campaigns").fetchone()
+    assert lease == (None, None)
