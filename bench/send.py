@@ -164,10 +164,9 @@ def run_send(directory: Path, port: int, *, concurrency: int, extra: tuple[str, 
 
 
 def message_size(directory: Path) -> int:
-    from newsletter.campaigns import builder_for, get_campaign
+    from newsletter.campaigns import Recipient, builder_for, get_campaign
     from newsletter.config import load_config
     from newsletter.db import open_db
-    from newsletter.campaigns import Recipient
 
     config = load_config(directory / "newsletter.toml")
     db = open_db(config.database)

@@ -15,23 +15,22 @@ import secrets
 import socket
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from .articles import load_article
 from .config import LANGUAGES, Config
 from .db import now
 from .errors import SendError
+from .message import MessageBuilder, Recipient
+from .render import RenderedEmail, render_article
 
 CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")
 DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
-
-from .articles import load_article
-
-from .message import MessageBuilder, Recipient
-from .render import RenderedEmail, render_article
 
 __all__ = [
     "AlreadySentError",
@@ -252,8 +251,6 @@ def create_campaign(
 
 
 def _lease_until(seconds: float) -> str:
-    from datetime import UTC, datetime, timedelta
-
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
 
 

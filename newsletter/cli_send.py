@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -176,7 +177,7 @@ class _Reporter:
             if self.bar is None:
                 self.bar = click.progressbar(
                     length=max(progress.due, 1), label=f"campaign {progress.campaign_id}",
-                    show_eta=True, show_pos=True, file=click.get_text_stream("stderr"),
+                    show_eta=True, show_pos=True, file=sys.stderr,
                     item_show_func=lambda _: f"{progress.rate:.0f}/s",
                 )
                 self.bar.__enter__()

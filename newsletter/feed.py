@@ -21,7 +21,7 @@ from sqlite_utils import Database
 
 from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
 from .config import Config
-from .db import now, open_db
+from .db import open_db
 from .ledger import Item
 
 BATCH = 200

@@ -21,7 +21,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -45,7 +45,7 @@ def shard_count(requested: int, *, due: int, concurrency: int) -> int:
 class ShardedRun:
     """The parent's handle on the shard processes: stop() asks each to stop."""
 
-    def __init__(self, processes: list[BaseProcess]) -> None:
+    def __init__(self, processes: Sequence[BaseProcess]) -> None:
         self.processes = processes
         self.interrupted = False
 

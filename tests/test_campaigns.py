@@ -12,10 +12,10 @@ from newsletter.campaigns import (
     create_campaign,
     dry_run,
     get_campaign,
+    load_article,
     make_owner,
     populate,
     render_article,
-    load_article,
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trustme
 from send_helpers import add_subscribers, make_config, open_workdb, statuses, write_article
-from smtp_server import DROP, STALL, RecordingHandler, Server, authenticator
+from smtp_server import DROP, STALL, Server, authenticator
 
 from newsletter.campaigns import CampaignBusyError, create_campaign, make_owner
 from newsletter.config import Config
