@@ -35,6 +35,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/send.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info
