@@ -195,6 +195,12 @@ def create_campaign(
     if previous and previous["status"] in UNFINISHED:
         # An interrupted campaign of this article: `send` finishes it rather than start over.
         return get_campaign(db, previous["id"])
+    if previous and not again and previous["status"] == "waiting":
+        raise AlreadySentError(
+            f"{article.slug!r} was already sent as campaign {previous['id']}, which is waiting "
+            f"to retry its deferred deliveries: `newsletter retry {previous['id']}` sends those "
+            "that are due. Pass --again to send the article once more as a new campaign."
+        )
     if previous and not again:
         raise AlreadySentError(
             f"{article.slug!r} was already sent as campaign {previous['id']} "

@@ -275,9 +275,11 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
 def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
     db = app.db
     counts = campaign_counts(db, campaign.id)
-    last = db.execute(
-        "SELECT max(sent_at) FROM deliveries WHERE campaign_id = ?", [campaign.id]
-    ).fetchone()[0]
+    last, next_retry = db.execute(
+        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
+        " FROM deliveries WHERE campaign_id = ?",
+        [campaign.id],
+    ).fetchone()
     elapsed = rate = eta = None
     if campaign.started_at:
         # From the first run's start to the end (or the last message, or now while sending).
@@ -300,6 +302,7 @@ def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
         "rate": rate,
         "elapsed": elapsed,
         "eta": eta,
+        "next_retry_at": next_retry,
         "created_at": campaign.created_at,
         "finished_at": campaign.finished_at,
     }

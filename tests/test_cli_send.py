@@ -144,6 +144,10 @@ def test_failures_lists_the_reply_and_retry_sends_what_is_due(workdir, server, r
         (emails[0], "bounced", 550, "5.1.1"),
         (emails[1], "deferred", 451, "4.3.0"),
     ]
+    waiting = json.loads(invoke("status", "1", "--json").stdout)
+    assert waiting["status"] == "waiting" and waiting["next_retry_at"]
+    refused = invoke("send", "artikel.txt")
+    assert refused.exit_code == 1 and "`newsletter retry 1`" in refused.stderr
     server.handler.on_data = None
     retried = invoke("retry", "1", "--now")
     assert retried.exit_code == 0 and "this run 1 sent" in retried.stderr
