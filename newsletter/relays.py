@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from . import smtp_fastpath
 from .config import Config
 from .errors import SendError
 
@@ -124,6 +125,7 @@ async def connect(
     timeout: float,
 ) -> aiosmtplib.SMTP:
     """An open, greeted (and if configured, TLS-protected and logged-in) connection."""
+    smtp_fastpath.install()
     if relay.tls != "none" and context is None:
         context = ssl.create_default_context()  # slow (reads the CA store): built once per run
     client = aiosmtplib.SMTP(

@@ -1,0 +1,56 @@
+"""Fast paths for aiosmtplib's DATA preparation that produce exactly the same bytes.
+
+Before DATA, aiosmtplib runs two regular expressions over the whole message: one turns lone
+CR and LF into CRLF, one doubles a dot at the start of a line (dot-stuffing, RFC 5321
+4.5.2). On a 20 KB newsletter they cost about 270 µs, more than half of the sender's CPU
+per message, and for message.py's bytes (CRLF line ends, rarely a line opening with a dot)
+they change nothing. A few scans at C speed (count, find) show when that is so; otherwise
+the original code runs. The output is identical in every case (tests/test_smtp_fastpath.py
+checks it against the originals), so installing this changes speed, never bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiosmtplib.protocol as _protocol
+
+_ORIGINAL_NORMALIZE = _protocol.normalize_message_line_endings
+_ORIGINAL_PERIOD: re.Pattern[bytes] = _protocol.PERIOD_REGEX
+
+
+def normalize_message_line_endings(message: bytes) -> bytes:
+    """aiosmtplib's normalize_message_line_endings, without a copy when already normal."""
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") == crlf and message.count(b"\r") == crlf and message.endswith(b"\r\n"):
+        return message
+    return _ORIGINAL_NORMALIZE(message)
+
+
+class _PeriodPattern:
+    """Stands in for PERIOD_REGEX (`(?m)^\\.`): skips the scan when no line opens with '.'."""
+
+    pattern = _ORIGINAL_PERIOD.pattern
+    flags = _ORIGINAL_PERIOD.flags
+
+    def sub(self, repl: Any, string: bytes, count: int = 0) -> bytes:
+        if not string.startswith(b".") and b"\n." not in string:
+            return string  # `^` (multiline) only matches at the start and after "\n"
+        return _ORIGINAL_PERIOD.sub(repl, string, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_ORIGINAL_PERIOD, name)
+
+
+def install() -> None:
+    """Put the fast paths in place (idempotent); a different aiosmtplib is left alone."""
+    if _protocol.normalize_message_line_endings is _ORIGINAL_NORMALIZE:
+        _protocol.normalize_message_line_endings = normalize_message_line_endings
+    if _protocol.PERIOD_REGEX is _ORIGINAL_PERIOD:
+        _protocol.PERIOD_REGEX = _PeriodPattern()  # type: ignore[assignment]
+
+
+def originals() -> tuple[Any, re.Pattern[bytes]]:
+    """aiosmtplib's own functions, for the tests that compare outputs."""
+    return _ORIGINAL_NORMALIZE, _ORIGINAL_PERIOD
