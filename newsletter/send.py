@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import ssl
 import time
 from collections import deque
@@ -292,6 +293,11 @@ class Pool:
                 except SendError as exc:  # lease lost: results are written, nothing claimed
                     self.fail(str(exc))
                     claimed, skipped = [], []
+                except sqlite3.Error as exc:
+                    # Nothing of this batch was written: its rows stay `sending`, which a
+                    # resumed run treats as in flight (retried with the same Message-ID).
+                    self.fail(f"writing the delivery statuses failed ({exc})")
+                    claimed, skipped = [], []
                 outstanding += len(claimed)
                 for item in claimed:
                     self.work.put_nowait(item)
@@ -376,12 +382,17 @@ class Pool:
                         self._result(Result(item, None, relay.label))
                         self.fail(str(exc))
                         continue
-                    except RelayUnavailable as exc:
+                    except Exception as exc:
+                        # Any failure to open a connection (RelayUnavailable or a surprise)
+                        # hands the item back: the run must never wait for it forever.
                         self.picker.mark_down(relay)
                         self.connect_failures += 1
                         self._result(Result(item, None, relay.label))
                         if self.connect_failures >= limit:
-                            self.fail(f"{exc} ({self.connect_failures} attempts in a row)")
+                            reason = str(exc) if isinstance(exc, RelayUnavailable) else (
+                                f"cannot connect to {relay.label}: {type(exc).__name__}: {exc}"
+                            )
+                            self.fail(f"{reason} ({self.connect_failures} attempts in a row)")
                         await asyncio.sleep(min(5.0, 0.1 * self.connect_failures))
                         continue
                     self.connect_failures = 0
