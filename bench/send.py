@@ -131,7 +131,6 @@ def run_send(directory: Path, port: int, *, concurrency: int, extra: tuple[str, 
     env = _env(
         NEWSLETTER_SMTP_URL=f"smtp+plain://127.0.0.1:{port}",
         NEWSLETTER_SENDING_CONCURRENCY=str(concurrency),
-        NEWSLETTER_SENDING_PER_CONNECTION="1000",
     )
     started = time.perf_counter()
     proc = subprocess.Popen(
