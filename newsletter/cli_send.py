@@ -31,6 +31,7 @@ from .campaigns import (
 from .cli_common import App, echo_json, echo_table, json_option, pass_app, stderr_is_terminal
 from .db import now
 from .send import Pool, Progress, RunResult, run_campaign, send_test
+from .shards import ShardedRun
 
 LOG_EVERY_S = 10.0
 
@@ -141,7 +142,7 @@ def _run(app: App, campaign_id: int, *, owner: str) -> None:
     config, db = app.config, app.db
     reporter = _Reporter(app)
 
-    def on_start(pool: Pool) -> None:
+    def on_start(pool: Pool | ShardedRun) -> None:
         loop = asyncio.get_running_loop()
 
         def interrupted() -> None:

@@ -108,15 +108,6 @@ def acquire_lease(db: Database, campaign_id: int, *, owner: str, ttl: float) -> 
         raise
 
 
-def release_lease(db: Database, campaign_id: int, *, owner: str) -> None:
-    with db.conn:
-        db.conn.execute(
-            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE id = ? AND lease_owner = ?",
-            [campaign_id, owner],
-        )
-
-
 def finish_run(db: Database, campaign_id: int, *, owner: str) -> tuple[str, dict[str, int]]:
     """Store the counts, set the campaign's status from its rows, release the lease."""
     counts = campaign_counts(db, campaign_id)
