@@ -126,11 +126,14 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def run_send(directory: Path, port: int, *, concurrency: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
-    """`newsletter send` as a subprocess: wall time, messages sent, peak RSS (main, builder)."""
+def run_send(
+    directory: Path, port: int, *, concurrency: int, processes: int = 2, extra: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """`newsletter send` as a subprocess: wall time, messages sent, peak RSS per process."""
     env = _env(
         NEWSLETTER_SMTP_URL=f"smtp+plain://127.0.0.1:{port}",
         NEWSLETTER_SENDING_CONCURRENCY=str(concurrency),
+        NEWSLETTER_SENDING_PROCESSES=str(processes),
     )
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -236,23 +239,30 @@ def main() -> None:
         print("3. Peak memory")
         sink = Sink()
         try:
-            peaks = {}
-            for subscribers in (10_000, 100_000) if not args.quick else (2_000, 10_000):
-                site = make_site(work / f"mem{subscribers}", subscribers)
-                result = run_send(site, sink.port, concurrency=16)
-                peaks[subscribers] = result
-                print(f"   {subscribers:7,d} subscribers: main {result['peak_main_mb']:.0f} MB, "
-                      f"largest of {result['children']} children {result['peak_child_mb']:.0f} MB, "
-                      f"sum of the peaks {result['total_mb']:.0f} MB; {result['rate']:.0f} msgs/s whole run")
-            small, large = sorted(peaks)
-            for key, label in (("peak_main_mb", "main"), ("peak_child_mb", "largest child"),
-                               ("total_mb", "sum")):
-                ratio = peaks[large][key] / peaks[small][key]
-                print(f"   {label}: peak at {large:,} / peak at {small:,} = {ratio:.2f}")
+            for processes in (2, 1):
+                memory(work, sink.port, processes=processes, quick=args.quick)
         finally:
             sink.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def memory(work: Path, port: int, *, processes: int, quick: bool) -> None:
+    """Peak RSS at two list sizes, per process and summed, and how it grows."""
+    print(f"   sending.processes = {processes}:")
+    peaks = {}
+    for subscribers in (10_000, 100_000) if not quick else (2_000, 10_000):
+        site = make_site(work / f"mem{processes}-{subscribers}", subscribers)
+        result = run_send(site, port, concurrency=16, processes=processes)
+        peaks[subscribers] = result
+        print(f"   {subscribers:7,d} subscribers: main {result['peak_main_mb']:.0f} MB, "
+              f"largest of {result['children']} children {result['peak_child_mb']:.0f} MB, "
+              f"sum of the peaks {result['total_mb']:.0f} MB; {result['rate']:.0f} msgs/s whole run")
+    small, large = sorted(peaks)
+    for key, label in (("peak_main_mb", "main"), ("peak_child_mb", "largest child"), ("total_mb", "sum")):
+        if peaks[small][key]:
+            ratio = peaks[large][key] / peaks[small][key]
+            print(f"   {label}: peak at {large:,} / peak at {small:,} = {ratio:.2f}")
 
 
 if __name__ == "__main__":

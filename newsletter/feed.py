@@ -2,17 +2,15 @@
 
 Rows are read in id order, a batch at a time (never the whole list), and each becomes an
 Item with the exact bytes message.py builds for that subscriber. Building is cheap next to
-sending (tens of microseconds against hundreds), so it is done in the sending process; a
-single sending process on a machine with a spare core can hand it to a builder process
-that streams batches through a pipe ahead of the pool. Reading claims nothing, so a feed
-running ahead never widens the crash window.
+sending (about 30 µs against 400 µs), so it is done in the sending process; optionally a
+one-process run hands it to a builder process that streams batches through a pipe ahead
+of the pool. Reading claims nothing, so a feed running ahead never widens the crash window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 from collections.abc import AsyncIterator, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -140,18 +138,11 @@ async def process_feed(
             process.kill()
 
 
-def use_process(due: int) -> bool:
-    """A builder process pays off for a large run on a machine with a spare core."""
-    return due >= 2000 and (os.cpu_count() or 1) > 1
-
-
 def feed_for(
-    config: Config, db: Database, campaign_id: int, *, at: str, due: int, process: bool | None = None
+    config: Config, db: Database, campaign_id: int, *, at: str, process: bool = False
 ) -> AsyncIterator[list[Item]]:
     """The feed of the items due at `at` for a single-process run."""
     path = db.execute("PRAGMA database_list").fetchone()[2]
-    if process is None:
-        process = use_process(due)
     if process and path:
         return process_feed(config, Path(path), campaign_id, at=at)
     return inline_feed(config, db, campaign_id, at=at)
