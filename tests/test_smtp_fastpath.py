@@ -23,6 +23,10 @@ SAMPLES = [
     b"\r",
     b"\n",
     b".",
+    b"..",
+    b"\n.\n.\n..\r\n.",
+    b"a\r.b\r\n.c",
+    b"<style>\r\n.header { color: red }\r\n.footer{}\r\n</style>\r\n",
 ]
 
 
