@@ -506,3 +506,24 @@ async def test_a_lease_held_elsewhere_is_respected_until_it_expires(server, make
     assert result.status == "done"
     lease = site.db.execute("SELECT lease_owner, lease_expires_at FROM campaigns").fetchone()
     assert lease == (None, None)
+
+
+async def test_a_run_whose_lease_is_taken_over_stops_and_keeps_what_it_recorded(server, make_site):
+    import sqlite3
+
+    site = make_site(server.url, 200)
+    cid = site.campaign()
+    thief = sqlite3.connect(site.config.database, check_same_thread=False)
+
+    def steal_at_20(rcpt: str, n: int) -> None:
+        if n == 20:
+            with thief:
+                thief.execute("UPDATE campaigns SET lease_owner = 'elsewhere:1:x' WHERE id = ?", [cid])
+        return None
+
+    server.handler.on_data = steal_at_20
+    result = await site.run(cid)
+    assert not result.ok and "taken over by another process" in result.error
+    counts = result.counts
+    assert counts["sent"] == len(server.handler.messages) < 200
+    assert counts["sending"] == 0 or counts["sending"] <= 4  # at most what was in flight
