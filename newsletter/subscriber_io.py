@@ -21,12 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from email_validator import EmailNotValidError, validate_email
 from sqlite_utils import Database
 
 from .config import LANGUAGES
 from .db import now, transaction
-from .errors import ImportFileError
+from .errors import ImportFileError, InvalidEmailError
 from .subscribers import (
     CADENCES,
     STATUSES,
@@ -34,6 +33,7 @@ from .subscribers import (
     current_actor,
     email_hash,
     new_token,
+    normalize_email,
 )
 
 EXPORT_FIELDS = ("email", "name", "lang", "cadence", "status", "consent_at", "consent_source",
@@ -257,8 +257,8 @@ def _normalize_many(addresses: Sequence[str]) -> list[tuple[str, str]]:
     out = []
     for address in addresses:
         try:
-            out.append((validate_email(address, check_deliverability=False).normalized, ""))
-        except EmailNotValidError as exc:
+            out.append((normalize_email(address), ""))
+        except InvalidEmailError as exc:
             out.append(("", str(exc)))
     return out
 
@@ -291,7 +291,7 @@ def _apply(
             else:
                 report.skipped.append(Skipped(
                     row.line, row.email,
-                    f"line {row.line}: {row.email!r} is not an email address: {reason}", "invalid"))
+                    f"line {row.line}: {reason}", "invalid"))
         yield good
 
 

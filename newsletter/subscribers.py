@@ -37,13 +37,16 @@ COLUMNS = (
 def normalize_email(text: str) -> str:
     """The address as stored (domain lower-cased, IDNA-normalised); InvalidEmailError if invalid.
 
-    Syntax only: no DNS look-up, so imports stay fast and work offline.
+    Syntax only: no DNS look-up, so imports stay fast and work offline. Non-ASCII before
+    the @ needs SMTPUTF8 end to end, which neither the sender nor most receivers offer, so
+    such an address is refused here rather than failing at every send; a non-ASCII domain
+    is fine (it is sent in its xn-- form).
     """
     candidate = (text or "").strip()
     if not candidate:
         raise InvalidEmailError("the email address is empty")
     try:
-        return validate_email(candidate, check_deliverability=False).normalized
+        return validate_email(candidate, check_deliverability=False, allow_smtputf8=False).normalized
     except EmailNotValidError as exc:
         raise InvalidEmailError(f"{candidate!r} is not an email address: {exc}") from None
 

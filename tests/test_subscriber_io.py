@@ -34,15 +34,19 @@ def emails(db: Database) -> list[tuple[str, str]]:
 def test_a_semicolon_file_with_bom_and_crlf_imports_with_names_intact(db: Database, tmp_path: Path) -> None:
     path = write(tmp_path, "leden.csv", "\ufeffemail;name;lang;cadence\r\n"
                  "anna@example.nl;Anna “Annie” de Vries;nl;each\r\n"
-                 "chloé@example.nl;Chloé Müller;en;weekly\r\n")
+                 "chloe@example.nl;Chloé Müller;en;weekly\r\n"
+                 "zoë@example.nl;Zoë;nl;each\r\n")
     report = subscriber_io.import_file(db, path)
-    assert (report.rows, report.imported, report.skipped) == (2, 2, [])
+    assert (report.rows, report.imported) == (3, 2)
+    assert [s.reason for s in report.skipped] == [
+        "line 4: 'zoë@example.nl' is not an email address: Internationalized characters before "
+        "the @-sign are not supported: 'ë'."]
     rows = db.execute("SELECT email, name, language, cadence, status FROM subscribers ORDER BY id").fetchall()
     assert rows == [
         ("anna@example.nl", "Anna “Annie” de Vries", "nl", "each", "active"),
-        ("chloé@example.nl", "Chloé Müller", "en", "weekly", "active"),
+        ("chloe@example.nl", "Chloé Müller", "en", "weekly", "active"),
     ]
-    assert report.summary() == "leden.csv: 2 rows, 2 imported, 0 skipped"
+    assert report.summary() == "leden.csv: 3 rows, 2 imported, 1 skipped (1 invalid)"
     assert db.execute("SELECT count(*) FROM events WHERE kind = 'subscribed' AND source = 'import'").fetchone()[0] == 2
 
 
@@ -103,10 +107,10 @@ def test_an_import_never_reactivates_unsubscribed_bounced_complained_or_erased(d
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_the_byte_offset_and_nothing_is_stored(db: Database, tmp_path: Path) -> None:
-    path = write(tmp_path, "excel.csv", "email;name\nfrançois@example.nl;François\n".encode("cp1252"))
+    path = write(tmp_path, "excel.csv", "email;name\nfrancois@example.nl;François\n".encode("cp1252"))
     with pytest.raises(ImportFileError) as info:
         subscriber_io.import_file(db, path)
-    assert "is not UTF-8 text: byte 15 (0xe7) on line 2" in str(info.value)
+    assert "is not UTF-8 text: byte 35 (0xe7) on line 2" in str(info.value)
     assert "--encoding" in str(info.value)
     assert emails(db) == []
     report = subscriber_io.import_file(db, path, encoding="cp1252")

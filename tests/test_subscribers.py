@@ -126,3 +126,10 @@ def test_counts_list_every_status(db: Database) -> None:
     assert subscribers.counts(db) == {
         "pending": 1, "active": 1, "unsubscribed": 0, "bounced": 1, "complained": 0}
     assert event_kinds(db)[-1] == ("bounced", "bounce")
+
+
+def test_an_international_domain_is_kept_but_a_non_ascii_local_part_is_refused(db: Database) -> None:
+    row = subscribers.subscribe(db, "ann@bücher.de").subscriber
+    assert row["email"] == "ann@bücher.de"
+    with pytest.raises(InvalidEmailError, match="Internationalized characters before the @-sign"):
+        subscribers.subscribe(db, "zoë@example.nl")
