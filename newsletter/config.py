@@ -132,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "sending.processes",
         "int",
-        2,
+        1,
         "Processes that share the connections of a large campaign (one per CPU core at most)",
     ),
     Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),

@@ -181,13 +181,15 @@ def _wait_for(predicate, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-def test_send_resumes_after_kill_without_duplicates_beyond_the_in_flight_rows(workdir, server):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_send_resumes_after_kill_without_duplicates_beyond_the_in_flight_rows(workdir, server, processes):
     count = 3000
     db = _db(workdir)
     emails = add_subscribers(db, count)
     db.conn.close()
     write_article(workdir)
-    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "8"}
+    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "8",
+           "NEWSLETTER_SENDING_PROCESSES": str(processes)}
     server.handler.delay = 0.01  # every connection busy: eight messages always in flight
     first = _spawn(workdir, env, "send", "artikel.txt")
     _wait_for(lambda: len(server.handler.messages) >= 1000)
@@ -253,7 +255,8 @@ def test_ctrl_c_finishes_in_flight_records_it_and_says_how_to_resume(workdir, se
     add_subscribers(db, 2500)  # enough for two sending processes: the stop reaches both
     db.conn.close()
     write_article(workdir)
-    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_RATE": "300"}
+    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_RATE": "300",
+           "NEWSLETTER_SENDING_PROCESSES": "2"}
     proc = _spawn(workdir, env, "send", "artikel.txt")
     _wait_for(lambda: len(server.handler.messages) >= 100)
     proc.send_signal(signal.SIGINT)
