@@ -24,6 +24,10 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter init demo --publication "Demo Nieuws" --from nieuws@example.nl --language nl
 	cd demo && ../$(BIN)/newsletter subscribers import ../examples/subscribers.csv
 	cd demo && ../$(BIN)/newsletter subscribers list
+	cd demo && ../$(BIN)/newsletter send ../examples/article.txt
+	cd demo && ../$(BIN)/newsletter status
+	@echo "The messages are in demo/outbox/ (the built-in capture server: nothing left this machine):"
+	@ls demo/outbox/
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
@@ -31,6 +35,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/send.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

@@ -86,6 +86,11 @@ def _register() -> None:
     for command in (preview, dkim):
         cli.add_command(command)
 
+    from .cli_send import resume, retry, send, status
+
+    for command in (send, resume, retry, status):
+        cli.add_command(command)
+
     from .cli_schedule import register as register_schedule
 
     register_schedule(cli)  # last: it adds --at to `send`

@@ -38,7 +38,7 @@ class Setting:
     """One configurable value: its dotted key, kind, default and the help shown to users."""
 
     key: str
-    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, daily_time, weekly_time
+    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, relays, daily_time, weekly_time
     default: Any
     help: str
     env_name: str = ""
@@ -123,6 +123,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Relay: smtp://host:587 (STARTTLS), smtps://host:465, smtp+plain://host:25; "
         "empty means the built-in capture server that writes outbox/*.eml",
     ),
+    Setting(
+        "smtp.relays",
+        "relays",
+        "",
+        "Further relays sharing the load with smtp.url, by weight: "
+        "'smtp://b.example:587 2, smtps://c.example:465 1' (smtp.url has weight smtp.weight)",
+    ),
+    Setting("smtp.weight", "int", 1, "Share of connections that go to smtp.url when smtp.relays is set"),
     Setting("smtp.username", "str", "", "SMTP AUTH user name, empty for no AUTH"),
     Setting(
         "smtp.password_file",
@@ -131,10 +139,22 @@ SETTINGS: tuple[Setting, ...] = (
         "File holding the SMTP password (or set NEWSLETTER_SMTP_PASSWORD)",
     ),
     Setting("smtp.tls_verify", "bool", True, "Verify the relay's TLS certificate"),
+    Setting(
+        "smtp.ca_file",
+        "path",
+        "",
+        "PEM file of the CA that signed the relay's certificate, empty for the system's CAs",
+    ),
     Setting("smtp.timeout", "float", 30.0, "Seconds to wait for the relay on each command"),
     Setting("sending.concurrency", "int", 8, "SMTP connections used at once"),
     Setting("sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit"),
     Setting("sending.per_connection", "int", 100, "Messages sent over one connection before a new one"),
+    Setting(
+        "sending.processes",
+        "int",
+        1,
+        "Processes that share the connections of a large campaign (one per CPU core at most)",
+    ),
     Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),
     Setting("retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds"),
     Setting("retry.lifetime", "int", 432000, "Seconds after which a deferred message fails"),
@@ -168,13 +188,17 @@ class Config:
     sender_envelope: str
     web_url: str
     smtp_url: str
+    smtp_relays: tuple[tuple[str, int], ...]
+    smtp_weight: int
     smtp_username: str
     smtp_password_file: Path | None
     smtp_tls_verify: bool
+    smtp_ca_file: Path | None
     smtp_timeout: float
     sending_concurrency: int
     sending_rate: float
     sending_per_connection: int
+    sending_processes: int
     retry_min_backoff: int
     retry_max_backoff: int
     retry_lifetime: int
@@ -282,6 +306,10 @@ def load_config(
         raise ConfigError(
             "dkim.selector and dkim.key_file go together: set both to sign, or neither "
             "(run `newsletter dkim keygen` to make a key)"
+        )
+    if checked["smtp_relays"] and not checked["smtp_url"]:
+        raise ConfigError(
+            "smtp.relays is set but smtp.url is empty: set smtp.url to the first relay"
         )
     if str(values["smtp.url"]) and sources["smtp.url"] == str(config_file):
         if urlsplit(str(values["smtp.url"])).password:
@@ -418,6 +446,18 @@ def _as_smtp_url(value: Any, root: Path) -> str:
     return text
 
 
+def _as_relays(value: Any, root: Path) -> tuple[tuple[str, int], ...]:
+    text = _as_str(value, root)
+    relays = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        url, _, weight = item.partition(" ")
+        weight = weight.strip() or "1"
+        if not weight.isdigit() or int(weight) < 1:
+            raise ValueError(f"the weight of {url!r} must be a whole number of 1 or more, not {weight!r}")
+        relays.append((_as_smtp_url(url, root), int(weight)))
+    return tuple(relays)
+
+
 def _as_lang(value: Any, root: Path) -> str:
     text = _as_str(value, root).lower()
     if text not in LANGUAGES:
@@ -464,6 +504,7 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "email": _as_email,
     "url": _as_url,
     "smtp_url": _as_smtp_url,
+    "relays": _as_relays,
     "lang": _as_lang,
     "zone": _as_zone,
     "daily_time": _as_daily_time,

@@ -117,9 +117,75 @@ def m0003_articles(db: Database) -> None:
     )
 
 
-# 0004_campaigns_and_deliveries (send branch) is registered above this one when merged;
-# 0005 refers to its tables by name only (no foreign keys), so it applies in either order
-# on a development database.
+@MIGRATIONS(name="0004_campaigns_and_deliveries")
+def m0004_campaigns_and_deliveries(db: Database) -> None:
+    # A campaign keeps the rendered emails (JSON, one RenderedEmail per language) so a
+    # resumed run after a crash rebuilds exactly the bytes the first run would have sent,
+    # even if the article file or the templates changed in between.
+    # The lease (owner, expiry) is how two processes never send the same campaign at once;
+    # a holder that dies stops renewing it, so it cannot hold it forever.
+    run_script(
+        db,
+        """
+        CREATE TABLE campaigns (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('article', 'digest', 'test')),
+            article_slug TEXT,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'creating' CHECK (
+                status IN ('creating', 'ready', 'sending', 'paused', 'waiting', 'done')
+            ),
+            campaign_key TEXT NOT NULL UNIQUE,
+            rendered TEXT NOT NULL DEFAULT '{}',
+            total INTEGER NOT NULL DEFAULT 0,
+            sent INTEGER NOT NULL DEFAULT 0,
+            deferred INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            bounced INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires_at TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            last_run_at TEXT,
+            finished_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX campaigns_article ON campaigns (article_slug, kind);
+
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+            -- Erasing a subscriber erases their deliveries too: a reply text can quote
+            -- the address.
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (
+                status IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'bounced', 'skipped')
+            ),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            first_attempt_at TEXT,
+            last_attempt_at TEXT,
+            reply_code INTEGER,
+            enhanced_code TEXT,
+            reply_text TEXT,
+            message_id TEXT,
+            queue_id TEXT,
+            relay TEXT,
+            sent_at TEXT,
+            UNIQUE (campaign_id, subscriber_id)
+        );
+        -- The scheduler walks a campaign's due rows in id order: (campaign, status) keeps
+        -- each status's rows in rowid order, so that walk is an index range scan.
+        CREATE INDEX deliveries_campaign_status ON deliveries (campaign_id, status);
+        CREATE INDEX deliveries_retry ON deliveries (status, next_attempt_at);
+        CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id);
+        """
+    )
+
+
+# 0005 refers to the tables of 0003 and 0004 by name only (no foreign keys): a digest
+# campaign is an ordinary campaign, and its articles are listed in digest_campaigns.
 
 
 @MIGRATIONS(name="0005_schedules_and_feeds")

@@ -1,0 +1,84 @@
+"""Helpers for the sending tests: subscribers in bulk, a seed-shaped article, a config."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from newsletter.config import Config, load_config
+from newsletter.db import now, open_db
+
+ARTICLE = """Testblad Nieuws
+
+Waarom de fietsenmaker van Zwolle nu software schrijft
+
+fietsenmaker-zwolle-schrijft-software
+
+Toen Joost Ekker in 2019 zijn werkplaats aan de Thorbeckegracht overnam, had hij één doel: \
+meer fietsen repareren in minder tijd. “Het papieren klantenboek was op”, zegt hij. Vijf jaar \
+later verkoopt hij zijn planningssoftware aan tweeënveertig collega’s, voor € 29 per maand.
+
+Van schroevendraaier naar server
+
+De eerste versie draaide op een oude laptop achter de toonbank. "Als de stroom uitviel, was \
+de agenda weg", lacht Ekker. Tegenwoordig staat alles in de cloud en krijgen klanten een sms \
+zodra hun fiets klaar is.
+
+Zijn advies aan andere ondernemers is nuchter: begin klein, praat met je klanten en schrijf \
+pas code als het probleem écht pijn doet.
+
+Joost Ekker - Eigenaar Fietswerk Zwolle
+
+Marieke Dam - Redacteur Testblad
+
+Subscribe by email
+"""
+
+
+def write_article(directory: Path, name: str = "artikel.txt", text: str = ARTICLE) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def add_subscribers(
+    db: Database, count: int, *, domain: str = "example.nl", status: str = "active",
+    cadence: str = "each", start: int = 0, language: str = "nl",
+) -> list[str]:
+    """Insert `count` subscribers quickly; returns their addresses."""
+    stamp = now()
+    emails = [f"lezer{n:06d}@{domain}" for n in range(start, start + count)]
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO subscribers (email, name, language, status, cadence, token, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (email, f"Lezer {n}", language, status, cadence, secrets.token_urlsafe(16), stamp, stamp)
+                for n, email in enumerate(emails, start)
+            ],
+        )
+    return emails
+
+
+def make_config(workdir: Path, **settings: Any) -> Config:
+    """The workdir's config with dotted-key overrides (e.g. {"smtp.url": ...})."""
+    return load_config(workdir / "newsletter.toml", overrides=settings, environ={})
+
+
+def open_workdb(config: Config) -> Database:
+    return open_db(config.database)
+
+
+def statuses(db: Database, campaign_id: int) -> dict[str, str]:
+    """email -> delivery status of a campaign."""
+    return {
+        email: status
+        for email, status in db.execute(
+            "SELECT s.email, d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.campaign_id = ?",
+            [campaign_id],
+        )
+    }

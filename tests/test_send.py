@@ -1,0 +1,529 @@
+"""The sending pool against a real aiosmtpd server on 127.0.0.1, with faults injected into it."""
+
+from __future__ import annotations
+
+import asyncio
+import email as email_parser
+import email.policy as email_policy
+import json
+import os
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from send_helpers import add_subscribers, make_config, open_workdb, statuses, write_article
+from smtp_server import DROP, STALL, Server, authenticator
+
+from newsletter.campaigns import CampaignBusyError, create_campaign, make_owner
+from newsletter.config import Config
+from newsletter.ledger import acquire_lease
+from newsletter.render import confirm_url
+from newsletter.send import Pool, PoolOptions, RunResult, run_campaign, send_confirmation, send_test
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server().start()
+    yield srv
+    srv.stop()
+
+
+class Site:
+    """An initialised directory with subscribers and an article, sending to `url`."""
+
+    def __init__(self, workdir: Path, url: str, count: int, **settings: Any) -> None:
+        self.workdir = workdir
+        self.config = make_config(workdir, **{"smtp.url": url, **settings})
+        self.db = open_workdb(self.config)
+        self.emails = add_subscribers(self.db, count)
+        self.article = write_article(workdir)
+
+    def campaign(self, *, again: bool = False) -> int:
+        return create_campaign(self.config, self.db, self.article, owner=make_owner(), again=again).id
+
+    async def run(self, campaign_id: int, config: Config | None = None, **options: Any) -> RunResult:
+        config = config or self.config
+        defaults = {"concurrency": 4, "build_process": False, "slowdown_pause": 0.1}
+        opts = PoolOptions.from_config(config, **{**defaults, **options})
+        return await run_campaign(config, self.db, campaign_id, owner=make_owner(), options=opts)
+
+    def row(self, campaign_id: int, email: str) -> dict[str, Any]:
+        return next(
+            self.db.query(
+                "SELECT d.* FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+                " WHERE d.campaign_id = ? AND s.email = ?",
+                [campaign_id, email],
+            )
+        )
+
+    def subscriber_status(self, email: str) -> str:
+        return self.db.execute("SELECT status FROM subscribers WHERE email = ?", [email]).fetchone()[0]
+
+
+@pytest.fixture
+def make_site(workdir: Path) -> Any:
+    def make(url: str, count: int = 20, **settings: Any) -> Site:
+        return Site(workdir, url, count, **settings)
+
+    return make
+
+
+async def test_every_active_subscriber_gets_exactly_one_message_with_its_own_message_id(server, make_site):
+    site = make_site(server.url, 30)
+    add_subscribers(site.db, 3, status="pending", start=100)
+    add_subscribers(site.db, 2, cadence="weekly", start=200)
+    cid = site.campaign()
+    result = await site.run(cid)
+
+    assert result.ok and result.status == "done"
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(site.emails)
+    assert all(len(copies) == 1 for copies in received.values())
+    for email in site.emails:
+        row = site.row(cid, email)
+        assert row["status"] == "sent" and row["attempts"] == 1 and row["sent_at"]
+        assert row["message_id"] == received[email][0].message_id
+        assert row["reply_code"] == 250 and row["queue_id"].startswith("Q")
+    assert len({m.message_id for m in server.handler.messages}) == 30
+
+
+async def test_the_bytes_sent_are_the_builders_bytes_with_one_recipient_per_transaction(server, make_site):
+    site = make_site(server.url, 3, **{"sender.envelope": "bounces+{token}@example.nl"})
+    cid = site.campaign()
+    await site.run(cid)
+    tokens = dict(site.db.execute("SELECT email, token FROM subscribers"))
+    for message in server.handler.messages:
+        assert message.mail_from == f"bounces+{tokens[message.rcpt]}@example.nl"
+        assert b"\r\nTo: " in message.data and message.rcpt.encode() in message.data
+
+
+async def test_a_451_defers_with_backoff_and_a_later_run_sends_it(server, make_site):
+    site = make_site(server.url, 10, **{"retry.min_backoff": 1, "retry.max_backoff": 10})
+    unlucky = site.emails[3]
+    tried: set[str] = set()
+
+    def first_try_451(rcpt: str, _n: int) -> str | None:
+        if rcpt == unlucky and rcpt not in tried:
+            tried.add(rcpt)
+            return "451 4.3.0 Temporary local problem, try again"
+        return None
+
+    server.handler.on_data = first_try_451
+    cid = site.campaign()
+    first = await site.run(cid)
+    row = site.row(cid, unlucky)
+    assert first.ok and first.status == "waiting"
+    assert (row["status"], row["reply_code"], row["enhanced_code"], row["attempts"]) == (
+        "deferred", 451, "4.3.0", 1,
+    )
+    assert first.next_retry_at == row["next_attempt_at"]
+
+    nothing = await site.run(cid)  # not due yet: the backoff is respected
+    assert nothing.progress.done == 0 and site.row(cid, unlucky)["status"] == "deferred"
+
+    await asyncio.sleep(1.1)
+    second = await site.run(cid)
+    row = site.row(cid, unlucky)
+    assert second.status == "done" and second.progress.sent == 1
+    assert (row["status"], row["attempts"], row["reply_code"]) == ("sent", 2, 250)
+    assert len(server.handler.by_rcpt()[unlucky]) == 1
+
+
+async def test_backoff_doubles_and_gives_up_after_the_lifetime(server, make_site):
+    site = make_site(server.url, 1, **{"retry.min_backoff": 1, "retry.max_backoff": 3, "retry.lifetime": 2})
+    server.handler.on_data = lambda rcpt, n: "450 4.2.2 Mailbox full"
+    cid = site.campaign()
+    await site.run(cid)
+    row = site.row(cid, site.emails[0])
+    assert row["status"] == "deferred" and row["attempts"] == 1
+    await asyncio.sleep(2.1)
+    await site.run(cid)
+    row = site.row(cid, site.emails[0])
+    assert row["status"] == "failed" and row["attempts"] == 2
+    assert row["reply_text"].startswith("gave up after 2 attempts") and "4.2.2" in row["reply_text"]
+
+
+async def test_550_5_1_1_bounces_and_suppresses_the_subscriber(server, make_site):
+    site = make_site(server.url, 5)
+    gone = site.emails[2]
+    server.handler.on_rcpt = lambda rcpt, n: (
+        f"550 5.1.1 <{gone}>: Recipient address rejected: User unknown" if rcpt == gone else None
+    )
+    cid = site.campaign()
+    result = await site.run(cid)
+    row = site.row(cid, gone)
+    assert (row["status"], row["reply_code"], row["enhanced_code"]) == ("bounced", 550, "5.1.1")
+    assert site.subscriber_status(gone) == "bounced"
+    event = site.db.execute("SELECT kind, source, detail FROM events WHERE kind = 'bounced'").fetchone()
+    assert event[:2] == ("bounced", "send") and json.loads(event[2])["enhanced"] == "5.1.1"
+    assert result.status == "done" and result.counts["bounced"] == 1 and result.counts["sent"] == 4
+
+    again = site.campaign(again=True)
+    assert gone not in statuses(site.db, again)
+
+
+async def test_5_2_1_is_a_hard_bounce_but_5_7_1_fails_without_blaming_the_recipient(server, make_site):
+    site = make_site(server.url, 4)
+    replies = {
+        site.emails[0]: "550 5.2.1 Mailbox disabled",
+        site.emails[1]: "554 5.7.1 Message rejected by policy",
+    }
+    server.handler.on_data = lambda rcpt, n: replies.get(rcpt)
+    cid = site.campaign()
+    await site.run(cid)
+    assert site.row(cid, site.emails[0])["status"] == "bounced"
+    assert site.subscriber_status(site.emails[0]) == "bounced"
+    assert site.row(cid, site.emails[1])["status"] == "failed"
+    assert site.subscriber_status(site.emails[1]) == "active"
+
+
+async def test_a_421_mid_campaign_slows_the_whole_pool_down_and_loses_nothing(server, make_site):
+    site = make_site(server.url, 120, **{"retry.min_backoff": 1})
+    server.handler.on_data = lambda rcpt, n: (
+        "421 4.7.0 Too many messages, slow down" if 30 <= n < 34 else None
+    )
+    cid = site.campaign()
+    first = await site.run(cid, recover_after=5)
+    progress = first.progress
+    assert progress.slowdowns >= 1
+    assert progress.lowest_concurrency < 4  # the pool shrank ...
+    assert progress.concurrency == 4  # ... and grew back once the signals stopped
+    deferred = [e for e, s in statuses(site.db, cid).items() if s == "deferred"]
+    assert len(deferred) == 4
+    assert all(site.row(cid, e)["reply_code"] == 421 for e in deferred)
+
+    await asyncio.sleep(1.1)
+    second = await site.run(cid)
+    assert second.status == "done"
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(site.emails)
+    assert all(len(copies) == 1 for copies in received.values())
+
+
+async def test_a_connection_dropped_after_data_is_retried_with_the_same_message_id(server, make_site):
+    site = make_site(server.url, 6, **{"retry.min_backoff": 1})
+    victim = site.emails[1]
+    dropped: list[str] = []
+
+    def drop_once(rcpt: str, _n: int) -> str | None:
+        if rcpt == victim and not dropped:
+            dropped.append(rcpt)
+            return DROP
+        return None
+
+    server.handler.on_data = drop_once
+    cid = site.campaign()
+    await site.run(cid)
+    row = site.row(cid, victim)
+    assert row["status"] == "deferred" and "outcome unknown" in row["reply_text"]
+    assert len(server.handler.by_rcpt()[victim]) == 1  # it did arrive: we just never heard
+
+    await asyncio.sleep(1.1)
+    await site.run(cid)
+    copies = server.handler.by_rcpt()[victim]
+    assert len(copies) == 2
+    assert copies[0].message_id == copies[1].message_id == site.row(cid, victim)["message_id"]
+    assert site.row(cid, victim)["status"] == "sent"
+    assert all(len(v) == 1 for k, v in server.handler.by_rcpt().items() if k != victim)
+
+
+async def test_a_stalled_server_times_out_and_the_message_is_deferred(server, make_site):
+    site = make_site(server.url, 5, **{"smtp.timeout": 0.5})
+    slow = site.emails[0]
+    server.handler.stall_seconds = 2
+    server.handler.on_data = lambda rcpt, n: STALL if rcpt == slow else None
+    cid = site.campaign()
+    started = time.monotonic()
+    result = await site.run(cid)
+    assert time.monotonic() - started < 2
+    row = site.row(cid, slow)
+    assert row["status"] == "deferred" and "timed out" in row["reply_text"]
+    assert result.counts["sent"] == 4 and result.ok
+
+
+async def test_a_subscriber_who_unsubscribed_after_queueing_is_never_mailed(server, make_site):
+    site = make_site(server.url, 5)
+    cid = site.campaign()
+    with site.db.conn:
+        site.db.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", [site.emails[0]])
+        site.db.execute("UPDATE subscribers SET status = 'complained' WHERE email = ?", [site.emails[1]])
+    result = await site.run(cid)
+    assert site.emails[0] not in server.handler.by_rcpt()
+    assert site.emails[1] not in server.handler.by_rcpt()
+    assert site.row(cid, site.emails[0])["status"] == "skipped"
+    assert "unsubscribed" in site.row(cid, site.emails[0])["reply_text"]
+    assert result.counts["skipped"] == 2 and result.status == "done"
+
+
+async def test_rows_marked_sending_never_exceed_the_connections(server, make_site):
+    site = make_site(server.url, 200)
+    cid = site.campaign()
+    seen: list[int] = []
+
+    def watch(rcpt: str, n: int) -> None:
+        seen.append(site_counts())
+        return None
+
+    import sqlite3
+
+    reader = sqlite3.connect(site.config.database, check_same_thread=False)
+
+    def site_counts() -> int:
+        return reader.execute(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sending'", [cid]
+        ).fetchone()[0]
+
+    server.handler.on_data = watch
+    await site.run(cid, concurrency=3)
+    assert seen and max(seen) <= 3
+    assert site_counts() == 0
+
+
+async def test_the_rate_limit_spaces_the_messages(server, make_site):
+    site = make_site(server.url, 12, **{"sending.rate": 20})
+    cid = site.campaign()
+    started = time.monotonic()
+    await site.run(cid)
+    # A burst of 2 (a tenth of a second's worth), then one every 50 ms.
+    assert time.monotonic() - started >= 0.45
+    assert len(server.handler.messages) == 12
+
+
+async def test_a_connection_carries_at_most_per_connection_messages(server, make_site):
+    site = make_site(server.url, 20, **{"sending.per_connection": 5})
+    cid = site.campaign()
+    result = await site.run(cid, concurrency=1)
+    assert result.progress.connections == 4
+
+
+async def test_several_relays_share_the_connections_by_weight(make_site):
+    a, b = Server().start(), Server().start()
+    try:
+        site = make_site(a.url, 80, **{"smtp.weight": 3, "smtp.relays": f"{b.url} 1",
+                                         "sending.per_connection": 5})
+        cid = site.campaign()
+        result = await site.run(cid)
+        assert result.status == "done"
+        assert len(a.handler.messages) == 60 and len(b.handler.messages) == 20
+        relays = dict(site.db.execute(
+            "SELECT relay, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY relay", [cid]
+        ))
+        assert relays == {f"127.0.0.1:{a.port}": 60, f"127.0.0.1:{b.port}": 20}
+    finally:
+        a.stop()
+        b.stop()
+
+
+async def test_an_unreachable_relay_fails_the_run_and_keeps_every_row_queued(make_site):
+    from smtp_server import free_port
+
+    site = make_site(f"smtp+plain://127.0.0.1:{free_port()}", 10)
+    cid = site.campaign()
+    result = await site.run(cid, connect_attempts=3)
+    assert not result.ok and "cannot connect" in result.error
+    assert result.status == "paused" and result.counts["queued"] == 10
+    assert site.row(cid, site.emails[0])["attempts"] == 0
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def test_starttls_with_a_trusted_certificate_delivers(ca, make_site, tmp_path):
+    srv = Server(scheme="smtp", tls_context=_server_context(ca), require_starttls=True).start()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    try:
+        site = make_site(srv.url, 5, **{"smtp.ca_file": str(ca_file)})
+        result = await site.run(site.campaign())
+        assert result.ok and len(srv.handler.messages) == 5
+    finally:
+        srv.stop()
+
+
+async def test_an_untrusted_certificate_is_refused_unless_verification_is_switched_off(ca, make_site):
+    srv = Server(scheme="smtp", tls_context=_server_context(ca), require_starttls=True).start()
+    try:
+        site = make_site(srv.url, 5)
+        cid = site.campaign()
+        refused = await site.run(cid)
+        assert not refused.ok and "not trusted" in refused.error and "smtp.ca_file" in refused.error
+        assert srv.handler.messages == [] and refused.counts["queued"] == 5
+
+        opted_out = make_config(site.workdir, **{"smtp.url": srv.url, "smtp.tls_verify": False})
+        result = await site.run(cid, config=opted_out)
+        assert result.ok and len(srv.handler.messages) == 5
+    finally:
+        srv.stop()
+
+
+async def test_implicit_tls_delivers(ca, make_site, tmp_path):
+    srv = Server(scheme="smtps", ssl_context=_server_context(ca)).start()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    try:
+        site = make_site(srv.url, 3, **{"smtp.ca_file": str(ca_file)})
+        result = await site.run(site.campaign())
+        assert result.ok and len(srv.handler.messages) == 3
+    finally:
+        srv.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_auth_logs_in_with_the_password_from_the_environment(make_site, monkeypatch):
+    srv = Server(authenticator=authenticator("nieuws", "geheim"), auth_required=True,
+                 auth_require_tls=False).start()
+    try:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "geheim")
+        site = make_site(srv.url, 4, **{"smtp.username": "nieuws"})
+        result = await site.run(site.campaign())
+        assert result.ok and len(srv.handler.messages) == 4
+
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "fout")
+        bad = await site.run(site.campaign(again=True))
+        assert not bad.ok and "refused the login of 'nieuws'" in bad.error
+        assert "geheim" not in bad.error and "fout" not in bad.error
+        assert bad.counts["queued"] == 4 and len(srv.handler.messages) == 4
+    finally:
+        srv.stop()
+
+
+async def test_stop_finishes_what_is_in_flight_and_records_it(server, make_site):
+    site = make_site(server.url, 300)
+    cid = site.campaign()
+    pools: list[Pool] = []
+    loop = asyncio.get_running_loop()
+
+    def stop_at_50(rcpt: str, n: int) -> None:
+        if n == 50:
+            loop.call_soon_threadsafe(pools[0].stop)
+        return None
+
+    server.handler.on_data = stop_at_50
+    opts = PoolOptions.from_config(site.config, concurrency=4, build_process=False)
+    result = await run_campaign(site.config, site.db, cid, owner=make_owner(), options=opts,
+                                on_start=pools.append)
+    assert result.interrupted and not result.ok and result.status == "paused"
+    assert result.counts["sending"] == 0
+    assert result.counts["sent"] == len(server.handler.messages) < 300
+    assert result.counts["queued"] == 300 - result.counts["sent"]
+
+    resumed = await site.run(cid)
+    assert resumed.status == "done"
+    assert sorted(server.handler.by_rcpt()) == sorted(site.emails)
+    assert len(server.handler.messages) == 300
+
+
+async def test_a_second_process_cannot_take_a_live_lease_but_takes_a_dead_ones(server, make_site):
+    site = make_site(server.url, 2)
+    cid = site.campaign()
+    acquire_lease(site.db, cid, owner=make_owner(), ttl=60)  # held by this (live) process
+    with pytest.raises(CampaignBusyError, match="being sent by process"):
+        await site.run(cid)
+    import socket
+
+    dead = f"{socket.gethostname()}:999999:deadbeef"
+    with site.db.conn:
+        site.db.execute("UPDATE campaigns SET lease_owner = ? WHERE id = ?", [dead, cid])
+    result = await site.run(cid)
+    assert result.status == "done"
+
+
+async def test_without_a_relay_the_capture_server_writes_the_outbox(make_site):
+    site = make_site("", 5)
+    result = await site.run(site.campaign())
+    assert result.ok and result.captured_to == site.config.outbox
+    files = sorted(site.config.outbox.glob("*.eml"))
+    assert len(files) == 5
+    assert all(b"Message-ID: <" in f.read_bytes() for f in files)
+
+
+async def test_a_test_send_reaches_only_that_address_and_touches_no_campaign(server, make_site):
+    site = make_site(server.url, 5)
+    outcome, captured = await send_test(site.config, site.db, site.article, to="redactie@example.nl")
+    assert outcome.status == "sent" and captured is None
+    assert [m.rcpt for m in server.handler.messages] == ["redactie@example.nl"]
+    assert site.db.execute("SELECT count(*) FROM campaigns").fetchone()[0] == 0
+
+
+async def test_send_confirmation_mails_a_pending_subscriber_and_logs_it(server, make_site):
+    site = make_site(server.url, 0)
+    add_subscribers(site.db, 1, status="pending", start=500)
+    sid, email = site.db.execute("SELECT id, email FROM subscribers").fetchone()
+    outcome = await send_confirmation(site.config, site.db, sid)
+    assert outcome.status == "sent"
+    assert [m.rcpt for m in server.handler.messages] == [email]
+    token = site.db.execute("SELECT token FROM subscribers WHERE id = ?", [sid]).fetchone()[0]
+    parsed = email_parser.message_from_bytes(server.handler.messages[0].data, policy=email_policy.default)
+    assert confirm_url(site.config, token) in parsed.get_body(("plain",)).get_content()
+    kinds = [r[0] for r in site.db.execute("SELECT kind FROM events WHERE subscriber_id = ?", [sid])]
+    assert kinds == ["confirmation_sent"]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="shards need a second core")
+async def test_a_large_campaign_is_shared_by_two_processes_without_overlap(server, make_site):
+    site = make_site(server.url, 2400)
+    cid = site.campaign()
+    result = await site.run(cid, processes=2, concurrency=6)
+    assert result.ok and result.status == "done" and result.progress.sent == 2400
+    assert result.progress.connections >= 2
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(site.emails)
+    assert all(len(copies) == 1 for copies in received.values())
+
+
+async def test_a_builder_process_feeds_a_single_sending_process(server, make_site):
+    site = make_site(server.url, 300)
+    result = await site.run(site.campaign(), build_process=True, processes=1)
+    assert result.ok and result.progress.sent == 300
+    assert len({m.message_id for m in server.handler.messages}) == 300
+
+
+async def test_a_lease_held_elsewhere_is_respected_until_it_expires(server, make_site):
+    site = make_site(server.url, 2)
+    cid = site.campaign()
+    with site.db.conn:
+        site.db.execute(
+            "UPDATE campaigns SET lease_owner = 'other-host:123:abc', lease_expires_at = ? WHERE id = ?",
+            ["2999-01-01T00:00:00+00:00", cid],
+        )
+    with pytest.raises(CampaignBusyError, match="process 123 on other-host"):
+        await site.run(cid)
+    with site.db.conn:
+        site.db.execute("UPDATE campaigns SET lease_expires_at = '2000-01-01T00:00:00+00:00'")
+    result = await site.run(cid)
+    assert result.status == "done"
+    lease = site.db.execute("SELECT lease_owner, lease_expires_at FROM campaigns").fetchone()
+    assert lease == (None, None)
+
+
+async def test_a_run_whose_lease_is_taken_over_stops_and_keeps_what_it_recorded(server, make_site):
+    import sqlite3
+
+    site = make_site(server.url, 200)
+    cid = site.campaign()
+    thief = sqlite3.connect(site.config.database, check_same_thread=False)
+
+    def steal_at_20(rcpt: str, n: int) -> None:
+        if n == 20:
+            with thief:
+                thief.execute("UPDATE campaigns SET lease_owner = 'elsewhere:1:x' WHERE id = ?", [cid])
+        return None
+
+    server.handler.on_data = steal_at_20
+    result = await site.run(cid)
+    assert not result.ok and "taken over by another process" in result.error
+    counts = result.counts
+    assert counts["sent"] == len(server.handler.messages) < 200
+    assert counts["sending"] == 0 or counts["sending"] <= 4  # at most what was in flight
