@@ -31,7 +31,7 @@ from sqlite_utils import Database
 from .config import Config
 from .db import now, transaction
 from .errors import NewsletterError
-from .periods import Period, ScheduleEntry, parse_schedule, period_at, period_from_key
+from .periods import Period, ScheduleEntry, format_local, parse_schedule, period_at, period_from_key
 
 # How far back a digest looks for articles a subscriber has not received: one week covers a
 # switch between any two cadences and a period skipped for being too late.
@@ -175,12 +175,18 @@ def _record_skip(db: Database, period: Period, *, note: str) -> None:
 
 def period_for_command(kind: str, *, zone: str, key: str | None = None, now_at: datetime | None = None) -> Period:
     """The period `newsletter digest --period KIND` means: the last one that has ended."""
+    current = (now_at or datetime.now(UTC)).astimezone(UTC)
     if key:
         period = period_from_key(key, zone=zone)
         if period.kind != kind:
-            raise DigestError(f"{key} is not a {kind} period")
+            raise DigestError(f"{key} is not a {kind} period; pass --period {period.kind}")
+        if period.end > current:
+            # Its digest would be final, and the articles still to come in it would miss it.
+            raise DigestError(
+                f"{key} has not ended yet (it ends {format_local(period.end, zone=zone)}); "
+                "a digest covers a whole period"
+            )
         return period
-    current = (now_at or datetime.now(UTC)).astimezone(UTC)
     return period_at(kind, current, zone=zone).previous()
 
 

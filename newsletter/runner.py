@@ -59,7 +59,7 @@ class Engine:
     """
 
     def __init__(self, config: Config, db: Database) -> None:
-        from . import campaigns, send  # type: ignore[attr-defined,unused-ignore]
+        from . import campaigns, send
 
         self.config, self.db = config, db
         self._campaigns, self._send = campaigns, send

@@ -104,3 +104,16 @@ def test_a_period_without_its_own_articles_plans_nothing(db: Database) -> None:
     plan = plan_digest(db, period_from_key("daily:2026-11-25", zone=AMS))
     assert [c.slug for c in plan.offered] == ["maandag"]
     assert plan.groups == [] and plan.recipients == 0
+
+
+def test_the_digest_command_means_the_last_ended_period_and_refuses_one_still_running() -> None:
+    from newsletter.digest import DigestError, period_for_command
+
+    now_at = utc("2026-11-26 12:00")
+    assert period_for_command("daily", zone=AMS, now_at=now_at).key == "daily:2026-11-25"
+    assert period_for_command("weekly", zone=AMS, now_at=now_at).key == "weekly:2026-W47"
+    assert period_for_command("daily", zone=AMS, key="daily:2026-11-20", now_at=now_at).key == "daily:2026-11-20"
+    with pytest.raises(DigestError, match="has not ended yet"):
+        period_for_command("weekly", zone=AMS, key="weekly:2026-W48", now_at=now_at)
+    with pytest.raises(DigestError, match="pass --period daily"):
+        period_for_command("weekly", zone=AMS, key="daily:2026-11-20", now_at=now_at)
