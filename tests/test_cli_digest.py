@@ -301,3 +301,14 @@ def test_run_retries_a_deferred_digest_delivery_when_its_time_comes(
     assert second.exit_code == 0, second.stderr
     assert "send: campaign 2: done (2 sent)" in second.stderr
     assert sorted(m.rcpt for m in server.handler.messages) == ["grijs@example.nl", "wit@example.nl"]
+
+
+def test_an_article_that_was_already_sent_cannot_be_scheduled(
+    workdir: Path, server: Server, relay_env: dict[str, str], invoke: Callable[..., Result]
+) -> None:
+    subscribe(invoke, "lezer@example.nl", "each")
+    publish(workdir, invoke, "al-weg", "Al weg")
+    result = invoke("send", "al-weg.md", "--at", "2030-01-01 09:00")
+    assert result.exit_code == 1
+    assert "'al-weg' was already sent as campaign 1" in result.stderr
+    assert invoke("schedule", "list").stdout == ""
