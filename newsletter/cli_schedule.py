@@ -158,14 +158,12 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
                 app.info(f"{kind} digest {period.label}: {_count(outcome.articles, 'article')} for "
                          f"{_count(outcome.recipients, 'subscriber')}, "
                          f"campaign{'s' if len(outcome.campaigns) > 1 else ''} {', '.join(map(str, outcome.campaigns))}.")
-            failed = False
+            # The same sending as `newsletter send`: a progress bar on a terminal, timestamped
+            # lines otherwise, Ctrl-C finishing what is in flight, the summary.
+            from .cli_send import _run as send_campaign
+
             for campaign_id in engine.pending_among(outcome.campaigns):
-                result = engine.run(campaign_id)
-                shown = ", ".join(f"{n} {s}" for s, n in (result.counts or {}).items() if n)
-                app.info(f"campaign {campaign_id}: {result.status} ({shown or 'nothing to send'})")
-                failed = failed or bool(result.error)
-            if failed:
-                raise DigestError("sending the digest failed; see above, then run it again to resume")
+                send_campaign(app, campaign_id, owner=engine.owner)
     except LockBusyError as exc:
         app.info(str(exc))
 
