@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml $(BIN)/python
 
 demo: $(VENV)/.installed
 	rm -rf demo
-	$(BIN)/newsletter init demo --publication "Demo Nieuws" --from nieuws@example.nl --language nl
+	$(BIN)/newsletter init demo --publication "Demo Nieuws" --from nieuws@example.nl --site-url https://nieuws.example.nl --language nl
 	cd demo && ../$(BIN)/newsletter subscribers import ../examples/subscribers.csv
 	cd demo && ../$(BIN)/newsletter subscribers list
 	cd demo && ../$(BIN)/newsletter send ../examples/article.txt

@@ -92,5 +92,15 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def say_captured(app: App, captured: Path | None, count: int) -> None:
+    """Tell the user plainly when messages went to the built-in capture server, not out."""
+    if captured is not None:
+        app.info(
+            f"No SMTP relay is configured (smtp.url), so the built-in capture server took "
+            f"{'this message' if count == 1 else 'the messages'}: NOTHING LEFT THIS MACHINE. "
+            f"See {captured}/*.eml."
+        )
+
+
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()

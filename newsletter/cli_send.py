@@ -28,7 +28,7 @@ from .campaigns import (
     list_campaigns,
     make_owner,
 )
-from .cli_common import App, echo_json, echo_table, json_option, pass_app, stderr_is_terminal
+from .cli_common import App, echo_json, echo_table, json_option, pass_app, say_captured, stderr_is_terminal
 from .db import now
 from .send import Pool, Progress, RunResult, run_campaign, send_test
 from .shards import ShardedRun
@@ -75,7 +75,7 @@ def send(
         return
     if to:
         outcome, captured = asyncio.run(send_test(config, db, article, to=to))
-        _say_captured(app, captured, 1 if outcome.status == "sent" else 0)
+        say_captured(app, captured, 1 if outcome.status == "sent" else 0)
         if outcome.status != "sent":
             raise click.ClickException(
                 f"the test copy to {to} was not accepted: {outcome.code or ''} {outcome.text}".replace("  ", " ")
@@ -203,15 +203,6 @@ def _line(progress: Progress) -> str:
     )
 
 
-def _say_captured(app: App, captured: Any, count: int) -> None:
-    if captured is not None:
-        app.info(
-            f"No SMTP relay is configured (smtp.url), so the built-in capture server took "
-            f"{'this message' if count == 1 else 'the messages'}: NOTHING LEFT THIS MACHINE. "
-            f"See {captured}/*.eml."
-        )
-
-
 def _summary(app: App, result: RunResult) -> None:
     p, c = result.progress, result.counts
     app.info(
@@ -223,7 +214,7 @@ def _summary(app: App, result: RunResult) -> None:
     if p.slowdowns:
         app.info(f"The relay asked to slow down {p.slowdowns} time(s); the pool went down to "
                  f"{p.lowest_concurrency} connection(s) and back to {p.concurrency}.")
-    _say_captured(app, result.captured_to, p.sent)
+    say_captured(app, result.captured_to, p.sent)
     left = c["queued"] + c["sending"]
     if c["deferred"] and result.next_retry_at:
         app.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import click
 
 from . import subscriber_io, subscribers
-from .cli_common import App, echo_json, echo_table, json_option, pass_app
+from .cli_common import App, echo_json, echo_table, json_option, pass_app, say_captured
 from .config import LANGUAGES
+from .errors import NewsletterError, SendError
+from .send import send_confirmation
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
 
@@ -45,7 +48,17 @@ def subscribe(app: App, email: str, name: str, language: str | None, cadence: st
     else:
         app.info(f"Subscribed {who} ({status}).")
     if status == "pending" and result.outcome != "exists":
-        app.info("They must confirm before they get mail (double opt-in).")
+        _send_confirmation(app, result.subscriber)
+
+
+def _send_confirmation(app: App, subscriber: dict[str, Any]) -> None:
+    email = subscriber["email"]
+    try:
+        _, captured = asyncio.run(send_confirmation(app.config, app.db, subscriber["id"]))
+    except SendError as exc:
+        raise NewsletterError(f"{email} is stored as pending, but {exc}") from exc
+    app.info(f"Sent the confirmation email to {email}; they get mail once they follow its link.")
+    say_captured(app, captured, 1)
 
 
 @click.command()
@@ -137,6 +150,17 @@ def confirm(app: App, email: str) -> None:
         app.info(f"{email} was already confirmed; nothing changed.")
     else:
         app.info(f"Confirmed {email}.")
+
+
+@subscribers_group.command("resend-confirmation")
+@click.argument("email")
+@pass_app
+def resend_confirmation(app: App, email: str) -> None:
+    """Send the double opt-in email again to a pending subscriber."""
+    subscriber = subscribers.get(app.db, email)
+    if subscriber["status"] != "pending":
+        raise NewsletterError(f"{subscriber['email']} is {subscriber['status']}, not pending: nothing to confirm")
+    _send_confirmation(app, subscriber)
 
 
 @subscribers_group.command("import")

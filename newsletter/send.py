@@ -566,11 +566,12 @@ async def send_test(
 
 async def send_confirmation(
     config: Config, db: Database, subscriber_id: int, *, options: PoolOptions | None = None
-) -> Outcome:
+) -> tuple[Outcome, Path | None]:
     """Send the double opt-in email (with the confirm link) to a pending subscriber.
 
     Logs a `confirmation_sent` (or `confirmation_failed`) event. Raises SendError when the
-    relay did not accept it, saying why; the subscriber simply stays pending.
+    relay did not accept it, saying why; the subscriber simply stays pending. Returns the
+    outcome and, with the built-in capture server, the folder the message went to.
     """
     row = db.execute(
         "SELECT email, name, token, language, status FROM subscribers WHERE id = ?", [subscriber_id]
@@ -583,7 +584,7 @@ async def send_confirmation(
     rendered = {language: render_confirmation(config, language=language)}
     builder = MessageBuilder(config, rendered, campaign_key=f"confirm{int(time.time() * 1000)}")
     recipient = Recipient(subscriber_id=subscriber_id, email=email, name=name, token=token, language=language)
-    outcome, _ = await send_one(
+    outcome, captured = await send_one(
         config, envelope=envelope_sender(config, token), recipient=email,
         data=builder.build(recipient), options=options,
     )
@@ -593,16 +594,18 @@ async def send_confirmation(
             [
                 now(), subscriber_id,
                 "confirmation_sent" if outcome.status == SENT else "confirmation_failed",
-                json.dumps({"code": outcome.code, "reply": outcome.text}, ensure_ascii=False),
+                # The code only: a reply text may quote the address, and events outlive erasure.
+                json.dumps({"code": outcome.code}),
             ],
         )
     if outcome.status != SENT:
         code = f"{outcome.code} " if outcome.code else ""
         raise SendError(
             f"the confirmation email to {email} was not accepted ({code}{outcome.text}). "
-            "The subscriber stays pending; try again later."
+            "The subscriber stays pending; try again later with "
+            f"`newsletter subscribers resend-confirmation {email}`."
         )
-    return outcome
+    return outcome, captured
 
 
 __all__ = [

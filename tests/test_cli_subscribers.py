@@ -113,3 +113,71 @@ def test_set_changes_the_cadence(workdir: Path, invoke: Callable[..., Result]) -
     assert invoke("subscribers", "set", "ann@example.nl", "--cadence", "daily").exit_code == 0
     assert json.loads(invoke("subscribers", "show", "ann@example.nl", "--json").stdout)["cadence"] == "daily"
     assert invoke("subscribers", "set", "ann@example.nl").exit_code == 2
+
+
+def secret_not_in(text: str, workdir: Path) -> bool:
+    from newsletter.db import open_db
+
+    tokens = [t for (t,) in open_db(workdir / "subscribers.db").execute("SELECT token FROM subscribers")]
+    return bool(tokens) and not any(t in text for t in tokens)
+
+
+def test_subscribe_sends_the_confirmation_email_through_the_relay(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch
+) -> None:
+    from smtp_server import Server
+
+    server = Server().start()
+    try:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
+        result = invoke("subscribe", "ann@example.nl", "--name", "Ann")
+        assert result.exit_code == 0, result.stderr
+        assert "Sent the confirmation email to ann@example.nl" in result.stderr
+        assert "NOTHING LEFT" not in result.stderr
+        shown = json.loads(invoke("subscribers", "show", "ann@example.nl", "--json").stdout)
+        assert shown["status"] == "pending"
+        assert [e["kind"] for e in shown["events"]] == ["subscribed", "confirmation_sent"]
+        [message] = server.handler.messages
+        assert message.rcpt == "ann@example.nl"
+        assert secret_not_in(invoke("subscribers", "export", "--format", "json").stdout, workdir)
+        from newsletter.db import open_db
+
+        (secret,) = open_db(workdir / "subscribers.db").execute("SELECT token FROM subscribers").fetchone()
+        assert f"https://example.nl/c/{secret}".encode() in message.data.replace(b"=\r\n", b"")
+
+        assert invoke("subscribe", "bob@example.nl", "--confirmed").exit_code == 0
+        assert len(server.handler.messages) == 1  # no confirmation for a confirmed subscriber
+    finally:
+        server.stop()
+
+
+def test_a_refused_confirmation_keeps_the_subscriber_pending_and_says_how_to_retry(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch
+) -> None:
+    from smtp_server import Server
+
+    server = Server().start()
+    try:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
+        server.handler.on_data = lambda rcpt, seen: "550 5.7.1 policy says no"
+        result = invoke("subscribe", "ann@example.nl")
+        assert result.exit_code == 1
+        assert "Error: ann@example.nl is stored as pending, but the confirmation email" in result.stderr
+        assert "newsletter subscribers resend-confirmation ann@example.nl" in result.stderr
+        assert json.loads(invoke("subscribers", "show", "ann@example.nl", "--json").stdout)["status"] == "pending"
+        server.handler.on_data = None
+        again = invoke("subscribers", "resend-confirmation", "ann@example.nl")
+        assert again.exit_code == 0, again.stderr
+        assert [m.rcpt for m in server.handler.messages] == ["ann@example.nl"]
+    finally:
+        server.stop()
+
+
+def test_without_a_relay_the_confirmation_is_captured_and_the_user_told(
+    workdir: Path, invoke: Callable[..., Result]
+) -> None:
+    result = invoke("subscribe", "ann@example.nl")
+    assert result.exit_code == 0
+    assert "NOTHING LEFT THIS MACHINE" in result.stderr
+    [eml] = list((workdir / "outbox").rglob("*.eml"))
+    assert b"ann@example.nl" in eml.read_bytes()

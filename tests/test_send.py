@@ -461,8 +461,9 @@ async def test_send_confirmation_mails_a_pending_subscriber_and_logs_it(server, 
     site = make_site(server.url, 0)
     add_subscribers(site.db, 1, status="pending", start=500)
     sid, email = site.db.execute("SELECT id, email FROM subscribers").fetchone()
-    outcome = await send_confirmation(site.config, site.db, sid)
+    outcome, captured = await send_confirmation(site.config, site.db, sid)
     assert outcome.status == "sent"
+    assert captured is None  # a relay is configured: nothing went to the capture server
     assert [m.rcpt for m in server.handler.messages] == [email]
     token = site.db.execute("SELECT token FROM subscribers WHERE id = ?", [sid]).fetchone()[0]
     parsed = email_parser.message_from_bytes(server.handler.messages[0].data, policy=email_policy.default)
