@@ -15,6 +15,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,7 +36,9 @@ def make_csv(path: Path, rows: int) -> None:
         writer.writerow(["email", "name", "lang", "cadence"])
         for i in range(rows):
             first, last = rng.choice(FIRST), rng.choice(LAST)
-            local = f"{first}.{last}".lower().replace(" ", "") + str(i)
+            # Addresses are ASCII before the @ (see subscribers.normalize_email); names are not.
+            local = unicodedata.normalize("NFKD", f"{first}.{last}".lower().replace(" ", ""))
+            local = local.encode("ascii", "ignore").decode("ascii") + str(i)
             writer.writerow([f"{local}@{rng.choice(DOMAINS)}", f"{first} {last}",
                              rng.choice(["nl", "nl", "en"]), rng.choice(["each", "each", "daily", "weekly"])])
 
