@@ -17,6 +17,7 @@ import click
 
 from . import feeds, schedule
 from .cli_common import App, echo_json, echo_table, json_option, pass_app
+from .cli_send import run_with_progress
 from .digest import DigestError, create_digest, period_for_command, plan_digest
 from .errors import NewsletterError
 from .lock import LockBusyError, run_lock
@@ -158,12 +159,8 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
                 app.info(f"{kind} digest {period.label}: {_count(outcome.articles, 'article')} for "
                          f"{_count(outcome.recipients, 'subscriber')}, "
                          f"campaign{'s' if len(outcome.campaigns) > 1 else ''} {', '.join(map(str, outcome.campaigns))}.")
-            # The same sending as `newsletter send`: a progress bar on a terminal, timestamped
-            # lines otherwise, Ctrl-C finishing what is in flight, the summary.
-            from .cli_send import _run as send_campaign
-
             for campaign_id in engine.pending_among(outcome.campaigns):
-                send_campaign(app, campaign_id, owner=engine.owner)
+                run_with_progress(app, campaign_id, owner=engine.owner)
     except LockBusyError as exc:
         app.info(str(exc))
 

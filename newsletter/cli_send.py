@@ -88,7 +88,7 @@ def send(
         app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
     else:
         app.info(f"Campaign {campaign.id}: {campaign.subject!r} to {campaign.total} subscribers.")
-    _run(app, campaign.id, owner=owner)
+    run_with_progress(app, campaign.id, owner=owner)
 
 
 @click.command()
@@ -100,7 +100,7 @@ def resume(app: App, campaign_id: int, concurrency: int | None, rate: float | No
     _apply_limits(app, concurrency, rate)
     campaign = get_campaign(app.db, campaign_id)
     app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
-    _run(app, campaign_id, owner=make_owner())
+    run_with_progress(app, campaign_id, owner=make_owner())
 
 
 @click.command()
@@ -122,7 +122,7 @@ def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, 
                 "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
                 [now(), campaign_id],
             )
-    _run(app, campaign_id, owner=make_owner())
+    run_with_progress(app, campaign_id, owner=make_owner())
 
 
 def _dry_run(app: App, article: str) -> None:
@@ -138,7 +138,12 @@ def _dry_run(app: App, article: str) -> None:
     app.info("Dry run: nothing was written and nothing was sent.")
 
 
-def _run(app: App, campaign_id: int, *, owner: str) -> None:
+def run_with_progress(app: App, campaign_id: int, *, owner: str) -> None:
+    """Send one campaign as every command does: a progress bar on a terminal, timestamped
+    lines otherwise, Ctrl-C finishing what is in flight, then the summary.
+
+    Used by send, resume and retry here, and by digest.
+    """
     config, db = app.config, app.db
     reporter = _Reporter(app)
 
