@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/send.py
+	$(BIN)/python bench/digest.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

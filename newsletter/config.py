@@ -101,6 +101,12 @@ SETTINGS: tuple[Setting, ...] = (
         43200,
         "Seconds a scheduled send or digest may be late (machine off); older ones are skipped with a warning",
     ),
+    Setting(
+        "schedule.full_text",
+        "bool",
+        False,
+        "Digests carry each article's full text, not only its title, summary and link",
+    ),
     Setting("feeds.timeout", "float", 20.0, "Seconds to wait for a feed over HTTP"),
     Setting("sender.name", "str", "My Newsletter", "Display name in From"),
     Setting("sender.address", "email", "newsletter@example.org", "From address"),
@@ -181,6 +187,7 @@ class Config:
     schedule_daily: str
     schedule_weekly: str
     schedule_late_limit: int
+    schedule_full_text: bool
     feeds_timeout: float
     publication_feedback_id: str
     sender_name: str

@@ -471,7 +471,10 @@ def _render_group(config: Config, db: Database, period: Period, group: tuple[str
 
     articles = [get_article(db, slug) for slug in group]
     emails = {
-        language: render_digest(articles, config, language=language, period_label=period.label)
+        language: render_digest(
+            articles, config, language=language, period_label=period.label,
+            full_text=config.schedule_full_text,
+        )
         for language in LANGUAGES
     }
     subject = emails[config.publication_language].subject

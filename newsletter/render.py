@@ -95,11 +95,7 @@ def render_article(article: Article, config: Config, *, language: str) -> Render
     if not title:
         raise ArticleError(f"{article.source or article.slug}: the article has no title")
     web_url = article_url(config, article.slug)
-    blocks = [
-        # the contract: Block.html is already safe markup
-        {"kind": b.kind, "text": _defuse(b.text), "html": Markup(_defuse(b.html))}
-        for b in article.blocks
-    ]
+    blocks = _blocks(article)
     first_text = next((b.text for b in article.blocks if b.kind == "paragraph"), "")
     context = {
         "title": _defuse(title),
@@ -115,14 +111,22 @@ def render_article(article: Article, config: Config, *, language: str) -> Render
 
 
 def render_digest(
-    articles: Iterable[Article], config: Config, *, language: str, period_label: str
+    articles: Iterable[Article],
+    config: Config,
+    *,
+    language: str,
+    period_label: str,
+    full_text: bool = False,
 ) -> RenderedEmail:
-    """Render a digest: a list of articles with title, summary and a link to each."""
+    """Render a digest: a list of articles with title, summary and a link to each, and with
+    `full_text` the body and signature of each as well."""
     items = [
         {
             "title": _defuse(_one_line(a.title, what="an article's title")),
             "summary": _defuse(a.summary),
             "url": article_url(config, a.slug),
+            "blocks": _blocks(a) if full_text else [],
+            "signature": [_defuse(line) for line in a.signature] if full_text else [],
         }
         for a in articles
     ]
@@ -138,6 +142,14 @@ def render_digest(
         "lang": config.publication_language,
     }
     return _render("digest", context, config, language=language, subject=subject, fill={"period": period})
+
+
+def _blocks(article: Article) -> list[dict[str, Any]]:
+    # the contract: Block.html is already safe markup
+    return [
+        {"kind": b.kind, "text": _defuse(b.text), "html": Markup(_defuse(b.html))}
+        for b in article.blocks
+    ]
 
 
 def render_confirmation(config: Config, *, language: str) -> RenderedEmail:

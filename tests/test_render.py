@@ -172,3 +172,16 @@ def test_a_template_syntax_error_names_the_file_and_line(config: Config) -> None
     (config.templates / "article.txt").write_text("{% extends 'base.txt' %}\n{% block content %}\n{{ title }\n{% endblock %}\n")
     with pytest.raises(TemplateError, match=r"article\.txt, line 3"):
         render_article(seed_shaped_article(), config, language="nl")
+
+
+def test_a_full_text_digest_carries_each_article_body_in_html_and_text(config: Config) -> None:
+    article = seed_shaped_article()
+    paragraph = next(b.text for b in article.blocks if b.kind == "paragraph" and len(b.text) > 200)
+    short = render_digest([article], config, language="nl", period_label="week 48")
+    full = render_digest([article], config, language="nl", period_label="week 48", full_text=True)
+    assert paragraph not in short.text
+    assert " ".join(paragraph.split()) in " ".join(full.text.split())
+    assert article.signature[0] in full.text
+    heading = next(b.text for b in article.blocks if b.kind == "heading")
+    assert f">{heading}</h2>" in full.html
+    assert f"https://nieuws.example.nl/a/{article.slug}" in full.text
