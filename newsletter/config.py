@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -368,10 +369,15 @@ def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+# NUL and every character str.splitlines() breaks on, not only CR and LF: names and the
+# publication go into headers, where Python's folding turns U+0085 into a real line break.
+_LINE_BREAK_RE = re.compile("[\0\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _as_str(value: Any, _root: Path) -> str:
     if not isinstance(value, str):
         raise TypeError(f"must be text in quotes, not {value!r}")
-    if any(ch in value for ch in "\r\n\0"):
+    if _LINE_BREAK_RE.search(value):
         raise ValueError("must be one line (no line breaks)")
     return value.strip()
 

@@ -96,6 +96,17 @@ def test_invalid_environment_value_names_the_variable(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("breaker", ["\n", "\x85", "\u2028", "\x0b"])
+def test_a_text_setting_with_any_line_break_is_refused(tmp_path: Path, breaker: str) -> None:
+    path = write_config(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"NEWSLETTER_PUBLICATION_NAME": f"Blad{breaker}Bcc: eve@example.org"})
+    assert str(info.value) == (
+        "publication.name (from environment variable NEWSLETTER_PUBLICATION_NAME): "
+        "must be one line (no line breaks)"
+    )
+
+
 def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="secrets are never read from newsletter.toml"):
         load_config(write_config(tmp_path, "[smtp]\npassword = 'hunter2'\n"), environ={})
