@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,9 +94,15 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _check_name(name: str) -> str:
+# C0 and C1 controls and the Unicode line and paragraph separators: the name goes into
+# the To header, where message.py refuses them (and one such name would stop every send).
+_NAME_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_name(name: str) -> str:
+    """A subscriber's name as stored: stripped, one line, no control characters, at most 200."""
     name = (name or "").strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if _NAME_CONTROL_RE.search(name):
         raise NewsletterError("a name must be one line of text without control characters")
     if len(name) > 200:
         raise NewsletterError("a name must be at most 200 characters")
@@ -155,7 +162,7 @@ def subscribe(
     new opt-in is logged.
     """
     address = normalize_email(email)
-    name = _check_name(name)
+    name = check_name(name)
     language = _check_choice(language, LANGUAGES, "language")
     cadence = _check_choice(cadence, CADENCES, "cadence")
     actor = current_actor() if actor is None else actor
@@ -266,7 +273,7 @@ def update(
     """Change a subscriber's name, language or cadence; logged. Returns the updated row."""
     changes: dict[str, Any] = {}
     if name is not None:
-        changes["name"] = _check_name(name)
+        changes["name"] = check_name(name)
     if language is not None:
         changes["language"] = _check_choice(language, LANGUAGES, "language")
     if cadence is not None:

@@ -77,6 +77,15 @@ def test_bad_rows_are_reported_by_line_and_the_good_rows_are_imported(db: Databa
     assert report.summary() == "mixed.csv: 8 rows, 3 imported, 5 skipped (5 invalid)"
 
 
+def test_a_row_whose_name_holds_a_unicode_line_break_is_skipped(db: Database, tmp_path: Path) -> None:
+    path = write(tmp_path, "names.csv", "email,name\nann@example.nl,Ann\u2028Bcc: x@evil.example\nbob@example.nl,Bob\n")
+    report = subscriber_io.import_file(db, path)
+    assert report.imported == 1
+    assert [(s.line, s.kind, s.reason) for s in report.skipped] == [
+        (2, "invalid", "line 2: a name must be one line of text without control characters")]
+    assert emails(db) == [("bob@example.nl", "active")]
+
+
 def test_duplicates_in_the_file_and_in_the_database_are_never_doubled(db: Database, tmp_path: Path) -> None:
     subscribers.subscribe(db, "known@example.nl", name="Known", confirmed=True)
     path = write(tmp_path, "dups.csv", "email\nnew@example.nl\nNEW@example.nl\nknown@example.nl\n")

@@ -77,6 +77,18 @@ def test_a_name_with_a_line_break_is_refused(db: Database) -> None:
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("name", ["Ann\u2028Bcc: x@evil.example", "Ann\x85Bcc: x@evil.example", "Ann\u2029Bcc: x@evil.example"])
+def test_a_name_with_a_unicode_line_break_is_refused_everywhere_it_is_set(db: Database, name: str) -> None:
+    # message.py refuses these in the To header, so a stored one would stop every send.
+    with pytest.raises(NewsletterError, match="one line"):
+        subscribers.subscribe(db, "ann@example.nl", name=name)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+    subscribers.subscribe(db, "bob@example.nl", name="Bob")
+    with pytest.raises(NewsletterError, match="one line"):
+        subscribers.update(db, "bob@example.nl", name=name)
+    assert subscribers.get(db, "bob@example.nl")["name"] == "Bob"
+
+
 def test_confirm_activates_a_pending_subscriber_once(db: Database) -> None:
     subscribers.subscribe(db, "ann@example.nl")
     assert subscribers.confirm(db, "ann@example.nl") == "confirmed"
