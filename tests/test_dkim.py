@@ -107,6 +107,30 @@ def test_the_signing_domain_defaults_to_the_from_domain(workdir: Path, key_dir) 
     assert signer is not None and signer.domain == "example.nl"
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("dkim.selector", "nb2026; d=evil.example", "selector (dkim.selector) must be letters"),
+        ("dkim.selector", "nb 2026", "selector (dkim.selector) must be letters"),
+        ("dkim.domain", "example.nl; s=x", "domain (dkim.domain) must be letters"),
+    ],
+)
+def test_a_selector_or_domain_that_would_break_the_signature_tags_is_refused(
+    workdir: Path, key_dir, setting: str, value: str, message: str
+) -> None:
+    _, pair = key_dir
+    with pytest.raises(DkimError, match=re.escape(message)):
+        load_signer(signed_config(workdir, pair, **{setting: value}))
+
+
+def test_an_internationalised_signing_domain_is_signed_in_its_xn_form(workdir: Path, key_dir) -> None:
+    _, pair = key_dir
+    config = signed_config(workdir, pair, **{"dkim.domain": "bücher.example"})
+    rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
+    data = MessageBuilder(config, rendered, campaign_key="article:1").build(ANN)
+    assert b" d=xn--bcher-kva.example; s=nb2026;" in data.split(b"\r\n\r\n", 1)[0]
+
+
 def test_an_unreadable_or_bad_key_is_reported_with_its_file(workdir: Path) -> None:
     bad = workdir / "bad.pem"
     bad.write_text("-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n")
