@@ -196,8 +196,11 @@ def generate_key_pair(*, selector: str, domain: str, out_dir: Path, bits: int = 
     public_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{selector}.{domain}.private.pem"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DkimError(f"cannot create the folder {out_dir}: {exc.strerror}") from exc
     try:
         # O_EXCL: never replace a key that may already be published; 0600 from the start,
         # so the key is never readable by others, not even for a moment.

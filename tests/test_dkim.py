@@ -70,6 +70,12 @@ def test_keygen_never_overwrites_an_existing_key(key_dir) -> None:
     assert pair.private_key_file.read_bytes() == before
 
 
+def test_keygen_into_a_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DkimError, match="cannot create the folder"):
+        generate_key_pair(selector="s1", domain="example.nl", out_dir=tmp_path / "a-file" / "dkim", bits=1024)
+
+
 def test_a_signed_message_verifies_against_the_published_key(workdir: Path, key_dir) -> None:
     _, pair = key_dir
     config = signed_config(workdir, pair, **{"publication.feedback_id": "a:b:c:tb"})
