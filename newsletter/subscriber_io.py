@@ -33,6 +33,7 @@ from .subscribers import (
     current_actor,
     email_hash,
     new_token,
+    next_id,
     normalize_email,
 )
 
@@ -352,7 +353,7 @@ def _store(
                     fresh.append(row)
             if not fresh:
                 continue
-            first_id = _next_id(db)
+            first_id = next_id(db)
             db.conn.executemany(
                 "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
                 "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
@@ -374,11 +375,6 @@ def _store(
                 ],
             )
             report.imported += len(fresh)
-
-
-def _next_id(db: Database) -> int:
-    (highest,) = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()
-    return highest + 1
 
 
 def export(db: Database, out: TextIO, *, fmt: str = "csv") -> int:

@@ -131,6 +131,20 @@ def get(db: Database, email: str) -> dict[str, Any]:
     return found
 
 
+def next_id(db: Database) -> int:
+    """The id for a new subscriber: never one an erased subscriber had.
+
+    The table has no AUTOINCREMENT, so SQLite would hand out an erased subscriber's id
+    again, and the events log (which keeps erased subscribers' events by id) would then
+    show their history as the newcomer's.
+    """
+    (highest,) = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), "
+        "coalesce((SELECT max(subscriber_id) FROM events), 0))"
+    ).fetchone()
+    return highest + 1
+
+
 def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
     row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE token = ?", [token]).fetchone()
     return _row_to_dict(row)
@@ -187,16 +201,17 @@ def subscribe(
         erased = db.execute(
             "DELETE FROM suppressions WHERE email_hash = ? RETURNING reason", [email_hash(address)]
         ).fetchone()
-        cursor = db.execute(
-            "INSERT INTO subscribers (email, name, language, status, cadence, token, consent_at, "
-            "consent_source, created_at, updated_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [address, name, language, status, cadence, new_token(), stamp, source, stamp, stamp,
+        new_id = next_id(db)
+        db.execute(
+            "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
+            "consent_source, created_at, updated_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [new_id, address, name, language, status, cadence, new_token(), stamp, source, stamp, stamp,
              stamp if confirmed else None],
         )
         detail: dict[str, Any] = {"status": status, "cadence": cadence}
         if erased:
             detail["previously"] = erased[0]
-        log_event(db, kind="subscribed", source=source, subscriber_id=cursor.lastrowid,
+        log_event(db, kind="subscribed", source=source, subscriber_id=new_id,
                   actor=actor, detail=detail, at=stamp)
         return SubscribeResult("resubscribed" if erased else "created", get(db, address))
 

@@ -115,6 +115,16 @@ def test_an_import_never_reactivates_unsubscribed_bounced_complained_or_erased(d
     assert emails(db) == [("u@example.nl", "unsubscribed"), ("b@example.nl", "bounced"), ("c@example.nl", "complained")]
 
 
+def test_imported_subscribers_never_inherit_an_erased_subscribers_id(db: Database, tmp_path: Path) -> None:
+    ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True).subscriber
+    subscribers.erase(db, "ann@example.nl")
+    subscriber_io.import_file(db, write(tmp_path, "new.csv", "email\nbob@example.nl\ncas@example.nl\n"))
+    ids = [row[0] for row in db.execute("SELECT id FROM subscribers ORDER BY id")]
+    assert len(ids) == 2 and ann["id"] not in ids
+    for new_id in ids:
+        assert [e["kind"] for e in subscribers.events_for(db, new_id)] == ["subscribed"]
+
+
 def test_a_file_that_is_not_utf8_is_refused_with_the_byte_offset_and_nothing_is_stored(db: Database, tmp_path: Path) -> None:
     path = write(tmp_path, "excel.csv", "email;name\nfrancois@example.nl;François\n".encode("cp1252"))
     with pytest.raises(ImportFileError) as info:

@@ -125,6 +125,15 @@ def test_an_erased_address_may_subscribe_again_explicitly(db: Database) -> None:
     assert not subscribers.is_suppressed_hash(db, "ann@example.nl")
 
 
+def test_a_new_subscriber_never_inherits_an_erased_subscribers_id_or_history(db: Database) -> None:
+    ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True).subscriber
+    subscribers.erase(db, "ann@example.nl")
+    bob = subscribers.subscribe(db, "bob@example.nl", confirmed=True).subscriber
+    assert bob["id"] != ann["id"]
+    assert [e["kind"] for e in subscribers.events_for(db, bob["id"])] == ["subscribed"]
+    assert [e["kind"] for e in subscribers.events_for(db, ann["id"])] == ["subscribed", "erased"]
+
+
 def test_unknown_subscribers_are_reported_by_address(db: Database) -> None:
     with pytest.raises(SubscriberNotFoundError, match="no subscriber 'who@example.nl'"):
         subscribers.unsubscribe(db, "who@example.nl")
