@@ -383,8 +383,8 @@ def _as_str(value: Any, _root: Path) -> str:
 
 
 def _as_int(value: Any, _root: Path) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"must be a whole number, not {value!r}")
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise TypeError(f"must be a whole number, not {value!r}")  # int() would cut 2.5 to 2
     try:
         number = int(value)
     except (TypeError, ValueError):

@@ -69,6 +69,7 @@ def test_unknown_key_is_refused_with_the_file_and_a_suggestion(tmp_path: Path) -
     ("body", "expected"),
     [
         ("[sending]\nconcurrency = 'eight'\n", "sending.concurrency (from {path}): must be a whole number, not 'eight'"),
+        ("[sending]\nconcurrency = 2.5\n", "sending.concurrency (from {path}): must be a whole number, not 2.5"),
         ("[sending]\nconcurrency = 0\n", "sending.concurrency (from {path}): must be greater than 0, not 0"),
         ("[sender]\naddress = 'nobody'\n", "sender.address (from {path}): 'nobody' is not an email address"),
         ("[publication]\nlanguage = 'de'\n", "publication.language (from {path}): must be one of nl, en, not 'de'"),
