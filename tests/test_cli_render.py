@@ -9,9 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import dkim as dkimpy
-import pytest
 
-import newsletter.articles
 from newsletter.db import now, open_db
 from newsletter.preview import preview_recipient, write_preview
 from render_fixtures import PARAGRAPHS, SIGNATURE, TITLE, make_config, seed_shaped_article
@@ -97,10 +95,6 @@ SEED_SHAPED_FILE = "\n\n".join(
 ) + "\n"
 
 
-@pytest.mark.skipif(
-    not hasattr(newsletter.articles, "parse_file"),
-    reason="end to end: needs newsletter.articles.parse_file from the articles branch (runs once merged)",
-)
 def test_preview_command_writes_files_for_an_article_file(workdir: Path, invoke) -> None:
     article = workdir / "artikel.txt"
     article.write_text(SEED_SHAPED_FILE, encoding="utf-8")
