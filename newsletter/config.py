@@ -298,6 +298,12 @@ def load_config(
     checked = {}
     for setting in SETTINGS:
         checked[setting.field] = _check(setting, values[setting.key], sources[setting.key], root)
+    for key in ("database", "templates"):  # the other paths are optional: empty means none
+        if checked[key] is None:
+            raise ConfigError(
+                f"{key} (from {sources[key]}): must not be empty; the default is "
+                f"{SETTINGS_BY_KEY[key].default!r}"
+            )
     if checked["retry_min_backoff"] > checked["retry_max_backoff"]:
         raise ConfigError(
             f"retry.min_backoff ({checked['retry_min_backoff']}) is larger than "

@@ -108,6 +108,14 @@ def test_a_text_setting_with_any_line_break_is_refused(tmp_path: Path, breaker: 
     )
 
 
+@pytest.mark.parametrize(("variable", "key"), [("NEWSLETTER_DB", "database"), ("NEWSLETTER_TEMPLATES", "templates")])
+def test_an_empty_database_or_templates_path_is_refused(tmp_path: Path, variable: str, key: str) -> None:
+    path = write_config(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={variable: ""})
+    assert str(info.value).startswith(f"{key} (from environment variable {variable}): must not be empty")
+
+
 def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="secrets are never read from newsletter.toml"):
         load_config(write_config(tmp_path, "[smtp]\npassword = 'hunter2'\n"), environ={})
