@@ -116,8 +116,13 @@ def _row_to_dict(cursor_row: tuple[Any, ...] | None) -> dict[str, Any] | None:
 
 
 def find(db: Database, email: str) -> dict[str, Any] | None:
-    """The subscriber with this address (any case), or None."""
-    row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE email = ?", [email.strip()]).fetchone()
+    """The subscriber with this address (any case, a domain in Unicode or xn-- form), or None."""
+    try:
+        # Stored addresses are normalised; COLLATE NOCASE alone folds only ASCII letters.
+        address = normalize_email(email)
+    except InvalidEmailError:
+        address = email.strip()
+    row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE email = ?", [address]).fetchone()
     return _row_to_dict(row)
 
 

@@ -46,6 +46,14 @@ def test_preview_writes_the_subscribers_exact_message_and_its_parts(workdir: Pat
     assert files.html_bytes == len(html.encode("utf-8"))
 
 
+def test_preview_finds_a_subscriber_with_an_international_domain_as_typed(workdir: Path) -> None:
+    add_subscriber(workdir, "bo@bücher.nl", "Bo", "en")
+    config = make_config(workdir)
+    for typed in ("bo@bücher.nl", "Bo@BÜCHER.nl", "bo@xn--bcher-kva.nl"):
+        recipient, known = preview_recipient(open_db(config.database), config, typed)
+        assert known and recipient.name == "Bo" and recipient.token == TOKEN
+
+
 def test_preview_for_an_unknown_address_uses_a_stand_in(workdir: Path) -> None:
     config = make_config(workdir)
     recipient, known = preview_recipient(open_db(config.database), config, None)

@@ -134,6 +134,14 @@ def test_a_new_subscriber_never_inherits_an_erased_subscribers_id_or_history(db:
     assert [e["kind"] for e in subscribers.events_for(db, ann["id"])] == ["subscribed", "erased"]
 
 
+def test_an_address_with_an_international_domain_is_found_in_any_case_and_form(db: Database) -> None:
+    subscribers.subscribe(db, "ann@bücher.nl", confirmed=True)
+    for typed in ("ann@bücher.nl", "Ann@BÜCHER.nl", "ann@xn--bcher-kva.nl"):
+        assert subscribers.get(db, typed)["email"] == "ann@bücher.nl"
+    assert subscribers.subscribe(db, "ANN@BÜCHER.NL").outcome == "exists"
+    assert subscribers.unsubscribe(db, "ann@xn--bcher-kva.nl") == "unsubscribed"
+
+
 def test_unknown_subscribers_are_reported_by_address(db: Database) -> None:
     with pytest.raises(SubscriberNotFoundError, match="no subscriber 'who@example.nl'"):
         subscribers.unsubscribe(db, "who@example.nl")
