@@ -37,7 +37,7 @@ def preview_recipient(db: Any, config: Config, email: str | None) -> tuple[Recip
 
     `db` is a sqlite_utils Database (or None to skip the look-up).
     """
-    address = ascii_address(email or config.sender_address)
+    address = ascii_address(subscribers.normalize_email(email or config.sender_address))
     if db is not None and "subscribers" in db.table_names():
         row = subscribers.find(db, email or config.sender_address)
         if row is not None:

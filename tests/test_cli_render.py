@@ -54,6 +54,14 @@ def test_preview_finds_a_subscriber_with_an_international_domain_as_typed(workdi
         assert known and recipient.name == "Bo" and recipient.token == TOKEN
 
 
+def test_preview_as_an_invalid_address_says_it_is_not_an_email_address(workdir: Path, invoke) -> None:
+    article = workdir / "artikel.txt"
+    article.write_text(SEED_SHAPED_FILE, encoding="utf-8")
+    result = invoke("preview", str(article), "--as", "ann@")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 'ann@' is not an email address")
+
+
 def test_preview_for_an_unknown_address_uses_a_stand_in(workdir: Path) -> None:
     config = make_config(workdir)
     recipient, known = preview_recipient(open_db(config.database), config, None)
