@@ -18,8 +18,6 @@ stored article is re-parsed rather than kept in a second, drifting representatio
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .article_checks import SLUG_RE, slugify, summarise
-from .db import now
+from .db import now, transaction
 from .errors import ArticleError
 
 
@@ -185,21 +183,6 @@ def parse_text(text: str, *, source: str, format: str | None = None) -> Article:
 # Storage
 
 
-@contextmanager
-def _write_transaction(db: Database) -> Iterator[None]:
-    """Hold the write lock from the first read, so two processes cannot both add a slug."""
-    if db.conn.in_transaction:  # the caller's transaction decides
-        yield
-        return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
-
-
 def add_article(db: Database, article: Article, *, force: bool = False) -> AddResult:
     """Store `article` by slug: added, updated if changed, unchanged if the same content.
 
@@ -220,7 +203,8 @@ def add_article(db: Database, article: Article, *, force: bool = False) -> AddRe
         "source_text": article.source_text,
         "content_hash": article.content_hash,
     }
-    with _write_transaction(db):
+    # BEGIN IMMEDIATE: the write lock from the first read, so two processes cannot both add a slug.
+    with transaction(db):
         row = db.execute(
             "SELECT id, content_hash, sent_at FROM articles WHERE slug = ?", [article.slug]
         ).fetchone()

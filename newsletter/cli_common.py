@@ -7,6 +7,7 @@ each into `Error: <message>` with exit code 1. Data goes to stdout, messages to 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,14 @@ class NewsletterGroup(click.Group):
             return super().invoke(ctx)
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from exc
+        except sqlite3.OperationalError as exc:
+            # Another process held the write lock longer than the busy timeout.
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise click.ClickException(
+                f"the database is busy ({exc}): another newsletter command is writing to it. "
+                "Try again when it has finished."
+            ) from exc
 
 
 def json_option(func: F) -> F:

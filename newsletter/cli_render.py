@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from .articles import parse_file
 from .cli_common import App, pass_app
 from .config import Config
-from .errors import NewsletterError, NotInitialisedError
+from .errors import NotInitialisedError
 from .preview import preview_recipient, write_preview
 from .signing import generate_key_pair
 
@@ -31,10 +32,6 @@ def preview(app: App, article: Path, as_email: str | None, out_dir: Path | None,
 
     Nothing is sent and nothing is stored.
     """
-    try:
-        from .articles import parse_file  # type: ignore[attr-defined]
-    except ImportError as exc:  # the parser lands with the articles work
-        raise NewsletterError("this build cannot read article files yet (newsletter.articles.parse_file)") from exc
     config = app.config
     parsed = parse_file(article, encoding=encoding)
     recipient, known = preview_recipient(app.db, config, as_email)

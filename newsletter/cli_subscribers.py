@@ -201,7 +201,11 @@ def export(app: App, fmt: str, output: Path | None) -> None:
     if output is None:
         number = subscriber_io.export(app.db, sys.stdout, fmt=fmt)
     else:
-        with output.open("w", encoding="utf-8", newline="") as out:
+        try:
+            out = output.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise NewsletterError(f"cannot write {output}: {exc.strerror}") from exc
+        with out:
             number = subscriber_io.export(app.db, out, fmt=fmt)
     app.info(f"Exported {number:,} subscribers" + (f" to {output}." if output else "."))
 

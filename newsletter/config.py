@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -304,6 +305,12 @@ def load_config(
     checked = {}
     for setting in SETTINGS:
         checked[setting.field] = _check(setting, values[setting.key], sources[setting.key], root)
+    for key in ("database", "templates"):  # the other paths are optional: empty means none
+        if checked[key] is None:
+            raise ConfigError(
+                f"{key} (from {sources[key]}): must not be empty; the default is "
+                f"{SETTINGS_BY_KEY[key].default!r}"
+            )
     if checked["retry_min_backoff"] > checked["retry_max_backoff"]:
         raise ConfigError(
             f"retry.min_backoff ({checked['retry_min_backoff']}) is larger than "
@@ -375,17 +382,22 @@ def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+# NUL and every character str.splitlines() breaks on, not only CR and LF: names and the
+# publication go into headers, where Python's folding turns U+0085 into a real line break.
+_LINE_BREAK_RE = re.compile("[\0\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _as_str(value: Any, _root: Path) -> str:
     if not isinstance(value, str):
         raise TypeError(f"must be text in quotes, not {value!r}")
-    if any(ch in value for ch in "\r\n\0"):
+    if _LINE_BREAK_RE.search(value):
         raise ValueError("must be one line (no line breaks)")
     return value.strip()
 
 
 def _as_int(value: Any, _root: Path) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"must be a whole number, not {value!r}")
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise TypeError(f"must be a whole number, not {value!r}")  # int() would cut 2.5 to 2
     try:
         number = int(value)
     except (TypeError, ValueError):

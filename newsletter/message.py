@@ -74,7 +74,9 @@ class Recipient:
     language: str
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# Every character str.splitlines() breaks on is here (NEL U+0085 too): Python's header
+# folding turns each into a real line break, which would start a header of its own.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _DOMAIN_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 _LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import subscribers
 from .articles import Article
 from .config import Config
 from .errors import NewsletterError
@@ -36,13 +37,12 @@ def preview_recipient(db: Any, config: Config, email: str | None) -> tuple[Recip
 
     `db` is a sqlite_utils Database (or None to skip the look-up).
     """
-    address = ascii_address(email or config.sender_address)
+    address = ascii_address(subscribers.normalize_email(email or config.sender_address))
     if db is not None and "subscribers" in db.table_names():
-        row = db.execute(
-            "SELECT id, email, name, token, language FROM subscribers WHERE email = ?", [address]
-        ).fetchone()
+        row = subscribers.find(db, email or config.sender_address)
         if row is not None:
-            return Recipient(subscriber_id=row[0], email=row[1], name=row[2], token=row[3], language=row[4]), True
+            return Recipient(subscriber_id=row["id"], email=row["email"], name=row["name"],
+                             token=row["token"], language=row["language"]), True
     return (
         Recipient(subscriber_id=0, email=address, name="", token=PREVIEW_TOKEN, language=config.publication_language),
         False,

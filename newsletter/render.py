@@ -139,7 +139,7 @@ def render_digest(
         "period": period,
         "preheader": _preheader(" · ".join(i["title"] for i in items)),
         "web_url": config.public_url + ARTICLE_PATH,
-        "lang": config.publication_language,
+        "lang": _language_key(config, language),  # the digest's own words are in this language
     }
     return _render("digest", context, config, language=language, subject=subject, fill={"period": period})
 

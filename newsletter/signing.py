@@ -126,8 +126,22 @@ def _relaxed_body(body: bytes) -> bytes:
 
 
 def signing_domain(config: Config) -> str:
-    """dkim.domain, or the From address's domain (which DMARC alignment wants anyway)."""
-    return (config.dkim_domain or config.sender_address.rpartition("@")[2]).strip().lower()
+    """dkim.domain, or the From address's domain (which DMARC alignment wants anyway).
+
+    An internationalised domain is given in its xn-- form, as it appears in d= and in DNS.
+    """
+    domain = (config.dkim_domain or config.sender_address.rpartition("@")[2]).strip().lower()
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain  # _check_dns_name says what is wrong with it
+
+
+def _check_dns_name(value: str, *, what: str) -> str:
+    """A selector or domain fit for a DKIM tag and a DNS name: nothing that ends the tag."""
+    if not value or not all(c.isascii() and (c.isalnum() or c in "-.") for c in value):
+        raise DkimError(f"the DKIM {what} must be letters, digits, dots and hyphens, not {value!r}")
+    return value
 
 
 def load_signer(config: Config) -> DkimSigner | None:
@@ -140,10 +154,12 @@ def load_signer(config: Config) -> DkimSigner | None:
         raise DkimError(
             f"dkim.key_file: cannot read {config.dkim_key_file}: {exc.strerror}"
         ) from exc
+    selector = _check_dns_name(config.dkim_selector.strip(), what="selector (dkim.selector)")
+    domain = _check_dns_name(signing_domain(config), what="domain (dkim.domain)")
     try:
         return DkimSigner(
-            selector=config.dkim_selector.strip(),
-            domain=signing_domain(config),
+            selector=selector,
+            domain=domain,
             private_key_pem=pem,
         )
     except DkimError as exc:
@@ -169,9 +185,8 @@ class KeyPair:
 
 def generate_key_pair(*, selector: str, domain: str, out_dir: Path, bits: int = KEY_BITS) -> KeyPair:
     """Write a new RSA private key (mode 0600, never overwriting) and return its DNS record."""
-    for what, value in (("selector", selector), ("domain", domain)):
-        if not value or not all(c.isascii() and (c.isalnum() or c in "-.") for c in value):
-            raise DkimError(f"the DKIM {what} must be letters, digits, dots and hyphens, not {value!r}")
+    _check_dns_name(selector, what="selector")
+    _check_dns_name(domain, what="domain")
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -181,8 +196,11 @@ def generate_key_pair(*, selector: str, domain: str, out_dir: Path, bits: int = 
     public_der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{selector}.{domain}.private.pem"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DkimError(f"cannot create the folder {out_dir}: {exc.strerror}") from exc
     try:
         # O_EXCL: never replace a key that may already be published; 0600 from the start,
         # so the key is never readable by others, not even for a moment.

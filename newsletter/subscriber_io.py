@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,14 +24,16 @@ from sqlite_utils import Database
 
 from .config import LANGUAGES
 from .db import now, transaction
-from .errors import ImportFileError, InvalidEmailError
+from .errors import ImportFileError, InvalidEmailError, NewsletterError
 from .subscribers import (
     CADENCES,
     STATUSES,
     SUPPRESSED,
+    check_name,
     current_actor,
     email_hash,
     new_token,
+    next_id,
     normalize_email,
 )
 
@@ -44,7 +45,6 @@ ALIASES = {
     "e-mail": "email", "mail": "email", "emailadres": "email", "e-mailadres": "email",
     "email address": "email", "naam": "name", "language": "lang", "taal": "lang",
 }
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CHUNK = 2000
 PARALLEL_FROM = 20000  # rows; below this a second process costs more than it saves
 
@@ -234,9 +234,10 @@ def _check_rows(
         status = record.get("status", "").strip().lower() or default_status
         if status not in STATUSES:
             problems.append(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-        name = record.get("name", "").strip()
-        if CONTROL.search(name) or len(name) > 200:
-            problems.append("the name must be one line of at most 200 characters")
+        try:
+            name = check_name(record.get("name", ""))
+        except NewsletterError as exc:
+            problems.append(str(exc))
         consent_at = record.get("consent_at", "").strip() or None
         if consent_at:
             try:
@@ -352,7 +353,7 @@ def _store(
                     fresh.append(row)
             if not fresh:
                 continue
-            first_id = _next_id(db)
+            first_id = next_id(db)
             db.conn.executemany(
                 "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
                 "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
@@ -374,11 +375,6 @@ def _store(
                 ],
             )
             report.imported += len(fresh)
-
-
-def _next_id(db: Database) -> int:
-    (highest,) = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()
-    return highest + 1
 
 
 def export(db: Database, out: TextIO, *, fmt: str = "csv") -> int:

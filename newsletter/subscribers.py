@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,9 +94,15 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def _check_name(name: str) -> str:
+# C0 and C1 controls and the Unicode line and paragraph separators: the name goes into
+# the To header, where message.py refuses them (and one such name would stop every send).
+_NAME_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_name(name: str) -> str:
+    """A subscriber's name as stored: stripped, one line, no control characters, at most 200."""
     name = (name or "").strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if _NAME_CONTROL_RE.search(name):
         raise NewsletterError("a name must be one line of text without control characters")
     if len(name) > 200:
         raise NewsletterError("a name must be at most 200 characters")
@@ -109,8 +116,13 @@ def _row_to_dict(cursor_row: tuple[Any, ...] | None) -> dict[str, Any] | None:
 
 
 def find(db: Database, email: str) -> dict[str, Any] | None:
-    """The subscriber with this address (any case), or None."""
-    row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE email = ?", [email.strip()]).fetchone()
+    """The subscriber with this address (any case, a domain in Unicode or xn-- form), or None."""
+    try:
+        # Stored addresses are normalised; COLLATE NOCASE alone folds only ASCII letters.
+        address = normalize_email(email)
+    except InvalidEmailError:
+        address = email.strip()
+    row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE email = ?", [address]).fetchone()
     return _row_to_dict(row)
 
 
@@ -122,6 +134,20 @@ def get(db: Database, email: str) -> dict[str, Any]:
             f"no subscriber {email.strip()!r}; `newsletter subscribers list` shows who there is"
         )
     return found
+
+
+def next_id(db: Database) -> int:
+    """The id for a new subscriber: never one an erased subscriber had.
+
+    The table has no AUTOINCREMENT, so SQLite would hand out an erased subscriber's id
+    again, and the events log (which keeps erased subscribers' events by id) would then
+    show their history as the newcomer's.
+    """
+    (highest,) = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), "
+        "coalesce((SELECT max(subscriber_id) FROM events), 0))"
+    ).fetchone()
+    return highest + 1
 
 
 def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
@@ -155,7 +181,7 @@ def subscribe(
     new opt-in is logged.
     """
     address = normalize_email(email)
-    name = _check_name(name)
+    name = check_name(name)
     language = _check_choice(language, LANGUAGES, "language")
     cadence = _check_choice(cadence, CADENCES, "cadence")
     actor = current_actor() if actor is None else actor
@@ -180,16 +206,17 @@ def subscribe(
         erased = db.execute(
             "DELETE FROM suppressions WHERE email_hash = ? RETURNING reason", [email_hash(address)]
         ).fetchone()
-        cursor = db.execute(
-            "INSERT INTO subscribers (email, name, language, status, cadence, token, consent_at, "
-            "consent_source, created_at, updated_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [address, name, language, status, cadence, new_token(), stamp, source, stamp, stamp,
+        new_id = next_id(db)
+        db.execute(
+            "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
+            "consent_source, created_at, updated_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [new_id, address, name, language, status, cadence, new_token(), stamp, source, stamp, stamp,
              stamp if confirmed else None],
         )
         detail: dict[str, Any] = {"status": status, "cadence": cadence}
         if erased:
             detail["previously"] = erased[0]
-        log_event(db, kind="subscribed", source=source, subscriber_id=cursor.lastrowid,
+        log_event(db, kind="subscribed", source=source, subscriber_id=new_id,
                   actor=actor, detail=detail, at=stamp)
         return SubscribeResult("resubscribed" if erased else "created", get(db, address))
 
@@ -266,7 +293,7 @@ def update(
     """Change a subscriber's name, language or cadence; logged. Returns the updated row."""
     changes: dict[str, Any] = {}
     if name is not None:
-        changes["name"] = _check_name(name)
+        changes["name"] = check_name(name)
     if language is not None:
         changes["language"] = _check_choice(language, LANGUAGES, "language")
     if cadence is not None:

@@ -181,3 +181,31 @@ def test_without_a_relay_the_confirmation_is_captured_and_the_user_told(
     assert "NOTHING LEFT THIS MACHINE" in result.stderr
     [eml] = list((workdir / "outbox").rglob("*.eml"))
     assert b"ann@example.nl" in eml.read_bytes()
+
+
+def test_export_to_a_folder_that_does_not_exist_is_an_error_not_a_traceback(
+    workdir: Path, invoke: Callable[..., Result]
+) -> None:
+    invoke("subscribe", "ann@example.nl", "--confirmed")
+    result = invoke("subscribers", "export", "-o", str(workdir / "missing" / "leden.csv"))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write {workdir / 'missing' / 'leden.csv'}: No such file or directory\n"
+
+
+def test_a_database_locked_by_another_process_is_an_error_not_a_traceback(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch
+) -> None:
+    import sqlite3
+
+    import newsletter.db
+
+    monkeypatch.setattr(newsletter.db, "BUSY_TIMEOUT_S", 0.1)
+    holder = sqlite3.connect(workdir / "subscribers.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = invoke("subscribe", "ann@example.nl", "--confirmed")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the database is busy (database is locked)")

@@ -69,6 +69,7 @@ def test_unknown_key_is_refused_with_the_file_and_a_suggestion(tmp_path: Path) -
     ("body", "expected"),
     [
         ("[sending]\nconcurrency = 'eight'\n", "sending.concurrency (from {path}): must be a whole number, not 'eight'"),
+        ("[sending]\nconcurrency = 2.5\n", "sending.concurrency (from {path}): must be a whole number, not 2.5"),
         ("[sending]\nconcurrency = 0\n", "sending.concurrency (from {path}): must be greater than 0, not 0"),
         ("[sender]\naddress = 'nobody'\n", "sender.address (from {path}): 'nobody' is not an email address"),
         ("[publication]\nlanguage = 'de'\n", "publication.language (from {path}): must be one of nl, en, not 'de'"),
@@ -94,6 +95,25 @@ def test_invalid_environment_value_names_the_variable(tmp_path: Path) -> None:
     assert str(info.value) == (
         "sending.rate (from environment variable NEWSLETTER_SENDING_RATE): must be a number, not 'fast'"
     )
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\x85", "\u2028", "\x0b"])
+def test_a_text_setting_with_any_line_break_is_refused(tmp_path: Path, breaker: str) -> None:
+    path = write_config(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"NEWSLETTER_PUBLICATION_NAME": f"Blad{breaker}Bcc: eve@example.org"})
+    assert str(info.value) == (
+        "publication.name (from environment variable NEWSLETTER_PUBLICATION_NAME): "
+        "must be one line (no line breaks)"
+    )
+
+
+@pytest.mark.parametrize(("variable", "key"), [("NEWSLETTER_DB", "database"), ("NEWSLETTER_TEMPLATES", "templates")])
+def test_an_empty_database_or_templates_path_is_refused(tmp_path: Path, variable: str, key: str) -> None:
+    path = write_config(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={variable: ""})
+    assert str(info.value).startswith(f"{key} (from environment variable {variable}): must not be empty")
 
 
 def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:

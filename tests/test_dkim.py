@@ -70,6 +70,12 @@ def test_keygen_never_overwrites_an_existing_key(key_dir) -> None:
     assert pair.private_key_file.read_bytes() == before
 
 
+def test_keygen_into_a_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DkimError, match="cannot create the folder"):
+        generate_key_pair(selector="s1", domain="example.nl", out_dir=tmp_path / "a-file" / "dkim", bits=1024)
+
+
 def test_a_signed_message_verifies_against_the_published_key(workdir: Path, key_dir) -> None:
     _, pair = key_dir
     config = signed_config(workdir, pair, **{"publication.feedback_id": "a:b:c:tb"})
@@ -105,6 +111,30 @@ def test_the_signing_domain_defaults_to_the_from_domain(workdir: Path, key_dir) 
     config = make_config(workdir, **{"dkim.selector": "nb2026", "dkim.key_file": str(pair.private_key_file)})
     signer = load_signer(config)
     assert signer is not None and signer.domain == "example.nl"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("dkim.selector", "nb2026; d=evil.example", "selector (dkim.selector) must be letters"),
+        ("dkim.selector", "nb 2026", "selector (dkim.selector) must be letters"),
+        ("dkim.domain", "example.nl; s=x", "domain (dkim.domain) must be letters"),
+    ],
+)
+def test_a_selector_or_domain_that_would_break_the_signature_tags_is_refused(
+    workdir: Path, key_dir, setting: str, value: str, message: str
+) -> None:
+    _, pair = key_dir
+    with pytest.raises(DkimError, match=re.escape(message)):
+        load_signer(signed_config(workdir, pair, **{setting: value}))
+
+
+def test_an_internationalised_signing_domain_is_signed_in_its_xn_form(workdir: Path, key_dir) -> None:
+    _, pair = key_dir
+    config = signed_config(workdir, pair, **{"dkim.domain": "bücher.example"})
+    rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
+    data = MessageBuilder(config, rendered, campaign_key="article:1").build(ANN)
+    assert b" d=xn--bcher-kva.example; s=nb2026;" in data.split(b"\r\n\r\n", 1)[0]
 
 
 def test_an_unreadable_or_bad_key_is_reported_with_its_file(workdir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import email
 import email.policy
 import re
@@ -180,6 +181,7 @@ def test_a_test_send_is_marked_and_has_its_own_message_id(config, rendered) -> N
         ("name", "Ann\r\nBcc: eve@example.org"),
         ("name", "Ann\nBcc: eve@example.org"),
         ("name", "Ann\x00"),
+        ("name", "Ann\x85Bcc: eve@example.org"),
         ("email", "ann@example.nl\r\nBcc: eve@example.org"),
         ("email", "ann@example.nl>, <eve@example.org"),
         ("email", "not-an-address"),
@@ -198,6 +200,15 @@ def test_a_subject_with_a_line_break_is_refused(config) -> None:
     bad = RenderedEmail(subject="Hoi\r\nBcc: eve@example.org", html="<p>x</p>\n", text="x\n", language="nl")
     with pytest.raises(HeaderValueError):
         MessageBuilder(config, {"nl": bad}, campaign_key="article:1")
+
+
+@pytest.mark.parametrize("breaker", ["\x85", "\u2028", "\x1c"])
+def test_a_subject_with_any_line_break_python_folds_on_is_refused(config, breaker) -> None:
+    # policy.SMTP.fold splits on every str.splitlines() break, NEL (U+0085) included, so
+    # a publication name with one would otherwise write a Bcc header of its own.
+    bad = dataclasses.replace(config, publication_name=f"Blad{breaker}Bcc: eve@example.org")
+    with pytest.raises(HeaderValueError, match="subject"):
+        MessageBuilder(bad, {"nl": render_confirmation(bad, language="nl")}, campaign_key="confirm")
 
 
 @pytest.mark.parametrize("long_name", ["Ëlisabeth van der Meulen-Ó'Súilleabháin " * 4, "Jan de Vries " * 100])

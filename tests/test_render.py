@@ -166,6 +166,8 @@ def test_the_digest_links_every_article(config: Config) -> None:
         assert article.title in rendered.text
     empty = render_digest([], config, language="en", period_label="week 49")
     assert "No new articles" in empty.text
+    assert '<html lang="nl">' in rendered.html
+    assert '<html lang="en">' in empty.html  # its words are English, whatever the publication's
 
 
 def test_a_template_syntax_error_names_the_file_and_line(config: Config) -> None:

@@ -77,6 +77,15 @@ def test_bad_rows_are_reported_by_line_and_the_good_rows_are_imported(db: Databa
     assert report.summary() == "mixed.csv: 8 rows, 3 imported, 5 skipped (5 invalid)"
 
 
+def test_a_row_whose_name_holds_a_unicode_line_break_is_skipped(db: Database, tmp_path: Path) -> None:
+    path = write(tmp_path, "names.csv", "email,name\nann@example.nl,Ann\u2028Bcc: x@evil.example\nbob@example.nl,Bob\n")
+    report = subscriber_io.import_file(db, path)
+    assert report.imported == 1
+    assert [(s.line, s.kind, s.reason) for s in report.skipped] == [
+        (2, "invalid", "line 2: a name must be one line of text without control characters")]
+    assert emails(db) == [("bob@example.nl", "active")]
+
+
 def test_duplicates_in_the_file_and_in_the_database_are_never_doubled(db: Database, tmp_path: Path) -> None:
     subscribers.subscribe(db, "known@example.nl", name="Known", confirmed=True)
     path = write(tmp_path, "dups.csv", "email\nnew@example.nl\nNEW@example.nl\nknown@example.nl\n")
@@ -104,6 +113,16 @@ def test_an_import_never_reactivates_unsubscribed_bounced_complained_or_erased(d
     assert "is unsubscribed; an import never re-activates it" in report.skipped[0].reason
     assert "erased at the subscriber's request" in report.skipped[3].reason
     assert emails(db) == [("u@example.nl", "unsubscribed"), ("b@example.nl", "bounced"), ("c@example.nl", "complained")]
+
+
+def test_imported_subscribers_never_inherit_an_erased_subscribers_id(db: Database, tmp_path: Path) -> None:
+    ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True).subscriber
+    subscribers.erase(db, "ann@example.nl")
+    subscriber_io.import_file(db, write(tmp_path, "new.csv", "email\nbob@example.nl\ncas@example.nl\n"))
+    ids = [row[0] for row in db.execute("SELECT id FROM subscribers ORDER BY id")]
+    assert len(ids) == 2 and ann["id"] not in ids
+    for new_id in ids:
+        assert [e["kind"] for e in subscribers.events_for(db, new_id)] == ["subscribed"]
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_the_byte_offset_and_nothing_is_stored(db: Database, tmp_path: Path) -> None:

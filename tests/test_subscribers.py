@@ -77,6 +77,18 @@ def test_a_name_with_a_line_break_is_refused(db: Database) -> None:
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("name", ["Ann\u2028Bcc: x@evil.example", "Ann\x85Bcc: x@evil.example", "Ann\u2029Bcc: x@evil.example"])
+def test_a_name_with_a_unicode_line_break_is_refused_everywhere_it_is_set(db: Database, name: str) -> None:
+    # message.py refuses these in the To header, so a stored one would stop every send.
+    with pytest.raises(NewsletterError, match="one line"):
+        subscribers.subscribe(db, "ann@example.nl", name=name)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+    subscribers.subscribe(db, "bob@example.nl", name="Bob")
+    with pytest.raises(NewsletterError, match="one line"):
+        subscribers.update(db, "bob@example.nl", name=name)
+    assert subscribers.get(db, "bob@example.nl")["name"] == "Bob"
+
+
 def test_confirm_activates_a_pending_subscriber_once(db: Database) -> None:
     subscribers.subscribe(db, "ann@example.nl")
     assert subscribers.confirm(db, "ann@example.nl") == "confirmed"
@@ -111,6 +123,23 @@ def test_an_erased_address_may_subscribe_again_explicitly(db: Database) -> None:
     result = subscribers.subscribe(db, "ann@example.nl")
     assert result.outcome == "resubscribed"
     assert not subscribers.is_suppressed_hash(db, "ann@example.nl")
+
+
+def test_a_new_subscriber_never_inherits_an_erased_subscribers_id_or_history(db: Database) -> None:
+    ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True).subscriber
+    subscribers.erase(db, "ann@example.nl")
+    bob = subscribers.subscribe(db, "bob@example.nl", confirmed=True).subscriber
+    assert bob["id"] != ann["id"]
+    assert [e["kind"] for e in subscribers.events_for(db, bob["id"])] == ["subscribed"]
+    assert [e["kind"] for e in subscribers.events_for(db, ann["id"])] == ["subscribed", "erased"]
+
+
+def test_an_address_with_an_international_domain_is_found_in_any_case_and_form(db: Database) -> None:
+    subscribers.subscribe(db, "ann@bücher.nl", confirmed=True)
+    for typed in ("ann@bücher.nl", "Ann@BÜCHER.nl", "ann@xn--bcher-kva.nl"):
+        assert subscribers.get(db, typed)["email"] == "ann@bücher.nl"
+    assert subscribers.subscribe(db, "ANN@BÜCHER.NL").outcome == "exists"
+    assert subscribers.unsubscribe(db, "ann@xn--bcher-kva.nl") == "unsubscribed"
 
 
 def test_unknown_subscribers_are_reported_by_address(db: Database) -> None:
