@@ -1,7 +1,7 @@
 """A real aiosmtpd SMTP server on 127.0.0.1 for the tests, with faults injected into it.
 
 The server records every message it accepted (envelope, Message-ID, bytes). A test injects
-a fault by setting `server.handler.on_data` (or `on_rcpt`): a function of the recipient and
+a fault by setting `server.handler.on_data` (or `on_rcpt`, `on_mail`): a function of the recipient and
 the number of messages seen so far that returns a reply line, DROP (close the connection
 after the data arrived, without a reply) or STALL (sleep past the client's timeout).
 """
@@ -41,10 +41,20 @@ class RecordingHandler:
     messages: list[Received] = field(default_factory=list)
     on_data: Fault | None = None
     on_rcpt: Fault | None = None
+    on_mail: Fault | None = None  # called with the envelope sender instead of the recipient
     stall_seconds: float = 5.0
     delay: float = 0.0  # seconds each DATA takes, so that messages are really in flight
     attempts: int = 0  # DATA commands seen, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.on_mail is not None:
+            reply = self.on_mail(address, self.attempts)
+            if reply:
+                return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.on_rcpt is not None:

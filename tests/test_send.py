@@ -181,6 +181,31 @@ async def test_5_2_1_is_a_hard_bounce_but_5_7_1_fails_without_blaming_the_recipi
     assert site.subscriber_status(site.emails[1]) == "active"
 
 
+async def test_a_refused_envelope_sender_fails_the_messages_without_suppressing_anyone(server, make_site):
+    # 5.1.8 is "bad sender's system address": our bounce address, not the recipient's.
+    site = make_site(server.url, 3, **{"sender.envelope": "bounces+{token}@nergens.invalid"})
+    server.handler.on_mail = lambda sender, n: (
+        f"553 5.1.8 <{sender}>: Sender address rejected: Domain not found"
+    )
+    cid = site.campaign()
+    result = await site.run(cid)
+    assert result.counts["failed"] == 3 and result.counts["bounced"] == 0
+    assert all(site.subscriber_status(e) == "active" for e in site.emails)
+    assert site.db.execute("SELECT count(*) FROM events WHERE kind = 'bounced'").fetchone()[0] == 0
+    row = site.row(cid, site.emails[0])
+    assert (row["status"], row["reply_code"], row["enhanced_code"]) == ("failed", 553, "5.1.8")
+    assert server.handler.messages == []
+
+
+def test_sender_address_codes_are_never_a_hard_bounce_of_the_recipient():
+    from newsletter.replies import classify_reply
+
+    for code, text in ((550, "5.1.7 bad sender mailbox syntax"), (553, "5.1.8 sender domain unknown")):
+        outcome = classify_reply(code, text)
+        assert (outcome.status, outcome.suppress) == ("failed", False)
+    assert classify_reply(550, "5.1.1 user unknown").suppress  # the recipient's: still a bounce
+
+
 async def test_a_421_mid_campaign_slows_the_whole_pool_down_and_loses_nothing(server, make_site):
     site = make_site(server.url, 120, **{"retry.min_backoff": 1})
     server.handler.on_data = lambda rcpt, n: (
