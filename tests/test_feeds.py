@@ -203,6 +203,37 @@ def test_an_unreachable_feed_is_reported_not_raised(db: Database) -> None:
     assert "cannot reach it" in result.error
 
 
+def test_a_feed_that_is_no_http_server_or_no_url_is_reported_and_the_others_are_still_polled(
+    db: Database, tmp_path: Path, server: FeedServer
+) -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_garbage() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")  # a port that is not a web server
+        conn.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    garbage = f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+    server.pages["/ok"] = (200, rss(rss_item("y", "Goed")))
+    for address in (garbage, "http://blad.example.nl/mijn feed.xml", f"{server.url}/ok"):
+        add_feed(db, address, check=False)
+    try:
+        results = {r.address: r for r in poll_all(db, at=NOW, timeout=5)}
+    finally:
+        listener.close()
+    assert "not a valid HTTP answer" in results[garbage].error
+    assert "not a usable URL" in results["http://blad.example.nl/mijn feed.xml"].error
+    assert len(results[f"{server.url}/ok"].new) == 1
+    with pytest.raises(FeedError, match="not a usable URL"):
+        add_feed(db, "http://blad.example.nl/andere feed.xml")
+
+
 def test_adding_a_broken_feed_is_refused_with_the_reason(db: Database, tmp_path: Path) -> None:
     with pytest.raises(FeedError, match="no such file"):
         add_feed(db, str(tmp_path / "missing.xml"))
