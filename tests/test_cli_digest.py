@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,11 +21,8 @@ import pytest
 import time_machine
 from click.testing import Result
 
-# The sending engine and its test helpers come with the send branch; until it is merged
-# into this one, these tests have nothing to run against.
-pytest.importorskip("newsletter.campaigns", reason="the sending engine is not merged yet")
-from send_helpers import add_subscribers, make_config, open_workdb  # noqa: E402
-from smtp_server import Server  # noqa: E402
+from send_helpers import add_subscribers, make_config, open_workdb, relay_env, server  # noqa: F401
+from smtp_server import Server
 from sqlite_utils import Database
 
 from newsletter.db import open_db
@@ -39,22 +36,6 @@ def local(text: str) -> datetime:
 
 def article_text(slug: str, title: str) -> str:
     return f"---\ntitle: \"{title}\"\nslug: {slug}\nsummary: \"Over {title}.\"\n---\nDe tekst van {title}, met € en é.\n"
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def relay_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "4",
-           "NEWSLETTER_RETRY_MIN_BACKOFF": "1"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def db_of(workdir: Path) -> Database:

@@ -9,13 +9,12 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-from send_helpers import add_subscribers, make_config, open_workdb, statuses, write_article
+from send_helpers import add_subscribers, make_config, open_workdb, server, statuses, write_article  # noqa: F401
 from smtp_server import DROP, STALL, Server, authenticator
 
 from newsletter.campaigns import CampaignBusyError, create_campaign, make_owner
@@ -23,13 +22,6 @@ from newsletter.config import Config
 from newsletter.ledger import acquire_lease
 from newsletter.render import confirm_url
 from newsletter.send import Pool, PoolOptions, RunResult, run_campaign, send_confirmation, send_test
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server().start()
-    yield srv
-    srv.stop()
 
 
 class Site:
