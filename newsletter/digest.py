@@ -307,26 +307,12 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         # still gets them: the look-back exists for exactly that case.
         if not chosen:
             continue
-        group = group_index.get(chosen)
-        if group is None:
-            group = group_index[chosen] = len(plan.groups)
-            plan.groups.append(chosen)
-            plan.group_sizes.append(0)
-        plan.group_sizes[group] += 1
-        plan.recipients += 1
-        batch.append((subscriber_id, group))
+        batch.append((subscriber_id, _group_of(plan, group_index, chosen)))
         if len(batch) >= _PLAN_CHUNK:
             db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
             batch.clear()
     for subscriber_id, chosen in _left_for_each(db, period, candidates, carried):
-        group = group_index.get(chosen)
-        if group is None:
-            group = group_index[chosen] = len(plan.groups)
-            plan.groups.append(chosen)
-            plan.group_sizes.append(0)
-        plan.group_sizes[group] += 1
-        plan.recipients += 1
-        batch.append((subscriber_id, group))
+        batch.append((subscriber_id, _group_of(plan, group_index, chosen)))
     if batch:
         db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
     # Only articles of this period make a digest worth sending; catch-up alone does not
@@ -339,6 +325,18 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         "SELECT s.email FROM temp.digest_plan p JOIN subscribers s ON s.id = p.subscriber_id"
         " ORDER BY p.subscriber_id LIMIT ?", [sample],
     ).fetchall()]
+
+
+def _group_of(plan: DigestPlan, group_index: dict[tuple[str, ...], int], chosen: tuple[str, ...]) -> int:
+    """The group (campaign) of a subscriber who gets `chosen`, counted in the plan."""
+    group = group_index.get(chosen)
+    if group is None:
+        group = group_index[chosen] = len(plan.groups)
+        plan.groups.append(chosen)
+        plan.group_sizes.append(0)
+    plan.group_sizes[group] += 1
+    plan.recipients += 1
+    return group
 
 
 def _left_for_each(
