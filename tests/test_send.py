@@ -276,6 +276,34 @@ async def test_a_subscriber_who_unsubscribed_after_queueing_is_never_mailed(serv
     assert result.counts["skipped"] == 2 and result.status == "done"
 
 
+async def test_a_subscriber_erased_while_their_message_waits_for_a_connection_is_never_mailed(server, make_site):
+    from newsletter.feed import inline_feed
+    from newsletter.ledger import Ledger
+    from newsletter.send import Progress
+    from newsletter.subscribers import erase
+
+    site = make_site(server.url, 5)
+    cid = site.campaign()
+    gone = site.emails[2]
+
+    async def feed_then_erase(feed):
+        # The rows are read (and built) before the pool claims them; the erasure lands
+        # in between, as it can while a built message waits in the pool's buffer.
+        async for items in feed:
+            erase(site.db, gone, source="test")
+            yield items
+
+    opts = PoolOptions.from_config(site.config, concurrency=2)
+    owner = make_owner()
+    acquire_lease(site.db, cid, owner=owner, ttl=60)
+    ledger = Ledger(site.db, cid, owner=owner, ttl=60, min_backoff=1, max_backoff=2, lifetime=10)
+    progress = Progress(campaign_id=cid, due=5)
+    feed = feed_then_erase(inline_feed(site.config, site.db, cid, at="9999"))
+    await Pool(ledger, feed, opts, progress).run()
+    assert sorted(server.handler.by_rcpt()) == sorted(e for e in site.emails if e != gone)
+    assert progress.sent == 4 and progress.skipped == 1
+
+
 async def test_rows_marked_sending_never_exceed_the_connections(server, make_site):
     site = make_site(server.url, 200)
     cid = site.campaign()
