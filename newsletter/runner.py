@@ -140,6 +140,7 @@ def run_due(
         return summary
 
     # Scheduled sends
+    ran: set[int] = set()  # campaigns this pass already ran: a failed one waits for the next
     claim = schedule.claim_due(db, late_limit=late_limit, now_at=current)
     for send, late in claim.skipped:
         say("scheduled", f"skipped scheduled send {send.id} ({send.article_slug}): it was due "
@@ -166,7 +167,9 @@ def run_due(
                 f"{type(exc).__name__}: {exc}", "error")
             continue
         schedule.mark_sent(db, send.id, campaign_id=campaign_id)
-        say("scheduled", f"sent scheduled {send.article_slug} as campaign {campaign_id}{_result_text(result)}")
+        ran.add(campaign_id)
+        say("scheduled", f"sent scheduled {send.article_slug} as campaign {campaign_id}{_result_text(result)}",
+            "error" if getattr(result, "error", None) else "info")
 
     # Digests
     entries = schedule_entries(daily=config.schedule_daily, weekly=config.schedule_weekly)
@@ -192,6 +195,8 @@ def run_due(
 
     # Unfinished campaigns (new digests among them) and deferred retries
     for campaign_id in engine.pending(now_at=current):
+        if campaign_id in ran:
+            continue
         try:
             result = engine.run(campaign_id)
         except Exception as exc:  # noqa: BLE001 - one campaign's trouble does not stop the others

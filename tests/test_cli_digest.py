@@ -173,6 +173,28 @@ def test_run_sends_a_scheduled_article_once_late_with_a_warning_and_skips_one_to
     assert statuses == {"op-tijd": "sent", "te-laat": "skipped"}
 
 
+def test_a_scheduled_send_whose_relay_is_down_is_an_error_once_and_exits_1(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smtp_server import free_port
+
+    monkeypatch.setenv("NEWSLETTER_SMTP_URL", f"smtp+plain://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NEWSLETTER_SENDING_CONCURRENCY", "1")
+    with time_machine.travel(local("2026-11-23 08:00"), tick=True):
+        subscribe(invoke, "lezer@example.nl", "each")
+        (workdir / "stuk.md").write_text(article_text("stuk", "Stuk"), encoding="utf-8")
+        assert invoke("send", "stuk.md", "--at", "2026-11-23 09:00").exit_code == 0
+    with time_machine.travel(local("2026-11-23 09:01"), tick=True):
+        result = invoke("run", "--no-feeds")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "Error: " in line]
+    # One failure, one error line (not an info line, and not a second try in the same run).
+    assert len(errors) == 2, result.stderr  # the scheduled send's line, then the summary
+    assert "Error: scheduled: sent scheduled stuk as campaign 1: paused" in errors[0]
+    assert "cannot connect" in errors[0]
+    assert errors[1].startswith("Error: 1 of ") and "actions failed" in errors[1]
+
+
 def _env(server: Server, **extra: str) -> dict[str, str]:
     return {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "2",
             "NEWSLETTER_RETRY_MIN_BACKOFF": "1", **extra}
