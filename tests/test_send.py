@@ -221,6 +221,25 @@ async def test_a_421_mid_campaign_slows_the_whole_pool_down_and_loses_nothing(se
     assert all(len(copies) == 1 for copies in received.values())
 
 
+async def test_a_relay_that_greets_extra_connections_with_421_slows_the_pool_down_not_fails_it(make_site):
+    # A relay allowing 2 connections per client; the pool opens 4. The extra two are told
+    # 421 at the greeting: a rate signal like any 421, not a relay that is down.
+    srv = Server(max_sessions=2).start()
+    srv.handler.delay = 0.03  # a slow relay: the two connections stay open and busy
+    try:
+        site = make_site(srv.url, 100)
+        cid = site.campaign()
+        result = await site.run(cid, concurrency=4)
+        assert srv.controller.refused >= 1  # the limit really was hit
+        assert result.ok and result.status == "done", result.error
+        assert result.progress.slowdowns >= 1 and result.progress.lowest_concurrency < 4
+        received = srv.handler.by_rcpt()
+        assert sorted(received) == sorted(site.emails)
+        assert all(len(copies) == 1 for copies in received.values())
+    finally:
+        srv.stop()
+
+
 async def test_a_connection_dropped_after_data_is_retried_with_the_same_message_id(server, make_site):
     site = make_site(server.url, 6, **{"retry.min_backoff": 1})
     victim = site.emails[1]
