@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from feed_server import FeedServer
 from sqlite_utils import Database
 
 from newsletter.articles import get_article
@@ -69,37 +69,6 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     return open_db(tmp_path / "test.db")
-
-
-class FeedServer:
-    """A real HTTP server on 127.0.0.1 serving whatever the test puts in `pages`."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, tuple[int, bytes]] = {}
-        self.requests: list[str] = []
-        pages, requests = self.pages, self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                requests.append(self.path)
-                status, body = pages.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
