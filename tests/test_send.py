@@ -404,14 +404,17 @@ def _server_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-async def test_starttls_with_a_trusted_certificate_delivers(ca, make_site, tmp_path):
-    srv = Server(scheme="smtp", tls_context=_server_context(ca), require_starttls=True).start()
+@pytest.mark.parametrize(("scheme", "count"), [("smtp", 5), ("smtps", 3)], ids=["starttls", "implicit"])
+async def test_starttls_or_implicit_tls_with_a_trusted_certificate_delivers(ca, make_site, tmp_path, scheme, count):
+    context = _server_context(ca)
+    tls = {"tls_context": context, "require_starttls": True} if scheme == "smtp" else {"ssl_context": context}
+    srv = Server(scheme=scheme, **tls).start()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     try:
-        site = make_site(srv.url, 5, **{"smtp.ca_file": str(ca_file)})
+        site = make_site(srv.url, count, **{"smtp.ca_file": str(ca_file)})
         result = await site.run(site.campaign())
-        assert result.ok and len(srv.handler.messages) == 5
+        assert result.ok and len(srv.handler.messages) == count
     finally:
         srv.stop()
 
@@ -428,18 +431,6 @@ async def test_an_untrusted_certificate_is_refused_unless_verification_is_switch
         opted_out = make_config(site.workdir, **{"smtp.url": srv.url, "smtp.tls_verify": False})
         result = await site.run(cid, config=opted_out)
         assert result.ok and len(srv.handler.messages) == 5
-    finally:
-        srv.stop()
-
-
-async def test_implicit_tls_delivers(ca, make_site, tmp_path):
-    srv = Server(scheme="smtps", ssl_context=_server_context(ca)).start()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    try:
-        site = make_site(srv.url, 3, **{"smtp.ca_file": str(ca_file)})
-        result = await site.run(site.campaign())
-        assert result.ok and len(srv.handler.messages) == 3
     finally:
         srv.stop()
 
