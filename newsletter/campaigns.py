@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,21 +88,8 @@ class Campaign:
         rendered = {
             lang: RenderedEmail(**fields) for lang, fields in json.loads(row["rendered"]).items()
         }
-        return cls(
-            id=row["id"],
-            kind=row["kind"],
-            article_slug=row["article_slug"],
-            subject=row["subject"],
-            status=row["status"],
-            campaign_key=row["campaign_key"],
-            total=row["total"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            lease_owner=row["lease_owner"],
-            lease_expires_at=row["lease_expires_at"],
-            rendered=rendered,
-        )
+        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
+        return cls(**columns, rendered=rendered)
 
 
 @dataclass(frozen=True)

@@ -103,11 +103,6 @@ def _parse(stamp: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _has_tables(db: Database, *names: str) -> bool:
-    existing = set(db.table_names())
-    return all(name in existing for name in names)
-
-
 # ---------------------------------------------------------------------------------------
 # What is due
 
@@ -210,14 +205,13 @@ def mark_for_digest(db: Database, slug: str, *, at: datetime | None = None, sour
 
 def offered(db: Database, period: Period) -> list[Candidate]:
     """The articles a digest of `period` may carry: released in [start - LOOKBACK, end)."""
-    sources = ["SELECT article_slug AS slug, released_at FROM digest_queue"]
-    if _has_tables(db, "campaigns"):
-        # An article campaign is the release: `send` marks an article for the digests.
-        sources.append(
-            "SELECT article_slug, created_at FROM campaigns WHERE kind = 'article' AND article_slug IS NOT NULL"
-        )
+    # An article campaign is the release: `send` marks an article for the digests.
+    sources = (
+        "SELECT article_slug AS slug, released_at FROM digest_queue UNION ALL"
+        " SELECT article_slug, created_at FROM campaigns WHERE kind = 'article' AND article_slug IS NOT NULL"
+    )
     rows = db.execute(
-        f"SELECT r.slug, min(r.released_at) AS released FROM ({' UNION ALL '.join(sources)}) r"
+        f"SELECT r.slug, min(r.released_at) AS released FROM ({sources}) r"
         " JOIN articles a ON a.slug = r.slug GROUP BY r.slug"
         " HAVING released >= ? AND released < ? ORDER BY released, r.slug",
         [_iso(period.start - LOOKBACK), _iso(period.end)],
@@ -227,7 +221,7 @@ def offered(db: Database, period: Period) -> list[Candidate]:
 
 def _received_by_campaign(db: Database, slugs: list[str]) -> dict[int, frozenset[str]]:
     """Earlier campaigns that carried any of `slugs`, with the ones each carried."""
-    if not slugs or not _has_tables(db, "campaigns", "deliveries"):
+    if not slugs:
         return {}
     marks = ", ".join("?" * len(slugs))
     carried: dict[int, set[str]] = {}
@@ -307,26 +301,12 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         # still gets them: the look-back exists for exactly that case.
         if not chosen:
             continue
-        group = group_index.get(chosen)
-        if group is None:
-            group = group_index[chosen] = len(plan.groups)
-            plan.groups.append(chosen)
-            plan.group_sizes.append(0)
-        plan.group_sizes[group] += 1
-        plan.recipients += 1
-        batch.append((subscriber_id, group))
+        batch.append((subscriber_id, _group_of(plan, group_index, chosen)))
         if len(batch) >= _PLAN_CHUNK:
             db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
             batch.clear()
     for subscriber_id, chosen in _left_for_each(db, period, candidates, carried):
-        group = group_index.get(chosen)
-        if group is None:
-            group = group_index[chosen] = len(plan.groups)
-            plan.groups.append(chosen)
-            plan.group_sizes.append(0)
-        plan.group_sizes[group] += 1
-        plan.recipients += 1
-        batch.append((subscriber_id, group))
+        batch.append((subscriber_id, _group_of(plan, group_index, chosen)))
     if batch:
         db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
     # Only articles of this period make a digest worth sending; catch-up alone does not
@@ -339,6 +319,18 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         "SELECT s.email FROM temp.digest_plan p JOIN subscribers s ON s.id = p.subscriber_id"
         " ORDER BY p.subscriber_id LIMIT ?", [sample],
     ).fetchall()]
+
+
+def _group_of(plan: DigestPlan, group_index: dict[tuple[str, ...], int], chosen: tuple[str, ...]) -> int:
+    """The group (campaign) of a subscriber who gets `chosen`, counted in the plan."""
+    group = group_index.get(chosen)
+    if group is None:
+        group = group_index[chosen] = len(plan.groups)
+        plan.groups.append(chosen)
+        plan.group_sizes.append(0)
+    plan.group_sizes[group] += 1
+    plan.recipients += 1
+    return group
 
 
 def _left_for_each(
@@ -415,8 +407,6 @@ def create_digest(config: Config, db: Database, period: Period) -> DigestOutcome
     Returns status `exists` when the period was done before (nothing is written), `empty`
     when nobody has anything to get (recorded, so later runs say so at once), `created`.
     """
-    if not _has_tables(db, "campaigns", "deliveries"):
-        raise DigestError("the sending engine's tables are missing; update the database with a newer newsletter")
     done = recorded(db, period.key)
     if done is not None:
         return _outcome_of(period, done, status="exists")

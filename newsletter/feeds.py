@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import http.client
 import io
 import json
 import re
@@ -167,6 +168,10 @@ def fetch(
         raise FeedError(f"{address}: no answer within {timeout:g} seconds") from None
     except OSError as exc:
         raise FeedError(f"{address}: cannot fetch it: {exc}") from None
+    except (http.client.InvalidURL, ValueError) as exc:  # a space or control character in it
+        raise FeedError(f"{address}: not a usable URL ({exc})") from None
+    except http.client.HTTPException as exc:  # not an HTTP answer (BadStatusLine, ...)
+        raise FeedError(f"{address}: not a valid HTTP answer ({type(exc).__name__}: {exc})") from None
 
 
 def parse(data: bytes, *, address: str) -> ParsedFeed:

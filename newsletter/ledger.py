@@ -200,15 +200,17 @@ class Ledger:
     def _claim(self, claims: Sequence[Item], stamp: str) -> tuple[list[Item], list[Item]]:
         conn = self.db.conn
         ids = [item.subscriber_id for item in claims]
-        inactive: dict[int, str] = {}
+        # Everyone not found here is inactive, including a subscriber erased since the feed
+        # read the row (the erasure deleted the delivery row too: nothing is left to mark).
+        inactive: dict[int, str] = dict.fromkeys(ids, "erased")
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
-            for sid, status in conn.execute(
-                f"SELECT id, status FROM subscribers WHERE id IN ({marks}) AND status != 'active'",
-                part,
-            ):
-                inactive[sid] = status
+            for sid, status in conn.execute(f"SELECT id, status FROM subscribers WHERE id IN ({marks})", part):
+                if status == "active":
+                    del inactive[sid]
+                else:
+                    inactive[sid] = status
         claimed = [i for i in claims if i.subscriber_id not in inactive]
         skipped = [i for i in claims if i.subscriber_id in inactive]
         if skipped:

@@ -28,7 +28,14 @@ class RelayConfigError(SendError):
 
 
 class RelayUnavailable(SendError, ConnectionError):
-    """A relay could not be reached or dropped the connection before any message."""
+    """A relay could not be reached or dropped the connection before any message.
+
+    `busy`: it answered, with 421 (too many connections, slow down): a rate signal.
+    """
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 @dataclass(frozen=True)
@@ -168,5 +175,6 @@ async def connect(
                 f"({ssl_error.verify_message or ssl_error}). Set smtp.ca_file to the CA that "
                 "signed it, or smtp.tls_verify = false for a relay on this machine."
             ) from exc
-        raise RelayUnavailable(f"cannot connect to {relay.label}: {exc}") from exc
+        busy = isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421
+        raise RelayUnavailable(f"cannot connect to {relay.label}: {exc}", busy=busy) from exc
     return client

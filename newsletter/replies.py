@@ -16,6 +16,9 @@ _ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 # Postfix: "2.0.0 Ok: queued as 4Xyz"; Haraka, Exim and services: "id=...", "OK id=...".
 _QUEUE_ID = re.compile(r"(?:queued as|\bid=|\bid:)\s*<?([A-Za-z0-9._@-]+)", re.IGNORECASE)
 
+# RFC 3463 X.1.7 and X.1.8 are about the sender's address, not the recipient's.
+_SENDER_CODES = ("5.1.7", "5.1.8")
+
 SENT = "sent"
 DEFERRED = "deferred"
 FAILED = "failed"
@@ -48,8 +51,12 @@ def queue_id(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def classify_reply(code: int, text: str) -> Outcome:
-    """The outcome of a final reply `code` `text` to one message."""
+def classify_reply(code: int, text: str, *, sender_refused: bool = False) -> Outcome:
+    """The outcome of a final reply `code` `text` to one message.
+
+    `sender_refused`: the reply refused MAIL FROM, our envelope sender, so whatever its
+    enhanced code says, it is no verdict on the recipient's address.
+    """
     text = " ".join(text.split())[:500]
     enhanced = enhanced_code(text)
     if 200 <= code < 300:
@@ -61,9 +68,13 @@ def classify_reply(code: int, text: str) -> Outcome:
         slow = code == 421 or (enhanced or "").startswith("4.7.")
         return Outcome(DEFERRED, code, enhanced, text, slow_down=slow, drop_connection=code == 421)
     if 500 <= code < 600:
-        hard = (enhanced or "").startswith("5.1.") or enhanced == "5.2.1"
-        # 5.7.x is a policy or authentication rejection of the sender: fail the message,
-        # never blame (suppress) the recipient.
+        hard = not sender_refused and enhanced not in _SENDER_CODES and (
+            (enhanced or "").startswith("5.1.") or enhanced == "5.2.1"
+        )
+        # 5.7.x is a policy or authentication rejection of the sender, and a refused MAIL
+        # FROM (5.1.7, 5.1.8: our bounce address) is ours too: fail the message, never
+        # blame (suppress) the recipient, or one bad envelope setting would suppress the
+        # whole list.
         return Outcome(BOUNCED if hard else FAILED, code, enhanced, text, suppress=hard)
     return Outcome(DEFERRED, code, enhanced, f"unexpected reply: {text}", drop_connection=True)
 
@@ -87,7 +98,9 @@ def classify_exception(exc: BaseException) -> Outcome:
             drop_connection=True,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return classify_reply(exc.code, exc.message)
+        return classify_reply(
+            exc.code, exc.message, sender_refused=isinstance(exc, aiosmtplib.SMTPSenderRefused)
+        )
     # Anything else (an address the client refuses to put in an envelope, a bug) would
     # fail the same way on every retry.
     return Outcome(FAILED, None, None, f"not sent: {type(exc).__name__}: {exc}", drop_connection=True)

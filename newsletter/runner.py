@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import feeds, schedule
+from . import campaigns, feeds, schedule, send
 from .config import Config
 from .digest import create_digest, due_digests, schedule_entries
 from .errors import NewsletterError
@@ -53,14 +53,9 @@ Report = Callable[[Action], None]
 
 
 class Engine:
-    """The sending engine (campaigns.py, send.py) as `run` uses it.
-
-    Imported lazily: everything else `run` does works without it.
-    """
+    """The sending engine (campaigns.py, send.py) as `run` uses it."""
 
     def __init__(self, config: Config, db: Database) -> None:
-        from . import campaigns, send
-
         self.config, self.db = config, db
         self._campaigns, self._send = campaigns, send
         self.owner = campaigns.make_owner()
@@ -102,12 +97,9 @@ class Engine:
         return isinstance(exc, self._campaigns.CampaignBusyError)
 
 
-def load_engine(config: Config, db: Database) -> Engine | None:
-    """The sending engine, or None when this build has none."""
-    try:
-        return Engine(config, db)
-    except ImportError:
-        return None
+def load_engine(config: Config, db: Database) -> Engine:
+    """The sending engine over this configuration and database."""
+    return Engine(config, db)
 
 
 def run_due(
@@ -134,12 +126,10 @@ def run_due(
     if poll:
         _poll_feeds(config, db, say=say)
 
-    if engine is None:
-        if _has_due_work(db, current):
-            say("engine", "this build has no sending engine: scheduled sends and digests wait", "warning")
-        return summary
+    engine = engine or Engine(config, db)
 
     # Scheduled sends
+    ran: set[int] = set()  # campaigns this pass already ran: a failed one waits for the next
     claim = schedule.claim_due(db, late_limit=late_limit, now_at=current)
     for send, late in claim.skipped:
         say("scheduled", f"skipped scheduled send {send.id} ({send.article_slug}): it was due "
@@ -166,7 +156,9 @@ def run_due(
                 f"{type(exc).__name__}: {exc}", "error")
             continue
         schedule.mark_sent(db, send.id, campaign_id=campaign_id)
-        say("scheduled", f"sent scheduled {send.article_slug} as campaign {campaign_id}{_result_text(result)}")
+        ran.add(campaign_id)
+        say("scheduled", f"sent scheduled {send.article_slug} as campaign {campaign_id}{_result_text(result)}",
+            "error" if getattr(result, "error", None) else "info")
 
     # Digests
     entries = schedule_entries(daily=config.schedule_daily, weekly=config.schedule_weekly)
@@ -192,6 +184,8 @@ def run_due(
 
     # Unfinished campaigns (new digests among them) and deferred retries
     for campaign_id in engine.pending(now_at=current):
+        if campaign_id in ran:
+            continue
         try:
             result = engine.run(campaign_id)
         except Exception as exc:  # noqa: BLE001 - one campaign's trouble does not stop the others
@@ -231,14 +225,6 @@ def _result_text(result: Any) -> str:
     error = getattr(result, "error", None)
     text = f": {getattr(result, 'status', '')}" + (f" ({shown})" if shown else "")
     return text + (f"; error: {error}" if error else "")
-
-
-def _has_due_work(db: Database, current: datetime) -> bool:
-    row = db.execute(
-        "SELECT 1 FROM scheduled_sends WHERE status IN ('scheduled', 'started') AND due_at <= ? LIMIT 1",
-        [current.isoformat(timespec="microseconds")],
-    ).fetchone()
-    return row is not None
 
 
 def command_prefix(*, executable: str | None = None) -> list[str]:

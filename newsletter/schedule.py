@@ -99,16 +99,15 @@ def schedule_send(
             "`newsletter send` without --at"
         )
     article = load_article(db, article_ref)
-    if "campaigns" in db.table_names():
-        sent = db.execute(
-            "SELECT id FROM campaigns WHERE kind = 'article' AND article_slug = ? ORDER BY id DESC LIMIT 1",
-            [article.slug],
-        ).fetchone()
-        if sent is not None:
-            raise ScheduleError(
-                f"{article.slug!r} was already sent as campaign {sent[0]}; a scheduled send would "
-                f"send nothing. `newsletter status {sent[0]}` shows how it went."
-            )
+    sent = db.execute(
+        "SELECT id FROM campaigns WHERE kind = 'article' AND article_slug = ? ORDER BY id DESC LIMIT 1",
+        [article.slug],
+    ).fetchone()
+    if sent is not None:
+        raise ScheduleError(
+            f"{article.slug!r} was already sent as campaign {sent[0]}; a scheduled send would "
+            f"send nothing. `newsletter status {sent[0]}` shows how it went."
+        )
     with transaction(db):
         clash = db.execute(
             "SELECT id, due_at FROM scheduled_sends WHERE article_slug = ? AND status IN ('scheduled', 'started')",

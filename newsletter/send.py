@@ -190,6 +190,7 @@ class Pool:
         self.tokens = 1.0
         self.tokens_at = time.monotonic()
         self.connect_failures = 0
+        self.open_connections = 0
         self._last_report = 0.0
         self._renew = False
         progress.concurrency = progress.lowest_concurrency = options.concurrency
@@ -364,7 +365,7 @@ class Pool:
                 if item is None:
                     return
                 if client is not None and (used >= self.options.per_connection or not client.is_connected):
-                    await _close(client)
+                    await self._close(client)
                     client = None
                 if client is not None and loop.time() - last > self.options.idle_probe:
                     # A relay may drop a connection that sat idle; probe it before trusting a
@@ -372,7 +373,7 @@ class Pool:
                     try:
                         await client.rset()
                     except (aiosmtplib.SMTPException, OSError):
-                        client.close()
+                        await self._close(client, polite=False)
                         client = None
                 if client is None:
                     relay = self.picker.pick()
@@ -388,6 +389,13 @@ class Pool:
                     except Exception as exc:
                         # Any failure to open a connection (RelayUnavailable or a surprise)
                         # hands the item back: the run must never wait for it forever.
+                        if isinstance(exc, RelayUnavailable) and exc.busy and self.open_connections:
+                            # 421 while our other connections work: the relay allows no
+                            # more of them. A rate signal, not an outage: the pool slows
+                            # down and this worker retires, one connection fewer.
+                            self._result(Result(item, None, relay.label))
+                            self._slow_down()
+                            return
                         self.picker.mark_down(relay)
                         self.connect_failures += 1
                         self._result(Result(item, None, relay.label))
@@ -399,6 +407,7 @@ class Pool:
                         await asyncio.sleep(min(5.0, 0.1 * self.connect_failures))
                         continue
                     self.connect_failures = 0
+                    self.open_connections += 1
                     self.progress.connections += 1
                     used = 0
                     size_option = _take_over_size(client)
@@ -416,12 +425,19 @@ class Pool:
                 used += 1
                 last = loop.time()
                 if outcome.drop_connection:
-                    client.close()
+                    await self._close(client, polite=False)
                     client = None
                 self._result(Result(item, outcome, relay.label))
         finally:
             if client is not None:
-                await _close(client)
+                await self._close(client)
+
+    async def _close(self, client: aiosmtplib.SMTP, *, polite: bool = True) -> None:
+        self.open_connections -= 1
+        if polite:
+            await _close(client)
+        else:
+            client.close()
 
 
 def _take_over_size(client: aiosmtplib.SMTP) -> bool:

@@ -1,11 +1,15 @@
-"""Helpers for the sending tests: subscribers in bulk, a seed-shaped article, a config."""
+"""Helpers for the sending tests: subscribers in bulk, a seed-shaped article, a config, and
+the fixtures of a real SMTP relay (import `server` and `relay_env` into a test module)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from smtp_server import Server
 from sqlite_utils import Database
 
 from newsletter.config import Config, load_config
@@ -82,3 +86,21 @@ def statuses(db: Database, campaign_id: int) -> dict[str, str]:
             [campaign_id],
         )
     }
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A real aiosmtpd relay on 127.0.0.1 for the test."""
+    srv = Server().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def relay_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """NEWSLETTER_* variables that point the CLI (in-process or a subprocess) at `server`."""
+    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "4",
+           "NEWSLETTER_RETRY_MIN_BACKOFF": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

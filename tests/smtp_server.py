@@ -1,7 +1,7 @@
 """A real aiosmtpd SMTP server on 127.0.0.1 for the tests, with faults injected into it.
 
 The server records every message it accepted (envelope, Message-ID, bytes). A test injects
-a fault by setting `server.handler.on_data` (or `on_rcpt`): a function of the recipient and
+a fault by setting `server.handler.on_data` (or `on_rcpt`, `on_mail`): a function of the recipient and
 the number of messages seen so far that returns a reply line, DROP (close the connection
 after the data arrived, without a reply) or STALL (sleep past the client's timeout).
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 DROP = "drop"
 STALL = "stall"
@@ -41,10 +41,20 @@ class RecordingHandler:
     messages: list[Received] = field(default_factory=list)
     on_data: Fault | None = None
     on_rcpt: Fault | None = None
+    on_mail: Fault | None = None  # called with the envelope sender instead of the recipient
     stall_seconds: float = 5.0
     delay: float = 0.0  # seconds each DATA takes, so that messages are really in flight
     attempts: int = 0  # DATA commands seen, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.on_mail is not None:
+            reply = self.on_mail(address, self.attempts)
+            if reply:
+                return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.on_rcpt is not None:
@@ -86,6 +96,44 @@ class RecordingHandler:
         return out
 
 
+class _LimitedController(Controller):
+    """A Controller whose server greets with 421 beyond `max_sessions` open sessions, as
+    a relay with a per-client connection limit does (Postfix: smtpd_client_connection_count_limit)."""
+
+    def __init__(self, *args: Any, max_sessions: int, **kwargs: Any) -> None:
+        self.max_sessions = max_sessions
+        self.open_sessions = 0
+        self.refused = 0
+        super().__init__(*args, **kwargs)
+
+    def factory(self) -> SMTP:
+        controller = self
+        base = super().factory()
+
+        class Limited(type(base)):  # type: ignore[misc]
+            counted = False
+
+            async def _handle_client(self) -> None:
+                if controller.open_sessions >= controller.max_sessions:
+                    controller.refused += 1
+                    await self.push("421 4.7.0 Too many connections from your host, try later")
+                    assert self.transport is not None
+                    self.transport.close()
+                    return
+                controller.open_sessions += 1
+                self.counted = True
+                await super()._handle_client()
+
+            def connection_lost(self, error: Exception | None) -> None:
+                if self.counted:
+                    controller.open_sessions -= 1
+                    self.counted = False
+                super().connection_lost(error)
+
+        base.__class__ = Limited
+        return base
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,13 +144,14 @@ class Server:
     """A running aiosmtpd Controller plus its handler and URL."""
 
     def __init__(self, handler: RecordingHandler | None = None, *, scheme: str = "smtp+plain",
-                 ssl_context: Any = None, **server_kwargs: Any) -> None:
+                 ssl_context: Any = None, max_sessions: int | None = None, **server_kwargs: Any) -> None:
         self.handler = handler or RecordingHandler()
         self.port = free_port()
         self.scheme = scheme
-        self.controller = Controller(
+        limit = {} if max_sessions is None else {"max_sessions": max_sessions}
+        self.controller = (_LimitedController if limit else Controller)(
             self.handler, hostname="127.0.0.1", port=self.port, ssl_context=ssl_context,
-            ready_timeout=10, **server_kwargs,
+            ready_timeout=10, **limit, **server_kwargs,
         )
 
     @property

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,11 +21,8 @@ import pytest
 import time_machine
 from click.testing import Result
 
-# The sending engine and its test helpers come with the send branch; until it is merged
-# into this one, these tests have nothing to run against.
-pytest.importorskip("newsletter.campaigns", reason="the sending engine is not merged yet")
-from send_helpers import add_subscribers, make_config, open_workdb  # noqa: E402
-from smtp_server import Server  # noqa: E402
+from send_helpers import add_subscribers, make_config, open_workdb, relay_env, server  # noqa: F401
+from smtp_server import Server
 from sqlite_utils import Database
 
 from newsletter.db import open_db
@@ -39,22 +36,6 @@ def local(text: str) -> datetime:
 
 def article_text(slug: str, title: str) -> str:
     return f"---\ntitle: \"{title}\"\nslug: {slug}\nsummary: \"Over {title}.\"\n---\nDe tekst van {title}, met € en é.\n"
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def relay_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "4",
-           "NEWSLETTER_RETRY_MIN_BACKOFF": "1"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def db_of(workdir: Path) -> Database:
@@ -190,6 +171,28 @@ def test_run_sends_a_scheduled_article_once_late_with_a_warning_and_skips_one_to
     statuses = {row["article_slug"]: row["status"] for row in
                 db_of(workdir).query("SELECT article_slug, status FROM scheduled_sends")}
     assert statuses == {"op-tijd": "sent", "te-laat": "skipped"}
+
+
+def test_a_scheduled_send_whose_relay_is_down_is_an_error_once_and_exits_1(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smtp_server import free_port
+
+    monkeypatch.setenv("NEWSLETTER_SMTP_URL", f"smtp+plain://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NEWSLETTER_SENDING_CONCURRENCY", "1")
+    with time_machine.travel(local("2026-11-23 08:00"), tick=True):
+        subscribe(invoke, "lezer@example.nl", "each")
+        (workdir / "stuk.md").write_text(article_text("stuk", "Stuk"), encoding="utf-8")
+        assert invoke("send", "stuk.md", "--at", "2026-11-23 09:00").exit_code == 0
+    with time_machine.travel(local("2026-11-23 09:01"), tick=True):
+        result = invoke("run", "--no-feeds")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "Error: " in line]
+    # One failure, one error line (not an info line, and not a second try in the same run).
+    assert len(errors) == 2, result.stderr  # the scheduled send's line, then the summary
+    assert "Error: scheduled: sent scheduled stuk as campaign 1: paused" in errors[0]
+    assert "cannot connect" in errors[0]
+    assert errors[1].startswith("Error: 1 of ") and "actions failed" in errors[1]
 
 
 def _env(server: Server, **extra: str) -> dict[str, str]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from click.testing import Result
+from feed_server import FeedServer
 
 from newsletter.db import open_db
 
@@ -28,38 +26,10 @@ RSS = (
 )
 
 
-class SlowFeedServer:
-    """A real HTTP server on 127.0.0.1 that answers after `delay` seconds."""
-
-    def __init__(self, body: bytes, delay: float) -> None:
-        self.hits = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                server.hits += 1
-                time.sleep(delay)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/feed.xml"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def slow_feed() -> Iterator[SlowFeedServer]:
-    server = SlowFeedServer(RSS.encode("utf-8"), delay=4.0)
+def slow_feed() -> Iterator[FeedServer]:
+    server = FeedServer(delay=4.0)
+    server.pages["/feed.xml"] = (200, RSS.encode("utf-8"))
     yield server
     server.close()
 
@@ -138,10 +108,10 @@ def test_run_with_a_broken_feed_warns_in_timestamped_lines_and_exits_0(
 
 
 def test_two_runs_at_the_same_moment_one_works_the_other_leaves_at_once(
-    workdir: Path, slow_feed: SlowFeedServer
+    workdir: Path, slow_feed: FeedServer
 ) -> None:
     db = open_db(workdir / "subscribers.db")
-    db.execute("INSERT INTO feeds (address, added_at) VALUES (?, '2026-01-01')", [slow_feed.url])
+    db.execute("INSERT INTO feeds (address, added_at) VALUES (?, '2026-01-01')", [f"{slow_feed.url}/feed.xml"])
     db.conn.commit()
     started = [
         subprocess.Popen([sys.executable, "-m", "newsletter", "run"], cwd=workdir,
@@ -153,5 +123,5 @@ def test_two_runs_at_the_same_moment_one_works_the_other_leaves_at_once(
     busy = [err for _, err in outcomes if "another newsletter run is still running" in err]
     assert len(busy) == 1, outcomes
     assert STAMP.match(busy[0]) and "this one does nothing" in busy[0]
-    assert slow_feed.hits == 1
+    assert slow_feed.requests == ["/feed.xml"]
     assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1

@@ -10,30 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from send_helpers import add_subscribers, make_config, open_workdb, write_article
-from smtp_server import Server
+from send_helpers import add_subscribers, make_config, open_workdb, relay_env, server, write_article  # noqa: F401
 
 from newsletter.db import open_db
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def relay_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "4",
-           "NEWSLETTER_RETRY_MIN_BACKOFF": "1"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def _db(workdir: Path):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from feed_server import FeedServer
 from sqlite_utils import Database
 
 from newsletter.articles import get_article
@@ -69,37 +69,6 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     return open_db(tmp_path / "test.db")
-
-
-class FeedServer:
-    """A real HTTP server on 127.0.0.1 serving whatever the test puts in `pages`."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, tuple[int, bytes]] = {}
-        self.requests: list[str] = []
-        pages, requests = self.pages, self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                requests.append(self.path)
-                status, body = pages.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -201,6 +170,37 @@ def test_an_unreachable_feed_is_reported_not_raised(db: Database) -> None:
     add_feed(db, "http://127.0.0.1:9/feed.xml", check=False)  # discard port: refused
     [result] = poll_all(db, at=NOW, timeout=2)
     assert "cannot reach it" in result.error
+
+
+def test_a_feed_that_is_no_http_server_or_no_url_is_reported_and_the_others_are_still_polled(
+    db: Database, tmp_path: Path, server: FeedServer
+) -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_garbage() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")  # a port that is not a web server
+        conn.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    garbage = f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+    server.pages["/ok"] = (200, rss(rss_item("y", "Goed")))
+    for address in (garbage, "http://blad.example.nl/mijn feed.xml", f"{server.url}/ok"):
+        add_feed(db, address, check=False)
+    try:
+        results = {r.address: r for r in poll_all(db, at=NOW, timeout=5)}
+    finally:
+        listener.close()
+    assert "not a valid HTTP answer" in results[garbage].error
+    assert "not a usable URL" in results["http://blad.example.nl/mijn feed.xml"].error
+    assert len(results[f"{server.url}/ok"].new) == 1
+    with pytest.raises(FeedError, match="not a usable URL"):
+        add_feed(db, "http://blad.example.nl/andere feed.xml")
 
 
 def test_adding_a_broken_feed_is_refused_with_the_reason(db: Database, tmp_path: Path) -> None:

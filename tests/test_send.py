@@ -9,13 +9,12 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-from send_helpers import add_subscribers, make_config, open_workdb, statuses, write_article
+from send_helpers import add_subscribers, make_config, open_workdb, server, statuses, write_article  # noqa: F401
 from smtp_server import DROP, STALL, Server, authenticator
 
 from newsletter.campaigns import CampaignBusyError, create_campaign, make_owner
@@ -23,13 +22,6 @@ from newsletter.config import Config
 from newsletter.ledger import acquire_lease
 from newsletter.render import confirm_url
 from newsletter.send import Pool, PoolOptions, RunResult, run_campaign, send_confirmation, send_test
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server().start()
-    yield srv
-    srv.stop()
 
 
 class Site:
@@ -181,6 +173,31 @@ async def test_5_2_1_is_a_hard_bounce_but_5_7_1_fails_without_blaming_the_recipi
     assert site.subscriber_status(site.emails[1]) == "active"
 
 
+async def test_a_refused_envelope_sender_fails_the_messages_without_suppressing_anyone(server, make_site):
+    # 5.1.8 is "bad sender's system address": our bounce address, not the recipient's.
+    site = make_site(server.url, 3, **{"sender.envelope": "bounces+{token}@nergens.invalid"})
+    server.handler.on_mail = lambda sender, n: (
+        f"553 5.1.8 <{sender}>: Sender address rejected: Domain not found"
+    )
+    cid = site.campaign()
+    result = await site.run(cid)
+    assert result.counts["failed"] == 3 and result.counts["bounced"] == 0
+    assert all(site.subscriber_status(e) == "active" for e in site.emails)
+    assert site.db.execute("SELECT count(*) FROM events WHERE kind = 'bounced'").fetchone()[0] == 0
+    row = site.row(cid, site.emails[0])
+    assert (row["status"], row["reply_code"], row["enhanced_code"]) == ("failed", 553, "5.1.8")
+    assert server.handler.messages == []
+
+
+def test_sender_address_codes_are_never_a_hard_bounce_of_the_recipient():
+    from newsletter.replies import classify_reply
+
+    for code, text in ((550, "5.1.7 bad sender mailbox syntax"), (553, "5.1.8 sender domain unknown")):
+        outcome = classify_reply(code, text)
+        assert (outcome.status, outcome.suppress) == ("failed", False)
+    assert classify_reply(550, "5.1.1 user unknown").suppress  # the recipient's: still a bounce
+
+
 async def test_a_421_mid_campaign_slows_the_whole_pool_down_and_loses_nothing(server, make_site):
     site = make_site(server.url, 120, **{"retry.min_backoff": 1})
     server.handler.on_data = lambda rcpt, n: (
@@ -202,6 +219,25 @@ async def test_a_421_mid_campaign_slows_the_whole_pool_down_and_loses_nothing(se
     received = server.handler.by_rcpt()
     assert sorted(received) == sorted(site.emails)
     assert all(len(copies) == 1 for copies in received.values())
+
+
+async def test_a_relay_that_greets_extra_connections_with_421_slows_the_pool_down_not_fails_it(make_site):
+    # A relay allowing 2 connections per client; the pool opens 4. The extra two are told
+    # 421 at the greeting: a rate signal like any 421, not a relay that is down.
+    srv = Server(max_sessions=2).start()
+    srv.handler.delay = 0.03  # a slow relay: the two connections stay open and busy
+    try:
+        site = make_site(srv.url, 100)
+        cid = site.campaign()
+        result = await site.run(cid, concurrency=4)
+        assert srv.controller.refused >= 1  # the limit really was hit
+        assert result.ok and result.status == "done", result.error
+        assert result.progress.slowdowns >= 1 and result.progress.lowest_concurrency < 4
+        received = srv.handler.by_rcpt()
+        assert sorted(received) == sorted(site.emails)
+        assert all(len(copies) == 1 for copies in received.values())
+    finally:
+        srv.stop()
 
 
 async def test_a_connection_dropped_after_data_is_retried_with_the_same_message_id(server, make_site):
@@ -257,6 +293,34 @@ async def test_a_subscriber_who_unsubscribed_after_queueing_is_never_mailed(serv
     assert site.row(cid, site.emails[0])["status"] == "skipped"
     assert "unsubscribed" in site.row(cid, site.emails[0])["reply_text"]
     assert result.counts["skipped"] == 2 and result.status == "done"
+
+
+async def test_a_subscriber_erased_while_their_message_waits_for_a_connection_is_never_mailed(server, make_site):
+    from newsletter.feed import inline_feed
+    from newsletter.ledger import Ledger
+    from newsletter.send import Progress
+    from newsletter.subscribers import erase
+
+    site = make_site(server.url, 5)
+    cid = site.campaign()
+    gone = site.emails[2]
+
+    async def feed_then_erase(feed):
+        # The rows are read (and built) before the pool claims them; the erasure lands
+        # in between, as it can while a built message waits in the pool's buffer.
+        async for items in feed:
+            erase(site.db, gone, source="test")
+            yield items
+
+    opts = PoolOptions.from_config(site.config, concurrency=2)
+    owner = make_owner()
+    acquire_lease(site.db, cid, owner=owner, ttl=60)
+    ledger = Ledger(site.db, cid, owner=owner, ttl=60, min_backoff=1, max_backoff=2, lifetime=10)
+    progress = Progress(campaign_id=cid, due=5)
+    feed = feed_then_erase(inline_feed(site.config, site.db, cid, at="9999"))
+    await Pool(ledger, feed, opts, progress).run()
+    assert sorted(server.handler.by_rcpt()) == sorted(e for e in site.emails if e != gone)
+    assert progress.sent == 4 and progress.skipped == 1
 
 
 async def test_rows_marked_sending_never_exceed_the_connections(server, make_site):
@@ -340,14 +404,17 @@ def _server_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-async def test_starttls_with_a_trusted_certificate_delivers(ca, make_site, tmp_path):
-    srv = Server(scheme="smtp", tls_context=_server_context(ca), require_starttls=True).start()
+@pytest.mark.parametrize(("scheme", "count"), [("smtp", 5), ("smtps", 3)], ids=["starttls", "implicit"])
+async def test_starttls_or_implicit_tls_with_a_trusted_certificate_delivers(ca, make_site, tmp_path, scheme, count):
+    context = _server_context(ca)
+    tls = {"tls_context": context, "require_starttls": True} if scheme == "smtp" else {"ssl_context": context}
+    srv = Server(scheme=scheme, **tls).start()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     try:
-        site = make_site(srv.url, 5, **{"smtp.ca_file": str(ca_file)})
+        site = make_site(srv.url, count, **{"smtp.ca_file": str(ca_file)})
         result = await site.run(site.campaign())
-        assert result.ok and len(srv.handler.messages) == 5
+        assert result.ok and len(srv.handler.messages) == count
     finally:
         srv.stop()
 
@@ -364,18 +431,6 @@ async def test_an_untrusted_certificate_is_refused_unless_verification_is_switch
         opted_out = make_config(site.workdir, **{"smtp.url": srv.url, "smtp.tls_verify": False})
         result = await site.run(cid, config=opted_out)
         assert result.ok and len(srv.handler.messages) == 5
-    finally:
-        srv.stop()
-
-
-async def test_implicit_tls_delivers(ca, make_site, tmp_path):
-    srv = Server(scheme="smtps", ssl_context=_server_context(ca)).start()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    try:
-        site = make_site(srv.url, 3, **{"smtp.ca_file": str(ca_file)})
-        result = await site.run(site.campaign())
-        assert result.ok and len(srv.handler.messages) == 3
     finally:
         srv.stop()
 
