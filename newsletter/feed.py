@@ -19,8 +19,9 @@ from sqlite_utils import Database
 
 from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
 from .config import Config
-from .db import open_db
+from .db import now, open_db, transaction
 from .ledger import Item
+from .message import HeaderValueError
 
 BATCH = 200
 
@@ -68,14 +69,31 @@ def iter_batches(
             recipient = Recipient(
                 subscriber_id=sid, email=email, name=name, token=token, language=language
             )
+            try:
+                data = builder.build(recipient)
+            except HeaderValueError as exc:
+                # One row that cannot become a message (a stored name or address from
+                # before today's checks) fails with its reason; it must not stop the rest.
+                _unbuildable(db, did, str(exc))
+                continue
             items.append(
                 Item(
                     did, sid, email, envelope_sender(config, token), builder.message_id(recipient),
-                    builder.build(recipient), status, attempts, first,
+                    data, status, attempts, first,
                 )
             )
         after = rows[-1][0]
         yield items
+
+
+def _unbuildable(db: Database, delivery_id: int, reason: str) -> None:
+    stamp = now()
+    with transaction(db):
+        db.execute(
+            "UPDATE deliveries SET status = 'failed', reply_text = ?, last_attempt_at = ?"
+            " WHERE id = ? AND status IN ('queued', 'sending', 'deferred')",
+            [f"cannot build the message: {reason}", stamp, delivery_id],
+        )
 
 
 async def inline_feed(

@@ -583,3 +583,18 @@ async def test_a_run_whose_lease_is_taken_over_stops_and_keeps_what_it_recorded(
     counts = result.counts
     assert counts["sent"] == len(server.handler.messages) < 200
     assert counts["sending"] == 0 or counts["sending"] <= 4  # at most what was in flight
+
+
+async def test_a_subscriber_whose_message_cannot_be_built_fails_alone_and_the_rest_are_sent(server, make_site):
+    site = make_site(server.url, 5)
+    broken = site.emails[2]
+    # A name stored before today's input checks, with a line separator no header may hold.
+    site.db.execute("UPDATE subscribers SET name = 'Ann\u2028Bcc: x@example.org' WHERE email = ?", [broken])
+    site.db.conn.commit()
+    cid = site.campaign()
+    result = await site.run(cid)
+    assert sorted(server.handler.by_rcpt()) == sorted(e for e in site.emails if e != broken)
+    row = site.row(cid, broken)
+    assert row["status"] == "failed"
+    assert row["reply_text"].startswith("cannot build the message: ")
+    assert result.status == "done"
