@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .articles import Article, add_article, get_article, list_articles, parse_file
-from .cli_common import App, echo_json, echo_table, json_option, pass_app
+from .cli_common import App, echo_json, echo_rows, json_option, pass_app
 
 TABLE_COLUMNS = ["slug", "title", "format", "published_at", "sent_at"]
 
@@ -52,14 +52,8 @@ def add(app: App, file: Path, encoding: str | None, force: bool) -> None:
 @pass_app
 def list_command(app: App, as_json: bool) -> None:
     """List the stored articles, newest first."""
-    rows = list_articles(app.db)
-    if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        app.info("No articles yet; add one with `newsletter articles add FILE`.")
-        return
-    echo_table(rows, TABLE_COLUMNS)
+    echo_rows(app, list_articles(app.db), TABLE_COLUMNS, as_json=as_json,
+              empty="No articles yet; add one with `newsletter articles add FILE`.")
 
 
 @articles.command("show")

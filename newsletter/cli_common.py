@@ -97,6 +97,24 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
 
 
+def echo_rows(app: App, rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, empty: str) -> None:
+    """A list command's output: JSON, or a table, or (nothing to list) `empty` on stderr."""
+    if as_json:
+        echo_json(rows)
+    elif rows:
+        echo_table(rows, columns)
+    else:
+        app.info(empty)
+
+
+def echo_sample(sample: list[str], total: int) -> None:
+    """The first few addresses of a dry run, and how many more there are."""
+    for email in sample:
+        click.echo(f"  {email}")
+    if total > len(sample):
+        click.echo(f"  ... and {total - len(sample)} more")
+
+
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 

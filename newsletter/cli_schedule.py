@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import feeds, schedule
-from .cli_common import App, echo_json, echo_table, json_option, pass_app
+from .cli_common import App, echo_rows, echo_sample, json_option, pass_app
 from .cli_send import run_with_progress
 from .digest import DigestError, create_digest, period_for_command, plan_digest
 from .errors import NewsletterError
@@ -131,10 +131,7 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
         for slug in plan.articles:
             click.echo(f"  {slug}")
         click.echo(f"recipients: {plan.recipients}")
-        for email in plan.sample:
-            click.echo(f"  {email}")
-        if plan.recipients > len(plan.sample):
-            click.echo(f"  ... and {plan.recipients - len(plan.sample)} more")
+        echo_sample(plan.sample, plan.recipients)
         if len(plan.groups) > 1:
             click.echo(f"campaigns: {len(plan.groups)} (subscribers who already had some articles get fewer)")
         return
@@ -190,12 +187,8 @@ def schedule_group() -> None:
 def schedule_list(app: App, include_done: bool, as_json: bool) -> None:
     """List scheduled sends, soonest first (times in publication.time_zone)."""
     rows = [_schedule_row(app, s) for s in schedule.list_scheduled(app.db, include_done=include_done)]
-    if as_json:
-        echo_json(rows)
-        return
-    echo_table(rows, SCHEDULE_COLUMNS)
-    if not rows:
-        app.info("Nothing is scheduled. `newsletter send ARTICLE --at \"2026-12-01 09:00\"` schedules a send.")
+    echo_rows(app, rows, SCHEDULE_COLUMNS, as_json=as_json,
+              empty="Nothing is scheduled. `newsletter send ARTICLE --at \"2026-12-01 09:00\"` schedules a send.")
 
 
 def add_scheduled(app: App, article: str, at: str) -> schedule.ScheduledSend:
@@ -259,13 +252,8 @@ def feeds_add(app: App, address: str, no_check: bool) -> None:
 @pass_app
 def feeds_list(app: App, as_json: bool) -> None:
     """List the feeds with their item counts and the last poll's outcome."""
-    rows = feeds.list_feeds(app.db)
-    if as_json:
-        echo_json(rows)
-        return
-    echo_table(rows, FEED_COLUMNS)
-    if not rows:
-        app.info("No feeds. `newsletter feeds add URL` adds one.")
+    echo_rows(app, feeds.list_feeds(app.db), FEED_COLUMNS, as_json=as_json,
+              empty="No feeds. `newsletter feeds add URL` adds one.")
 
 
 @feeds_group.command("remove")

@@ -28,7 +28,16 @@ from .campaigns import (
     list_campaigns,
     make_owner,
 )
-from .cli_common import App, echo_json, echo_table, json_option, pass_app, say_captured, stderr_is_terminal
+from .cli_common import (
+    App,
+    echo_json,
+    echo_sample,
+    echo_table,
+    json_option,
+    pass_app,
+    say_captured,
+    stderr_is_terminal,
+)
 from .db import now
 from .send import Pool, Progress, RunResult, run_campaign, send_test
 from .shards import ShardedRun
@@ -129,10 +138,7 @@ def _dry_run(app: App, article: str) -> None:
     report = dry_run(app.config, app.db, article)
     click.echo(f"Subject:    {report.subject}")
     click.echo(f"Recipients: {report.count}")
-    for email in report.sample:
-        click.echo(f"  {email}")
-    if report.count > len(report.sample):
-        click.echo(f"  ... and {report.count - len(report.sample)} more")
+    echo_sample(report.sample, report.count)
     if report.previous:
         click.echo(f"Note: already sent as campaign {report.previous}; sending needs --again.")
     app.info("Dry run: nothing was written and nothing was sent.")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from . import subscriber_io, subscribers
-from .cli_common import App, echo_json, echo_table, json_option, pass_app, say_captured
+from .cli_common import App, echo_json, echo_rows, json_option, pass_app, say_captured
 from .config import LANGUAGES
 from .errors import NewsletterError, SendError
 from .send import send_confirmation
@@ -84,14 +84,9 @@ def subscribers_group() -> None:
 @pass_app
 def list_(app: App, status: str | None, as_json: bool) -> None:
     """List subscribers (oldest first)."""
-    rows = (_public(r) for r in subscribers.iter_subscribers(app.db, status=status))
-    if as_json:
-        echo_json(list(rows))
-        return
-    listed = list(rows)
-    echo_table(listed, LIST_COLUMNS)
-    if not listed:
-        app.info("No subscribers" + (f" with status {status}." if status else " yet."))
+    rows = [_public(r) for r in subscribers.iter_subscribers(app.db, status=status)]
+    echo_rows(app, rows, LIST_COLUMNS, as_json=as_json,
+              empty="No subscribers" + (f" with status {status}." if status else " yet."))
 
 
 @subscribers_group.command()

@@ -131,33 +131,33 @@ def run_due(
     # Scheduled sends
     ran: set[int] = set()  # campaigns this pass already ran: a failed one waits for the next
     claim = schedule.claim_due(db, late_limit=late_limit, now_at=current)
-    for send, late in claim.skipped:
-        say("scheduled", f"skipped scheduled send {send.id} ({send.article_slug}): it was due "
-            f"{format_local(send.due_at, zone=zone)}, {schedule.duration_text(late)} ago, more than "
+    for due, late in claim.skipped:
+        say("scheduled", f"skipped scheduled send {due.id} ({due.article_slug}): it was due "
+            f"{format_local(due.due_at, zone=zone)}, {schedule.duration_text(late)} ago, more than "
             f"schedule.late_limit ({schedule.duration_text(late_limit)}); send it by hand if it still matters",
             "warning")
-    for send, late in claim.to_send:
+    for due, late in claim.to_send:
         if late > schedule.LATE_WARNING:
-            say("scheduled", f"scheduled send {send.id} ({send.article_slug}) is "
-                f"{schedule.duration_text(late)} late (due {format_local(send.due_at, zone=zone)}); sending it now",
+            say("scheduled", f"scheduled send {due.id} ({due.article_slug}) is "
+                f"{schedule.duration_text(late)} late (due {format_local(due.due_at, zone=zone)}); sending it now",
                 "warning")
         try:
-            campaign_id, result = engine.send_article(send.article_slug)
+            campaign_id, result = engine.send_article(due.article_slug)
         except NewsletterError as exc:
             if engine.is_busy(exc):
-                say("scheduled", f"scheduled send {send.id}: its campaign is being sent by another process")
+                say("scheduled", f"scheduled send {due.id}: its campaign is being sent by another process")
                 continue
-            schedule.mark_failed(db, send.id, note=str(exc))
-            say("scheduled", f"scheduled send {send.id} ({send.article_slug}) failed: {exc}", "error")
+            schedule.mark_failed(db, due.id, note=str(exc))
+            say("scheduled", f"scheduled send {due.id} ({due.article_slug}) failed: {exc}", "error")
             continue
         except Exception as exc:  # noqa: BLE001 - cron must report it and go on with the rest
             # Left `started`: the next run tries again, resuming whatever was made.
-            say("scheduled", f"scheduled send {send.id} ({send.article_slug}) failed, will retry: "
+            say("scheduled", f"scheduled send {due.id} ({due.article_slug}) failed, will retry: "
                 f"{type(exc).__name__}: {exc}", "error")
             continue
-        schedule.mark_sent(db, send.id, campaign_id=campaign_id)
+        schedule.mark_sent(db, due.id, campaign_id=campaign_id)
         ran.add(campaign_id)
-        say("scheduled", f"sent scheduled {send.article_slug} as campaign {campaign_id}{_result_text(result)}",
+        say("scheduled", f"sent scheduled {due.article_slug} as campaign {campaign_id}{_result_text(result)}",
             "error" if getattr(result, "error", None) else "info")
 
     # Digests
