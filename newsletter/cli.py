@@ -59,6 +59,7 @@ def init(
     Existing files are never overwritten: running it again changes nothing.
     """
     values = {
+        "database": str(Path(app.db_path).resolve()) if app.db_path else None,
         "publication.name": publication,
         "sender.name": publication,
         "sender.address": sender,
@@ -66,6 +67,11 @@ def init(
         "publication.language": language,
     }
     result = init_directory(directory.resolve(), values=values)
+    if result.ignored:
+        app.warn(
+            f"{result.directory / 'newsletter.toml'} already exists, so these settings were not "
+            f"written: {', '.join(result.ignored)}. Edit the file to change them."
+        )
     if result.created:
         for name in result.created:
             app.info(f"created {name}")

@@ -20,6 +20,7 @@ class InitResult:
     directory: Path
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # settings not written: the file existed
 
 
 def packaged_templates() -> Path:
@@ -39,6 +40,7 @@ def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> 
     config_file = directory / CONFIG_NAME
     if config_file.exists():
         result.existing.append(CONFIG_NAME)
+        result.ignored = sorted(values)
     else:
         text = config_template(**values)
         config_file.write_text(text, encoding="utf-8")
@@ -49,7 +51,9 @@ def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> 
             raise
         result.created.append(CONFIG_NAME)
 
-    config = load_config(config_file, environ={})
+    # The environment counts from here on: NEWSLETTER_DB or NEWSLETTER_TEMPLATES put the
+    # database or the templates where every later command will look for them.
+    config = load_config(config_file)
     templates = config.templates
     if not templates.is_dir():
         templates.mkdir(parents=True)

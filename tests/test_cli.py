@@ -138,3 +138,27 @@ def test_a_bad_environment_value_stops_the_command_naming_the_variable(
         "Error: sending.concurrency (from environment variable NEWSLETTER_SENDING_CONCURRENCY): "
         "must be a whole number, not 'many'\n"
     )
+
+
+def test_init_puts_the_database_where_db_says_and_records_it(
+    tmp_path: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "blad"
+    assert invoke("--db", str(tmp_path / "data.db"), "init", str(target)).exit_code == 0
+    assert (tmp_path / "data.db").is_file() and not (target / "subscribers.db").exists()
+    config = tomllib.loads((target / "newsletter.toml").read_text(encoding="utf-8"))
+    assert config["database"] == str(tmp_path / "data.db")
+    monkeypatch.setenv("NEWSLETTER_DB", str(tmp_path / "env.db"))
+    assert invoke("init", str(tmp_path / "other")).exit_code == 0
+    assert (tmp_path / "env.db").is_file() and not (tmp_path / "other" / "subscribers.db").exists()
+
+
+def test_init_on_an_existing_directory_says_which_options_it_did_not_write(
+    tmp_path: Path, invoke: Callable[..., Result]
+) -> None:
+    invoke("init", str(tmp_path / "blad"))
+    before = (tmp_path / "blad" / "newsletter.toml").read_text(encoding="utf-8")
+    result = invoke("init", str(tmp_path / "blad"), "--publication", "Ander Blad")
+    assert result.exit_code == 0
+    assert "these settings were not written: publication.name, sender.name" in result.stderr
+    assert (tmp_path / "blad" / "newsletter.toml").read_text(encoding="utf-8") == before
