@@ -208,7 +208,10 @@ def _check_header(columns: list[str], path: Path, report: ImportReport) -> None:
             f"{path}: the header row has no 'email' column (found {found}). "
             "The first line must name the columns, e.g. email,name,lang,cadence"
         )
-    report.ignored_columns = sorted({c for c in columns if c and c not in KNOWN_FIELDS})
+    # Columns our own export writes but an import cannot take (the times are the new
+    # database's own) are expected, not worth a note.
+    expected = KNOWN_FIELDS | set(EXPORT_FIELDS)
+    report.ignored_columns = sorted({c for c in columns if c and c not in expected})
 
 
 def _check_rows(

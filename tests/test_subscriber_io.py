@@ -192,3 +192,11 @@ def test_a_large_import_validates_in_parallel_and_keeps_order(db: Database, tmp_
     assert [s.line for s in report.skipped] == [6]
     assert db.execute("SELECT email FROM subscribers ORDER BY id LIMIT 1").fetchone() == ("user0@example0.nl",)
     assert db.execute("SELECT count(DISTINCT token) FROM subscribers").fetchone()[0] == report.imported
+
+
+def test_reimporting_our_own_export_notes_no_ignored_columns(db: Database, tmp_path: Path) -> None:
+    subscribers.subscribe(db, "a@example.nl", confirmed=True)
+    out = io.StringIO()
+    subscriber_io.export(db, out)
+    report = subscriber_io.import_file(open_db(tmp_path / "copy.db"), write(tmp_path, "export.csv", out.getvalue()))
+    assert report.imported == 1 and report.ignored_columns == []
