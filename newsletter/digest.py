@@ -309,16 +309,34 @@ def _assign(db: Database, plan: DigestPlan, *, sample: int = 5) -> None:
         batch.append((subscriber_id, _group_of(plan, group_index, chosen)))
     if batch:
         db.conn.executemany("INSERT INTO temp.digest_plan VALUES (?, ?)", batch)
-    # Only articles of this period make a digest worth sending; catch-up alone does not
-    # (its articles went out, or were skipped, with their own period's digest).
-    in_period = {c.slug for c in candidates if period.contains(c.released_at)}
-    keep = [i for i, group in enumerate(plan.groups) if in_period.intersection(group)]
+    # A digest is worth sending for articles of this period, or for articles whose own
+    # period never had its digest (skipped as too late, or not made while the machine was
+    # off): otherwise nobody would ever get those. Catch-up whose period's digest went
+    # out does not make a digest on its own.
+    worth = {c.slug for c in candidates if period.contains(c.released_at)} | _owed(db, period, candidates)
+    keep = [i for i, group in enumerate(plan.groups) if worth.intersection(group)]
     if len(keep) != len(plan.groups):
         _keep_groups(db, plan, keep)
     plan.sample = [row[0] for row in db.execute(
         "SELECT s.email FROM temp.digest_plan p JOIN subscribers s ON s.id = p.subscriber_id"
         " ORDER BY p.subscriber_id LIMIT ?", [sample],
     ).fetchall()]
+
+
+def _owed(db: Database, period: Period, candidates: list[Candidate]) -> set[str]:
+    """Earlier articles whose own period (of this kind) has no digest: skipped or never made."""
+    owed: set[str] = set()
+    made: dict[str, bool] = {}
+    for candidate in candidates:
+        if period.contains(candidate.released_at):
+            continue
+        own = period_at(period.kind, candidate.released_at, zone=period.zone)
+        if own.key not in made:
+            row = recorded(db, own.key)
+            made[own.key] = row is not None and row["status"] != "skipped"
+        if not made[own.key]:
+            owed.add(candidate.slug)
+    return owed
 
 
 def _group_of(plan: DigestPlan, group_index: dict[tuple[str, ...], int], chosen: tuple[str, ...]) -> int:

@@ -166,7 +166,7 @@ def run_due(
         if due.skip:
             say("digest", f"skipped the {due.period.kind} digest for {due.period.label}: it was due "
                 f"{format_local(due.occurrence, zone=zone)}, {schedule.duration_text(due.late)} ago, more "
-                f"than schedule.late_limit; its articles go into the next digest that has new articles, up to a week back", "warning")
+                f"than schedule.late_limit; its articles go out with the next digest (up to a week back)", "warning")
             continue
         try:
             outcome = create_digest(config, db, due.period)

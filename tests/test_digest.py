@@ -97,13 +97,36 @@ def test_the_plan_gives_each_subscriber_the_period_and_a_newcomer_only_from_thei
     assert not db.conn.in_transaction
 
 
+def record_period(db: Database, key: str, status: str) -> None:
+    """A digest_periods row as create_digest or a late skip leaves it."""
+    period = period_from_key(key, zone=AMS)
+    db.execute(
+        "INSERT INTO digest_periods (period_key, kind, start_at, end_at, status, note, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, '', '2026-11-24T06:00:00+00:00', '2026-11-24T06:00:00+00:00')",
+        [key, period.kind, period.start.isoformat(), period.end.isoformat(), status],
+    )
+    db.conn.commit()
+
+
 def test_a_period_without_its_own_articles_plans_nothing(db: Database) -> None:
     with time_machine.travel(utc("2026-11-20 09:00"), tick=False):
         subscribe(db, "oud@example.nl", cadence="daily", confirmed=True, source="cli")
     release(db, "maandag", "2026-11-23 09:00")
+    record_period(db, "daily:2026-11-23", "created")  # Monday's digest went out
     plan = plan_digest(db, period_from_key("daily:2026-11-25", zone=AMS))
     assert [c.slug for c in plan.offered] == ["maandag"]
     assert plan.groups == [] and plan.recipients == 0
+
+
+@pytest.mark.parametrize("monday", [None, "skipped"])
+def test_articles_whose_own_digest_never_went_out_make_a_digest_on_their_own(db: Database, monday: str | None) -> None:
+    with time_machine.travel(utc("2026-11-20 09:00"), tick=False):
+        subscribe(db, "oud@example.nl", cadence="daily", confirmed=True, source="cli")
+    release(db, "maandag", "2026-11-23 09:00")
+    if monday:
+        record_period(db, "daily:2026-11-23", monday)  # too late, skipped; None: machine was off
+    plan = plan_digest(db, period_from_key("daily:2026-11-25", zone=AMS))
+    assert plan.groups == [("maandag",)] and plan.recipients == 1
 
 
 def test_the_digest_command_means_the_last_ended_period_and_refuses_one_still_running() -> None:
