@@ -15,7 +15,6 @@ import secrets
 import socket
 import uuid
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +217,7 @@ def create_campaign(
                 secrets.token_hex(8),
                 json.dumps({k: asdict(v) for k, v in rendered.items()}, ensure_ascii=False),
                 owner,
-                _lease_until(60),
+                now(later_by=60),
                 stamp,
                 stamp,
             ],
@@ -241,10 +240,6 @@ def create_campaign(
             [campaign_id, owner],
         )
     return get_campaign(db, campaign_id)
-
-
-def _lease_until(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
 
 
 def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:

@@ -6,7 +6,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -54,9 +54,10 @@ def apply_migrations(db: Database) -> None:
         MIGRATIONS.apply(db)  # looks again under the lock; its own transactions nest as savepoints
 
 
-def now() -> str:
-    """The current time as stored in the database: ISO 8601 in UTC, to the microsecond."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+def now(*, later_by: float = 0.0) -> str:
+    """The current time (plus `later_by` seconds) as stored in the database: ISO 8601 in
+    UTC, to the microsecond."""
+    return (datetime.now(UTC) + timedelta(seconds=later_by)).isoformat(timespec="microseconds")
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlite_utils import Database
@@ -50,10 +50,6 @@ class Result(NamedTuple):
     item: Item
     outcome: Outcome | None
     relay: str
-
-
-def _at(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
 
 
 def _holder_is_dead(owner: str) -> bool:
@@ -101,7 +97,7 @@ def acquire_lease(db: Database, campaign_id: int, *, owner: str, ttl: float) -> 
             "UPDATE campaigns SET lease_owner = ?, lease_expires_at = ?, "
             "status = CASE WHEN status = 'creating' THEN 'creating' ELSE 'sending' END, "
             "started_at = coalesce(started_at, ?), last_run_at = ?, updated_at = ? WHERE id = ?",
-            [owner, _at(ttl), stamp, stamp, stamp, campaign_id],
+            [owner, now(later_by=ttl), stamp, stamp, stamp, campaign_id],
         )
         db.conn.commit()
     except BaseException:
@@ -171,7 +167,7 @@ class Ledger:
             if time.monotonic() >= self._renew_at:
                 renewed = conn.execute(
                     "UPDATE campaigns SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
-                    [_at(self.ttl), self.campaign_id, self.owner],
+                    [now(later_by=self.ttl), self.campaign_id, self.owner],
                 ).rowcount
                 self._renew_at = time.monotonic() + self.ttl / 6
             else:
@@ -253,7 +249,7 @@ class Ledger:
                     text = f"gave up after {attempts} attempts over {age / 3600:.0f} h: {text}"
                 else:
                     delay = min(self.max_backoff, self.min_backoff * 2 ** (attempts - 1))
-                    next_at = _at(delay)
+                    next_at = now(later_by=delay)
             if status == BOUNCED:
                 bounced.append((item, outcome))
             updates.append(
