@@ -183,7 +183,7 @@ def _is_resource_tracker(pid: int) -> bool:
 
 
 def message_size(directory: Path) -> int:
-    from newsletter.campaigns import Recipient, builder_for, get_campaign
+    from newsletter.delivery.campaigns import Recipient, builder_for, get_campaign
     from newsletter.config import load_config
     from newsletter.db import open_db
 

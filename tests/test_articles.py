@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.articles import (
+from newsletter.content.parse import (
     Article,
     Block,
     add_article,

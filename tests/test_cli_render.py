@@ -11,7 +11,7 @@ from pathlib import Path
 import dkim as dkimpy
 
 from newsletter.db import now, open_db
-from newsletter.preview import preview_recipient, write_preview
+from newsletter.content.preview import preview_recipient, write_preview
 from render_fixtures import PARAGRAPHS, SIGNATURE, TITLE, make_config, seed_shaped_article
 
 TOKEN = "c0nf1rm3d_T0k3n-abcdefghijklmnopqrstuv"

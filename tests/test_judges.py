@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.articles import Article
+from newsletter.content.parse import Article
 from newsletter.config import Config
-from newsletter.message import MessageBuilder, Recipient
-from newsletter.render import render_article, render_confirmation, render_digest
+from newsletter.content.message import MessageBuilder, Recipient
+from newsletter.content.render import render_article, render_confirmation, render_digest
 from render_fixtures import make_config, seed_shaped_article, wide_article
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "newsletter-screenshots"
@@ -166,7 +166,7 @@ def test_chromium_keeps_wide_content_inside_a_phone_screen(config: Config, tmp_p
 
 
 def test_chromium_keeps_a_parsed_markdown_article_inside_a_phone_screen(config: Config, tmp_path: Path) -> None:
-    from newsletter.articles import parse_file
+    from newsletter.content.parse import parse_file
 
     article = parse_file(Path(__file__).parent / "fixtures" / "quiet-chips.md")
     html = personal_html(config, article)

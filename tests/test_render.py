@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.articles import Article
+from newsletter.content.parse import Article
 from newsletter.config import Config
 from newsletter.errors import ArticleError
-from newsletter.render import (
+from newsletter.content.render import (
     CONFIRM_URL,
     NAME,
     UNSUBSCRIBE_URL,
