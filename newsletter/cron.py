@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .delivery import campaigns, pool as send
+from .delivery import campaigns, run as send
 from .feeds import poll as feeds
 from .digests import schedule
 from .config import Config

@@ -21,14 +21,9 @@ from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, ma
 from newsletter.config import Config
 from newsletter.delivery.ledger import acquire_lease
 from newsletter.content.render import confirm_url
-from newsletter.delivery.pool import (
-    Pool,
-    PoolOptions,
-    RunResult,
-    run_campaign,
-    send_confirmation,
-    send_test,
-)
+from newsletter.delivery.pool import Pool, PoolOptions, RunResult
+from newsletter.delivery.run import run_campaign
+from newsletter.delivery.single import send_confirmation, send_test
 
 
 class Site:

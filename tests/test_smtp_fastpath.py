@@ -7,7 +7,7 @@ from send_helpers import make_config
 from smtp_server import Server
 
 from newsletter.delivery import smtp_speedups as smtp_fastpath
-from newsletter.delivery.pool import send_one
+from newsletter.delivery.single import send_one
 
 SAMPLES = [
     b"",

@@ -39,7 +39,9 @@ from .common import (
     stderr_is_terminal,
 )
 from ..db import now
-from ..delivery.pool import Pool, Progress, RunResult, run_campaign, send_test
+from ..delivery.pool import Pool, Progress, RunResult
+from ..delivery.run import run_campaign
+from ..delivery.single import send_test
 from ..delivery.processes import ShardedRun
 
 LOG_EVERY_S = 10.0

@@ -13,7 +13,7 @@ from ..audience import import_export as subscriber_io, subscribers
 from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
 from ..config import LANGUAGES
 from ..errors import NewsletterError, SendError
-from ..delivery.pool import send_confirmation
+from ..delivery.single import send_confirmation
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
 

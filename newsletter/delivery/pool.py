@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import ssl
 import time
@@ -22,27 +21,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
-from sqlite_utils import Database
 
-from .campaigns import (
-    MessageBuilder,
-    Recipient,
-    builder_for,
-    envelope_sender,
-    get_campaign,
-    load_article,
-    populate,
-    render_article,
-)
-from .capture import capture_server
 from ..config import Config
-from ..db import now
 from ..errors import SendError
-from .queue import count_due, feed_for
-from .ledger import Item, Ledger, Result, acquire_lease, finish_run
+from .ledger import Item, Ledger, Result
+from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
 from .relays import (
     Relay,
     RelayConfigError,
@@ -52,9 +37,6 @@ from .relays import (
     relays_from_config,
     tls_context,
 )
-from ..content.render import render_confirmation
-from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
-from .processes import run_shards, shard_count
 
 BUFFER_HIGH = 600  # built items waiting for a connection; bounds memory (~20 KB each)
 
@@ -463,176 +445,3 @@ async def _close(client: aiosmtplib.SMTP) -> None:
         await client.quit(timeout=2)
     except (aiosmtplib.SMTPException, OSError, TimeoutError):
         client.close()
-
-
-@contextlib.asynccontextmanager
-async def _relays_or_capture(config: Config, options: PoolOptions) -> AsyncIterator[tuple[PoolOptions, Path | None]]:
-    if options.relays:
-        yield options, None
-        return
-    async with capture_server(config.outbox) as (relay, _handler):
-        yield replace(options, relays=[relay]), config.outbox
-
-
-async def run_campaign(
-    config: Config,
-    db: Database,
-    campaign_id: int,
-    *,
-    owner: str,
-    options: PoolOptions | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    on_start: Callable[[Any], None] | None = None,
-) -> RunResult:
-    """Send what is due in a campaign, under its lease. Raises CampaignBusyError if held.
-
-    `on_start` receives the pool, or the handle on its processes for a sharded run (either
-    has stop(): the CLI wires Ctrl-C to it); `on_progress` gets the counters a few times a
-    second.
-    """
-    options = options or PoolOptions.from_config(config)
-    acquire_lease(db, campaign_id, owner=owner, ttl=options.lease_ttl)
-    progress = Progress(campaign_id=campaign_id, due=0)
-    captured: Path | None = None
-    error: str | None = None
-    interrupted = False
-    try:
-        populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
-        with db.conn:
-            db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
-        at = now()
-        progress.due = count_due(db, campaign_id, at=at)
-        shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
-        path = db.execute("PRAGMA database_list").fetchone()[2]
-        async with _relays_or_capture(config, options) as (run_options, captured):
-            if shards > 1 and path:
-                error, interrupted = await run_shards(
-                    config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
-                    shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
-                )
-            else:
-                ledger = Ledger(
-                    db, campaign_id, owner=owner, ttl=options.lease_ttl,
-                    min_backoff=options.min_backoff, max_backoff=options.max_backoff,
-                    lifetime=options.lifetime,
-                )
-                feed = feed_for(config, db, campaign_id, at=at, process=options.build_process)
-                pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
-                if on_start:
-                    on_start(pool)
-                try:
-                    await pool.run()
-                finally:
-                    error, interrupted = pool.error, pool.interrupted
-    finally:
-        status, counts = finish_run(db, campaign_id, owner=owner)
-    next_retry = db.execute(
-        "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'deferred'",
-        [campaign_id],
-    ).fetchone()[0]
-    return RunResult(
-        campaign_id=campaign_id,
-        status=status,
-        counts=counts,
-        progress=progress,
-        error=error,
-        interrupted=interrupted,
-        next_retry_at=next_retry,
-        captured_to=captured,
-    )
-
-
-async def send_one(
-    config: Config, *, envelope: str, recipient: str, data: bytes, options: PoolOptions | None = None
-) -> tuple[Outcome, Path | None]:
-    """Send one message outside any campaign (test sends, confirmations): same SMTP path."""
-    options = options or PoolOptions.from_config(config)
-    async with _relays_or_capture(config, options) as (run_options, captured):
-        relay = RelayPicker(run_options.relays).pick()
-        try:
-            client = await connect(
-                relay, context=run_options.tls,
-                password=run_options.password, timeout=run_options.timeout,
-            )
-        except RelayUnavailable as exc:
-            return Outcome(DEFERRED, None, None, str(exc)), captured
-        try:
-            _, reply = await client.sendmail(envelope, [recipient], data)
-            outcome = classify_reply(250, reply)
-        except Exception as exc:
-            outcome = classify_exception(exc)
-        await _close(client)
-    return outcome, captured
-
-
-async def send_test(
-    config: Config, db: Database, article_ref: str | Path, *, to: str, options: PoolOptions | None = None
-) -> tuple[Outcome, Path | None]:
-    """One copy of the article to `to` only, marked as a test; no campaign is touched."""
-    article = load_article(db, article_ref)
-    language = config.publication_language
-    rendered = {language: render_article(article, config, language=language)}
-    builder = MessageBuilder(config, rendered, campaign_key=f"test{int(time.time())}", test=True)
-    recipient = Recipient(subscriber_id=0, email=to, name="", token="test", language=language)
-    return await send_one(
-        config, envelope=envelope_sender(config, "test"), recipient=to,
-        data=builder.build(recipient), options=options,
-    )
-
-
-async def send_confirmation(
-    config: Config, db: Database, subscriber_id: int, *, options: PoolOptions | None = None
-) -> tuple[Outcome, Path | None]:
-    """Send the double opt-in email (with the confirm link) to a pending subscriber.
-
-    Logs a `confirmation_sent` (or `confirmation_failed`) event. Raises SendError when the
-    relay did not accept it, saying why; the subscriber simply stays pending. Returns the
-    outcome and, with the built-in capture server, the folder the message went to.
-    """
-    row = db.execute(
-        "SELECT email, name, token, language, status FROM subscribers WHERE id = ?", [subscriber_id]
-    ).fetchone()
-    if row is None:
-        raise SendError(f"there is no subscriber {subscriber_id}")
-    email, name, token, language, status = row
-    if status != "pending":
-        raise SendError(f"{email} is {status}, not pending: no confirmation email is needed")
-    rendered = {language: render_confirmation(config, language=language)}
-    builder = MessageBuilder(config, rendered, campaign_key=f"confirm{int(time.time() * 1000)}")
-    recipient = Recipient(subscriber_id=subscriber_id, email=email, name=name, token=token, language=language)
-    outcome, captured = await send_one(
-        config, envelope=envelope_sender(config, token), recipient=email,
-        data=builder.build(recipient), options=options,
-    )
-    with db.conn:
-        db.conn.execute(
-            "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, 'send', '', ?)",
-            [
-                now(), subscriber_id,
-                "confirmation_sent" if outcome.status == SENT else "confirmation_failed",
-                # The code only: a reply text may quote the address, and events outlive erasure.
-                json.dumps({"code": outcome.code}),
-            ],
-        )
-    if outcome.status != SENT:
-        code = f"{outcome.code} " if outcome.code else ""
-        raise SendError(
-            f"the confirmation email to {email} was not accepted ({code}{outcome.text}). "
-            "The subscriber stays pending; try again later with "
-            f"`newsletter subscribers resend-confirmation {email}`."
-        )
-    return outcome, captured
-
-
-__all__ = [
-    "Pool",
-    "PoolOptions",
-    "Progress",
-    "RunResult",
-    "builder_for",
-    "get_campaign",
-    "run_campaign",
-    "send_confirmation",
-    "send_one",
-    "send_test",
-]

@@ -31,6 +31,7 @@ from ..config import Config
 from ..db import open_db
 from .queue import inline_feed
 from .ledger import Ledger
+from .pool import Pool, PoolOptions, Progress
 
 SHARD_MIN_DUE = 2000  # below this, one process is plenty
 
@@ -64,11 +65,11 @@ async def run_shards(
     *,
     owner: str,
     at: str,
-    options: Any,
+    options: PoolOptions,
     shards: int,
-    progress: Any,
-    on_progress: Callable[[Any], None] | None,
-    on_start: Callable[[Any], None] | None,
+    progress: Progress,
+    on_progress: Callable[[Progress], None] | None,
+    on_start: Callable[[ShardedRun], None] | None,
 ) -> tuple[str | None, bool]:
     """Run `shards` processes to completion; returns (error, interrupted)."""
     context = multiprocessing.get_context("spawn")
@@ -124,7 +125,7 @@ async def run_shards(
     return (errors[0] if errors else None), handle.interrupted or any(i for _, i in finished.values())
 
 
-def _add_up(total: Any, snapshots: list[dict[str, Any]]) -> None:
+def _add_up(total: Progress, snapshots: list[dict[str, Any]]) -> None:
     counted = ("sent", "deferred", "failed", "bounced", "skipped", "slowdowns", "connections", "concurrency")
     for name in counted:
         setattr(total, name, sum(s[name] for s in snapshots))
@@ -167,8 +168,6 @@ def _shard_main(
     parent: int,
 ) -> None:
     """One shard process: a Pool over its rows, reporting progress through `results`."""
-    from .pool import Pool, PoolOptions, Progress  # send.py imports this module
-
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop takes over below
     index = shard[0]
@@ -177,7 +176,7 @@ def _shard_main(
     options = replace(options, processes=1, build_process=False)
     progress = Progress(campaign_id=campaign_id, due=0)
 
-    def report(p: Any, kind: str = "progress", error: str | None = None, interrupted: bool = False) -> None:
+    def report(p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False) -> None:
         results.put((kind, index, asdict(p), error, interrupted))
 
     async def main() -> None:
