@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from newsletter.content.parse import Article, Block
+from newsletter.content.article import Article, Block
 from newsletter.config import Config, load_config
 
 PARAGRAPHS = [

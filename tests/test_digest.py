@@ -9,7 +9,8 @@ import pytest
 import time_machine
 from sqlite_utils import Database
 
-from newsletter.content.parse import add_article, parse_text
+from newsletter.content.store import add_article
+from newsletter.content.parse import parse_text
 from newsletter.db import open_db
 from newsletter.digests.plan import (
     due_digests,

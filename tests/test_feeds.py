@@ -11,7 +11,7 @@ import pytest
 from feed_server import FeedServer
 from sqlite_utils import Database
 
-from newsletter.content.parse import get_article
+from newsletter.content.store import get_article
 from newsletter.db import open_db
 from newsletter.feeds.poll import (
     FeedError,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content.parse import Article
+from newsletter.content.article import Article
 from newsletter.config import Config
 from newsletter.content.message import MessageBuilder, Recipient
 from newsletter.content.render import render_article, render_confirmation, render_digest

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content.parse import Article
+from newsletter.content.article import Article
 from newsletter.config import Config
 from newsletter.errors import ArticleError
 from newsletter.content.render import (

@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
 from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
-from .parse import Article, Block
+from .article import Article, Block
 from ..config import LANGUAGES
 from ..errors import ArticleError
 

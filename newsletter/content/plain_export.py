@@ -11,7 +11,7 @@ import html
 import re
 
 from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
-from .parse import Article, Block
+from .article import Article, Block
 from ..errors import ArticleError
 
 # Whole lines of the site's page around an article, not part of it.

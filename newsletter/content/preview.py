@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audience import subscribers
-from .parse import Article
+from .article import Article
 from ..config import Config
 from ..errors import NewsletterError
 from .message import MessageBuilder, Recipient, ascii_address

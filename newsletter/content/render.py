@@ -27,7 +27,7 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
-from .parse import Article
+from .article import Article
 from ..config import Config
 from ..errors import ArticleError, NewsletterError
 from ..scaffold import packaged_templates

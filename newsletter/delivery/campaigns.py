@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..content.parse import load_article
+from ..content.store import load_article
 from ..config import LANGUAGES, Config
 from ..db import now
 from ..errors import SendError

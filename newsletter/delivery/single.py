@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..content.message import MessageBuilder, Recipient
-from ..content.parse import load_article
+from ..content.store import load_article
 from ..content.render import render_article, render_confirmation
 from ..db import now
 from ..errors import SendError

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..content.parse import load_article
+from ..content.store import load_article
 from ..db import now, transaction
 from ..errors import NewsletterError
 
