@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import ConfigError, NotInitialisedError
 from .digests.periods import parse_schedule
+from .errors import ConfigError, NotInitialisedError
 
 CONFIG_NAME = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"

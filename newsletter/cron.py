@@ -23,13 +23,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .delivery import campaigns, run as send
-from .feeds import poll as feeds
-from .digests import schedule
 from .config import Config
+from .delivery import campaigns
+from .delivery import run as send
+from .digests import schedule
+from .digests.periods import format_local
 from .digests.plan import create_digest, due_digests, schedule_entries
 from .errors import NewsletterError
-from .digests.periods import format_local
+from .feeds import poll as feeds
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ Report = Callable[[Action], None]
 
 
 class Engine:
-    """The sending engine (campaigns.py, send.py) as `run` uses it."""
+    """The sending engine (delivery/campaigns.py, delivery/run.py) as `run` uses it."""
 
     def __init__(self, config: Config, db: Database) -> None:
         self.config, self.db = config, db

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from newsletter.content.article import Article, Block
-from newsletter.content.store import add_article, get_article, list_articles, load_article
-from newsletter.content.parse import parse_file, parse_text
 from newsletter.content.checks import slugify, summarise
+from newsletter.content.parse import parse_file, parse_text
+from newsletter.content.store import add_article, get_article, list_articles, load_article
 from newsletter.db import open_db
 from newsletter.errors import ArticleError
 

@@ -9,9 +9,11 @@ import pytest
 import time_machine
 from sqlite_utils import Database
 
-from newsletter.content.store import add_article
+from newsletter.audience.subscribers import subscribe
 from newsletter.content.parse import parse_text
+from newsletter.content.store import add_article
 from newsletter.db import open_db
+from newsletter.digests.periods import period_from_key
 from newsletter.digests.plan import (
     due_digests,
     mark_for_digest,
@@ -20,8 +22,6 @@ from newsletter.digests.plan import (
     recorded,
     schedule_entries,
 )
-from newsletter.digests.periods import period_from_key
-from newsletter.audience.subscribers import subscribe
 
 AMS = "Europe/Amsterdam"
 LIMIT = timedelta(hours=12)

@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from render_fixtures import make_config, seed_shaped_article, wide_article
 
-from newsletter.content.article import Article
 from newsletter.config import Config
+from newsletter.content.article import Article
 from newsletter.content.message import MessageBuilder, Recipient
 from newsletter.content.render import render_article, render_confirmation, render_digest
-from render_fixtures import make_config, seed_shaped_article, wide_article
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "newsletter-screenshots"
 ANN = Recipient(subscriber_id=42, email="ann.jansen@example.nl", name="Ann Jansen", token="Xq7-Lm2_Pz9Rt4Vw8Yb1Nc6Kd3Hf5Gj0", language="nl")

@@ -17,10 +17,10 @@ import trustme
 from send_helpers import add_subscribers, make_config, open_workdb, server, statuses, write_article  # noqa: F401
 from smtp_server import DROP, STALL, Server, authenticator
 
-from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, make_owner
 from newsletter.config import Config
-from newsletter.delivery.ledger import acquire_lease
 from newsletter.content.render import confirm_url
+from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, make_owner
+from newsletter.delivery.ledger import acquire_lease
 from newsletter.delivery.pool import Pool, PoolOptions, RunResult
 from newsletter.delivery.run import run_campaign
 from newsletter.delivery.single import send_confirmation, send_test
@@ -298,10 +298,10 @@ async def test_a_subscriber_who_unsubscribed_after_queueing_is_never_mailed(serv
 
 
 async def test_a_subscriber_erased_while_their_message_waits_for_a_connection_is_never_mailed(server, make_site):
-    from newsletter.delivery.queue import inline_feed
+    from newsletter.audience.subscribers import erase
     from newsletter.delivery.ledger import Ledger
     from newsletter.delivery.pool import Progress
-    from newsletter.audience.subscribers import erase
+    from newsletter.delivery.queue import inline_feed
 
     site = make_site(server.url, 5)
     cid = site.campaign()

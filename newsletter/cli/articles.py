@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from ..content.article import Article
-from ..content.store import add_article, get_article, list_articles
 from ..content.parse import parse_file
+from ..content.store import add_article, get_article, list_articles
 from .common import App, echo_json, echo_rows, json_option, pass_app
 
 TABLE_COLUMNS = ["slug", "title", "format", "published_at", "sent_at"]

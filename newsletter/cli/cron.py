@@ -1,6 +1,6 @@
 """Commands for cron: `run`, `cron`, `digest`, the `schedule` group and the `feeds` group.
 
-Click only: parse, call runner.py, digest.py, schedule.py and feeds.py, print. `run` prints
+Click only: parse, call cron.py, digests/ and feeds/, print. `run` prints
 one timestamped line per action on stderr and nothing else (no progress bar, no colour), so
 a cron log reads line by line; it exits 0 when another run holds the lock, and 1 only when
 something it had to do failed.
@@ -15,15 +15,15 @@ from typing import Any
 
 import click
 
-from ..feeds import poll as feeds
+from ..cron import Action, crontab_lines, load_engine, run_due
 from ..digests import schedule
-from .common import App, echo_rows, echo_sample, json_option, pass_app
-from .send import run_with_progress
+from ..digests.periods import format_local, parse_local_time, zone_of
 from ..digests.plan import create_digest, period_for_command, plan_digest
 from ..errors import NewsletterError
+from ..feeds import poll as feeds
 from ..lock import LockBusyError, run_lock
-from ..digests.periods import format_local, parse_local_time, zone_of
-from ..cron import Action, crontab_lines, load_engine, run_due
+from .common import App, echo_rows, echo_sample, json_option, pass_app
+from .send import run_with_progress
 
 
 def _stamp(app: App) -> str:
@@ -287,7 +287,7 @@ COMMANDS = (run_command, cron_command, digest_command, schedule_group, feeds_gro
 def _add_at_option(send: click.Command) -> None:
     """Give the engine's `send` an --at option that schedules instead of sending now.
 
-    Attached here rather than written into cli_send.py so the scheduling code stays in
+    Attached here rather than written into cli/send.py so the scheduling code stays in
     one module; `send` without --at is untouched.
     """
     if any(param.name == "at" for param in send.params) or send.callback is None:

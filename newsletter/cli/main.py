@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import App, NewsletterGroup
 from ..scaffold import init_directory
+from .common import App, NewsletterGroup
 
 
 @click.group(name="newsletter", cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from ..content.parse import parse_file
-from .common import App, pass_app
 from ..config import Config
-from ..errors import NotInitialisedError
-from ..content.preview import preview_recipient, write_preview
 from ..content.dkim import generate_key_pair
+from ..content.parse import parse_file
+from ..content.preview import preview_recipient, write_preview
+from ..errors import NotInitialisedError
+from .common import App, pass_app
 
 GMAIL_CLIP_BYTES = 102 * 1024
 

@@ -1,7 +1,8 @@
 """Sending commands: `send`, `resume`, `retry` and `status`.
 
-Click only: parse, call campaigns.py and send.py, show progress (a bar when stderr is a
-terminal, timestamped lines otherwise, so cron gets a clean log), print the summary and
+Click only: parse, call delivery/campaigns.py and delivery/run.py, show progress (a bar
+when stderr is a terminal, timestamped lines otherwise, so cron gets a clean log), print
+the summary and
 map the outcome to an exit code: 0 when every delivery reached a final state or is
 deferred by design, 1 when the run itself failed or was interrupted.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import click
 
+from ..db import now
 from ..delivery.campaigns import (
     UNFINISHED,
     Campaign,
@@ -28,6 +30,10 @@ from ..delivery.campaigns import (
     list_campaigns,
     make_owner,
 )
+from ..delivery.pool import Pool, Progress, RunResult
+from ..delivery.processes import ShardedRun
+from ..delivery.run import run_campaign
+from ..delivery.single import send_test
 from .common import (
     App,
     echo_json,
@@ -38,11 +44,6 @@ from .common import (
     say_captured,
     stderr_is_terminal,
 )
-from ..db import now
-from ..delivery.pool import Pool, Progress, RunResult
-from ..delivery.run import run_campaign
-from ..delivery.single import send_test
-from ..delivery.processes import ShardedRun
 
 LOG_EVERY_S = 10.0
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
-from ..audience import import_export as subscriber_io, subscribers
-from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
+from ..audience import import_export as subscriber_io
+from ..audience import subscribers
 from ..config import LANGUAGES
-from ..errors import NewsletterError, SendError
 from ..delivery.single import send_confirmation
+from ..errors import NewsletterError, SendError
+from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
 

@@ -16,10 +16,10 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
-from .article import Article, Block
 from ..config import LANGUAGES
 from ..errors import ArticleError
+from .article import Article, Block
+from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
 
 FRONT_MATTER_KEYS = ("title", "date", "summary", "author", "slug", "lang")
 _ALLOWED_LINK_SCHEMES = ("http:", "https:", "mailto:")

@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..errors import NewsletterError
-from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, unsubscribe_url
 from .dkim import DkimSigner, load_signer
+from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, unsubscribe_url
 
 TEST_PREFIX = "[TEST] "
 CRLF = b"\r\n"

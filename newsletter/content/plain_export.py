@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import re
 
-from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
-from .article import Article, Block
 from ..errors import ArticleError
+from .article import Article, Block
+from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
 
 # Whole lines of the site's page around an article, not part of it.
 FURNITURE = frozenset(

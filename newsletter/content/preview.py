@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..audience import subscribers
-from .article import Article
 from ..config import Config
 from ..errors import NewsletterError
+from .article import Article
 from .message import MessageBuilder, Recipient, ascii_address
 from .render import render_article
 

@@ -27,10 +27,10 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
-from .article import Article
 from ..config import Config
 from ..errors import ArticleError, NewsletterError
 from ..scaffold import packaged_templates
+from .article import Article
 
 STRINGS_FILE = "strings.toml"
 FALLBACK_LANGUAGE = "en"

@@ -20,12 +20,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..content.store import load_article
 from ..config import LANGUAGES, Config
-from ..db import now
-from ..errors import SendError
 from ..content.message import MessageBuilder, Recipient
 from ..content.render import RenderedEmail, render_article
+from ..content.store import load_article
+from ..db import now
+from ..errors import SendError
 
 CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")

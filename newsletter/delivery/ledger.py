@@ -20,9 +20,9 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from .campaigns import CampaignBusyError, campaign_counts
 from ..db import now
 from ..errors import SendError
+from .campaigns import CampaignBusyError, campaign_counts
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
 
 

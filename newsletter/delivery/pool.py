@@ -61,9 +61,9 @@ class PoolOptions:
     idle_probe: float = 2.0  # RSET a connection idle longer than this before reusing it
     # Build the bytes in a separate process (one-process runs only). Off by default: building
     # costs ~30 µs a message against ~400 µs for sending it, so a second core does more
-    # good running a second shard (shards.py) than building.
+    # good running a second shard (processes.py) than building.
     build_process: bool = False
-    processes: int = 1  # processes sharing the connections of a large run (shards.py)
+    processes: int = 1  # processes sharing the connections of a large run (processes.py)
     connect_attempts: int = 0  # consecutive failed connects before giving up; 0: 2 x concurrency
 
     @classmethod

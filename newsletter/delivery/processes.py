@@ -29,9 +29,9 @@ from typing import Any
 
 from ..config import Config
 from ..db import open_db
-from .queue import inline_feed
 from .ledger import Ledger
 from .pool import Pool, PoolOptions, Progress
+from .queue import inline_feed
 
 SHARD_MIN_DUE = 2000  # below this, one process is plenty
 

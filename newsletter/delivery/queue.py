@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
 from ..config import Config
-from ..db import now, open_db, transaction
-from .ledger import Item
 from ..content.message import HeaderValueError
+from ..db import now, open_db, transaction
+from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
+from .ledger import Item
 
 BATCH = 200
 

@@ -15,9 +15,9 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from . import smtp_speedups as smtp_fastpath
 from ..config import Config
 from ..errors import SendError
+from . import smtp_speedups as smtp_fastpath
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465, "smtp+plain": 25}
 DOWN_FOR_S = 30.0

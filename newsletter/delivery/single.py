@@ -14,8 +14,8 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..content.message import MessageBuilder, Recipient
-from ..content.store import load_article
 from ..content.render import render_article, render_confirmation
+from ..content.store import load_article
 from ..db import now
 from ..errors import SendError
 from .campaigns import envelope_sender

@@ -473,9 +473,9 @@ def create_digest(config: Config, db: Database, period: Period) -> DigestOutcome
 
 def _render_group(config: Config, db: Database, period: Period, group: tuple[str, ...]) -> tuple[str, str]:
     """(subject, rendered JSON) of one group, in every language, as the engine stores them."""
-    from ..content.store import get_article
     from ..config import LANGUAGES
     from ..content.render import render_digest
+    from ..content.store import get_article
 
     articles = [get_article(db, slug) for slug in group]
     emails = {

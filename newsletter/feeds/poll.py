@@ -464,8 +464,8 @@ StoreArticle = Callable[[Database, str, str], str]
 
 def store_markdown_article(db: Database, markdown: str, source: str) -> str:
     """Parse `markdown` as an article and store it (articles.add_article); return its slug."""
-    from ..content.store import add_article
     from ..content.parse import parse_text
+    from ..content.store import add_article
 
     article = parse_text(markdown, source=source, format="markdown")
     add_article(db, article)
