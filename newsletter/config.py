@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -32,6 +33,10 @@ ENV_PREFIX = "NEWSLETTER_"
 ENV_CONFIG = "NEWSLETTER_CONFIG"
 ENV_PASSWORD = "NEWSLETTER_SMTP_PASSWORD"
 SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD}
+DAY = 86400
+# More connections than this is a mistake (a relay refuses them long before) and would
+# exhaust file descriptors; `send --concurrency` has the same bound.
+MAX_CONCURRENCY = 500
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,12 @@ class Setting:
     """One configurable value: its dotted key, kind, default and the help shown to users."""
 
     key: str
-    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, relays, daily_time, weekly_time
+    kind: str  # a key of _CHECKERS: str, int, float, bool, email, url, smtp_url, list_id, ...
     default: Any
     help: str
     env_name: str = ""
+    # The range a number must fall in (both ends included); the send-time code relies on it.
+    limits: tuple[float, float] | None = None
 
     @property
     def env(self) -> str:
@@ -67,7 +74,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("publication.site_url", "url", "https://example.org", "The publication's website"),
     Setting(
         "publication.list_id",
-        "str",
+        "list_id",
         "newsletter.example.org",
         "List-Id label (RFC 2919): a domain-like name you own",
     ),
@@ -80,7 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("publication.time_zone", "zone", "Europe/Amsterdam", "Time zone for digests and schedules"),
     Setting(
         "publication.feedback_id",
-        "str",
+        "feedback_id",
         "",
         "Feedback-ID header value (a:b:c:SenderId), empty for none",
     ),
@@ -101,6 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
         "int",
         43200,
         "Seconds a scheduled send or digest may be late (machine off); older ones are skipped with a warning",
+        limits=(1, 366 * DAY),
     ),
     Setting(
         "schedule.full_text",
@@ -108,7 +116,7 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Digests carry each article's full text, not only its title, summary and link",
     ),
-    Setting("feeds.timeout", "float", 20.0, "Seconds to wait for a feed over HTTP"),
+    Setting("feeds.timeout", "float", 20.0, "Seconds to wait for a feed over HTTP", limits=(0.1, 3600)),
     Setting("sender.name", "str", "My Newsletter", "Display name in From"),
     Setting("sender.address", "email", "newsletter@example.org", "From address"),
     Setting(
@@ -137,7 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Further relays sharing the load with smtp.url, by weight: "
         "'smtp://b.example:587 2, smtps://c.example:465 1' (smtp.url has weight smtp.weight)",
     ),
-    Setting("smtp.weight", "int", 1, "Share of connections that go to smtp.url when smtp.relays is set"),
+    Setting(
+        "smtp.weight", "int", 1, "Share of connections that go to smtp.url when smtp.relays is set",
+        limits=(1, 1000),
+    ),
     Setting("smtp.username", "str", "", "SMTP AUTH user name, empty for no AUTH"),
     Setting(
         "smtp.password_file",
@@ -152,19 +163,41 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "PEM file of the CA that signed the relay's certificate, empty for the system's CAs",
     ),
-    Setting("smtp.timeout", "float", 30.0, "Seconds to wait for the relay on each command"),
-    Setting("sending.concurrency", "int", 8, "SMTP connections used at once"),
-    Setting("sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit"),
-    Setting("sending.per_connection", "int", 100, "Messages sent over one connection before a new one"),
+    Setting(
+        "smtp.timeout", "float", 30.0, "Seconds to wait for the relay on each command (0.1 to 3600)",
+        limits=(0.1, 3600),
+    ),
+    Setting(
+        "sending.concurrency", "int", 8, f"SMTP connections used at once (1 to {MAX_CONCURRENCY})",
+        limits=(1, MAX_CONCURRENCY),
+    ),
+    Setting(
+        "sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit",
+        limits=(0, 100_000),
+    ),
+    Setting(
+        "sending.per_connection", "int", 100, "Messages sent over one connection before a new one",
+        limits=(1, 1_000_000),
+    ),
     Setting(
         "sending.processes",
         "int",
         1,
         "Processes that share the connections of a large campaign (one per CPU core at most)",
+        limits=(1, 64),
     ),
-    Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),
-    Setting("retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds"),
-    Setting("retry.lifetime", "int", 432000, "Seconds after which a deferred message fails"),
+    Setting(
+        "retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message",
+        limits=(1, 7 * DAY),
+    ),
+    Setting(
+        "retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds",
+        limits=(1, 7 * DAY),
+    ),
+    Setting(
+        "retry.lifetime", "int", 432000, "Seconds after which a deferred message fails",
+        limits=(1, 366 * DAY),
+    ),
     Setting("dkim.selector", "str", "", "DKIM selector, empty for no signature"),
     Setting("dkim.domain", "str", "", "DKIM signing domain (d=), normally the From domain"),
     Setting("dkim.key_file", "path", "", "PEM file of the DKIM private key"),
@@ -302,6 +335,13 @@ def load_config(
         values[key], sources[key] = value, "command-line option"
 
     root = config_file.parent
+    # Before any other check of the URLs, so that no message about them can show a secret.
+    for key in ("smtp.url", "smtp.relays"):
+        if sources[key] == str(config_file) and _holds_password(values[key]):
+            raise ConfigError(
+                f"{config_file}: {key} contains a password; secrets are never read from "
+                f"newsletter.toml. Remove it and set {ENV_PASSWORD} or smtp.password_file."
+            )
     checked = {}
     for setting in SETTINGS:
         checked[setting.field] = _check(setting, values[setting.key], sources[setting.key], root)
@@ -325,13 +365,16 @@ def load_config(
         raise ConfigError(
             "smtp.relays is set but smtp.url is empty: set smtp.url to the first relay"
         )
-    if str(values["smtp.url"]) and sources["smtp.url"] == str(config_file):
-        if urlsplit(str(values["smtp.url"])).password:
-            raise ConfigError(
-                f"{config_file}: smtp.url contains a password; secrets are never read from "
-                f"newsletter.toml. Remove it and set {ENV_PASSWORD} or smtp.password_file."
-            )
     return Config(root=root, sources=sources, **checked)
+
+
+def _holds_password(value: Any) -> bool:
+    """Whether a URL (or a relays list) has user:password@ in it, however broken it is."""
+    return isinstance(value, str) and any(
+        ":" in match.group().removeprefix(match["scheme"] or "")
+        for part in value.split(",")
+        if (match := _USERINFO_RE.match(part.strip()))
+    )
 
 
 def _flatten(raw: Mapping[str, Any], config_file: Path) -> dict[str, Any]:
@@ -377,9 +420,14 @@ def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:
     where = f"{setting.key} (from {source})"
     checker = _CHECKERS[setting.kind]
     try:
-        return checker(value, root)
+        checked = checker(value, root)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if setting.limits is not None:
+        low, high = setting.limits
+        if not low <= checked <= high:
+            raise ConfigError(f"{where}: must be between {low:g} and {high:g}, not {checked:g}")
+    return checked
 
 
 # NUL and every character str.splitlines() breaks on, not only CR and LF: names and the
@@ -414,7 +462,9 @@ def _as_float(value: Any, _root: Path) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"must be a number, not {value!r}") from None
-    if number < 0 or number != number:
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, not {value!r}")
+    if number < 0:
         raise ValueError(f"must be 0 or more, not {value!r}")
     return number
 
@@ -438,6 +488,11 @@ def _as_email(value: Any, root: Path) -> str:
         raise ValueError(f"{text!r} is not an email address: {exc}") from None
 
 
+# Characters a URL may not hold as is (RFC 3986), which would also break the <...> of
+# List-Unsubscribe or an href: the URL goes into headers and links of every email.
+_URL_UNSAFE_RE = re.compile(r"[\s<>\"'{}|\\^`]")
+
+
 def _as_url(value: Any, root: Path) -> str:
     text = _as_str(value, root)
     if not text:
@@ -445,23 +500,40 @@ def _as_url(value: Any, root: Path) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"must be an http(s) URL such as https://example.org, not {text!r}")
+    bad = _URL_UNSAFE_RE.search(text)
+    if bad or not text.isascii():
+        shown = repr(bad.group()) if bad else "non-ASCII text"
+        raise ValueError(
+            f"{text!r} holds {shown}, which cannot go into an email's links and headers; "
+            "percent-encode it (a host name in its xn-- form)"
+        )
     return text.rstrip("/")
+
+
+# The userinfo of a URL (user:password@), wherever the URL is otherwise broken.
+_USERINFO_RE = re.compile(r"^(?P<scheme>[^:/@]*://)?[^/@]*@")
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user name and password, safe to print."""
+    return _USERINFO_RE.sub(lambda m: f"{m['scheme'] or ''}***@", url, count=1)
 
 
 def _as_smtp_url(value: Any, root: Path) -> str:
     text = _as_str(value, root)
     if not text:
         return ""
+    shown = repr(redact_url(text))  # an error message never echoes a password
     parts = urlsplit(text)
     if parts.scheme not in ("smtp", "smtps", "smtp+plain") or not parts.hostname:
         raise ValueError(
             "must look like smtp://host:587 (STARTTLS), smtps://host:465 (TLS) or "
-            f"smtp+plain://host:25 (no TLS), not {text!r}"
+            f"smtp+plain://host:25 (no TLS), not {shown}"
         )
     try:
         parts.port
     except ValueError:
-        raise ValueError(f"has an invalid port: {text!r}") from None
+        raise ValueError(f"has an invalid port: {shown}") from None
     return text
 
 
@@ -472,9 +544,42 @@ def _as_relays(value: Any, root: Path) -> tuple[tuple[str, int], ...]:
         url, _, weight = item.partition(" ")
         weight = weight.strip() or "1"
         if not weight.isdigit() or int(weight) < 1:
-            raise ValueError(f"the weight of {url!r} must be a whole number of 1 or more, not {weight!r}")
+            raise ValueError(
+                f"the weight of {redact_url(url)!r} must be a whole number of 1 or more, not {weight!r}"
+            )
         relays.append((_as_smtp_url(url, root), int(weight)))
     return tuple(relays)
+
+
+# RFC 2919's list-id is a dot-atom; we keep it to a domain-like label, as the help says.
+_LIST_ID_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)+")
+
+
+def _as_list_id(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    try:
+        label = text.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        label = text
+    if not _LIST_ID_RE.fullmatch(label):
+        raise ValueError(
+            f"{text!r} is not a List-Id label: use a domain-like name you own, with dots and "
+            "no spaces, such as newsletter.example.org"
+        )
+    return text
+
+
+# Feedback-ID (Gmail): colon-separated fields of printable ASCII, no spaces.
+_FEEDBACK_ID_RE = re.compile(r"[!-~]+")
+
+
+def _as_feedback_id(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    if text and not _FEEDBACK_ID_RE.fullmatch(text):
+        raise ValueError(
+            f"{text!r} must be ASCII without spaces, like campaign:newsletter:publisher:SenderId"
+        )
+    return text
 
 
 def _as_lang(value: Any, root: Path) -> str:
@@ -523,6 +628,8 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "email": _as_email,
     "url": _as_url,
     "smtp_url": _as_smtp_url,
+    "list_id": _as_list_id,
+    "feedback_id": _as_feedback_id,
     "relays": _as_relays,
     "lang": _as_lang,
     "zone": _as_zone,

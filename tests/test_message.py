@@ -23,6 +23,7 @@ from newsletter.content.message import (
     qp_encode,
 )
 from newsletter.content.render import RenderedEmail, render_article, render_confirmation
+from newsletter.errors import ConfigError
 
 TOKEN = "q3Zk8mN2pX7vR4tY9wB1cD6fG0hJ5lS_-aEuIoPzAA"
 ANN = Recipient(subscriber_id=17, email="ann@example.nl", name="Ann Jansen-Één", token=TOKEN, language="nl")
@@ -262,6 +263,9 @@ def test_list_id_stays_ascii_and_within_255_octets(workdir: Path, rendered) -> N
 
 
 def test_a_non_ascii_feedback_id_is_refused(workdir: Path, rendered) -> None:
-    bad = make_config(workdir, **{"publication.feedback_id": "a:b:c:Één"})
+    # Refused when the configuration loads; the builder refuses it too if handed one.
+    with pytest.raises(ConfigError, match="feedback_id"):
+        make_config(workdir, **{"publication.feedback_id": "a:b:c:Één"})
+    bad = dataclasses.replace(make_config(workdir), publication_feedback_id="a:b:c:Één")
     with pytest.raises(HeaderValueError, match="feedback_id"):
         MessageBuilder(bad, rendered, campaign_key="c")
