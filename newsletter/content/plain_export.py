@@ -106,12 +106,28 @@ def _export_header(numbered: list[tuple[int, str]], source: str) -> tuple[str, s
     def where(index: int) -> str:
         return f"line {numbered[index][0]}"
 
+    def broken_title(first: int, last: int) -> ArticleError:
+        # A line break inside the title (as a header-injection attempt puts one) must not
+        # make another line the title: the whole list would get the wrong subject.
+        lines = f"lines {numbered[first][0]} to {numbered[last][0]}"
+        return ArticleError(
+            f"{source}: the title spans {lines} (a line break inside the title); "
+            "put the title on one line"
+        )
+
     if slug_like(0):
         raise ArticleError(
             f"{source} has no title: the first line ({where(0)}) is the slug "
             f"{numbered[0][1]!r}; the title goes above it"
         )
+    later_slug = next((i for i in (3, 4) if slug_like(i)), None)
+    if later_slug is not None and not any(slug_like(i) for i in (1, 2)):
+        # publication, then the title on several lines, then the slug
+        raise broken_title(1, later_slug - 1)
     if slug_like(2) and not slug_like(1):
+        if numbered[1][0] == numbered[0][0] + 1 and numbered[2][0] > numbered[1][0] + 1:
+            # The two lines above the slug stand together, apart from it: one title, broken.
+            raise broken_title(0, 1)
         pub, title_at, slug_at = 0, 1, 2
     elif slug_like(1):
         pub, title_at, slug_at = None, 0, 1
@@ -123,6 +139,8 @@ def _export_header(numbered: list[tuple[int, str]], source: str) -> tuple[str, s
     ):
         pub, title_at, slug_at = 0, 1, None
     else:
+        if _is_subheading(numbered[0:1]) and _is_broken_title(numbered, 1):
+            raise broken_title(1, _chunk_end(numbered, 1))
         pub, title_at, slug_at = None, 0, None
 
     publication = ""
@@ -150,6 +168,26 @@ def _chunks(lines: list[str], start: int) -> list[tuple[int, list[tuple[int, str
     if current:
         chunks.append((current[0][0], current))
     return chunks
+
+
+def _chunk_end(numbered: list[tuple[int, str]], start: int) -> int:
+    """The index of the last line of the group of consecutive lines that starts at `start`."""
+    end = start
+    while end + 1 < len(numbered) and numbered[end + 1][0] == numbered[end][0] + 1:
+        end += 1
+    return end
+
+
+def _is_broken_title(numbered: list[tuple[int, str]], start: int) -> bool:
+    """Lines from `start` that stand apart from what is above them, read as a headline each,
+    and end without a full stop: a title with a line break in it, not a paragraph."""
+    if start >= len(numbered) or numbered[start][0] == numbered[start - 1][0] + 1:
+        return False
+    end = _chunk_end(numbered, start)
+    if end == start or end - start > 2:
+        return False
+    lines = [line for _, line in numbered[start : end + 1]]
+    return all(_is_title_like(line) for line in lines) and lines[-1][-1] not in _FINAL_PUNCTUATION
 
 
 def _is_furniture(line: str) -> bool:
