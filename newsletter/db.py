@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .errors import NewsletterError
+from .files import create_private
 from .migrations import MIGRATIONS
 
 BUSY_TIMEOUT_S = 30.0
@@ -26,6 +27,12 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
     path = Path(path)
     if not path.parent.is_dir():
         raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
+    try:
+        # Created 0600 before SQLite opens it: SQLite gives -wal and -shm the database
+        # file's mode, and all three hold addresses and unsubscribe tokens.
+        create_private(path)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create {path}: {exc.strerror}; check that {path.parent} is writable") from exc
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

@@ -14,6 +14,7 @@ from ..audience import subscribers
 from ..config import LANGUAGES
 from ..delivery.single import send_confirmation
 from ..errors import NewsletterError, SendError
+from ..files import open_private
 from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
@@ -198,11 +199,10 @@ def export(app: App, fmt: str, output: Path | None) -> None:
         number = subscriber_io.export(app.db, sys.stdout, fmt=fmt)
     else:
         try:
-            out = output.open("w", encoding="utf-8", newline="")
+            with open_private(output) as out:  # 0600: addresses and consent records
+                number = subscriber_io.export(app.db, out, fmt=fmt)
         except OSError as exc:
             raise NewsletterError(f"cannot write {output}: {exc.strerror}") from exc
-        with out:
-            number = subscriber_io.export(app.db, out, fmt=fmt)
     app.info(f"Exported {number:,} subscribers" + (f" to {output}." if output else "."))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from ..audience import subscribers
 from ..config import Config
 from ..errors import NewsletterError
+from ..files import private_dir, write_private
 from .article import Article
 from .message import MessageBuilder, Recipient, ascii_address
 from .render import render_article
@@ -64,13 +65,13 @@ def write_preview(
     text, html = builder.personalised(recipient)
     stem = article.slug or "article"
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(out_dir)  # 0700 and 0600: a preview for a subscriber holds their token
         eml = out_dir / f"{stem}.eml"
-        eml.write_bytes(data)
+        write_private(eml, data)
         html_path = out_dir / f"{stem}.html"
-        html_path.write_text(html, encoding="utf-8")
+        write_private(html_path, html.encode("utf-8"))
         text_path = out_dir / f"{stem}.txt"
-        text_path.write_text(text, encoding="utf-8")
+        write_private(text_path, text.encode("utf-8"))
     except OSError as exc:
         raise NewsletterError(f"cannot write the preview to {out_dir}: {exc.strerror}") from exc
     return PreviewFiles(

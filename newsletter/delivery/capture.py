@@ -18,6 +18,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP as SMTPServer
 
+from ..files import private_dir, write_private
 from .relays import Relay
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>\r\n]+)>", re.IGNORECASE | re.MULTILINE)
@@ -38,10 +39,9 @@ class OutboxHandler:
         match = _MESSAGE_ID.search(head)
         serial = next(self._serial)
         name = _UNSAFE.sub("_", match.group(1).decode("ascii", "replace")) if match else f"message-{serial}"
-        path = self.outbox / f"{name}.eml"
-        tmp = path.with_suffix(".eml.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # a reader never sees half a message
+        # Atomic (a reader never sees half a message) and 0600: it holds the address and
+        # the token that unsubscribes them.
+        write_private(self.outbox / f"{name}.eml", data)
         self.count += 1
         return f"250 2.0.0 Ok: queued as {serial}"
 
@@ -49,7 +49,7 @@ class OutboxHandler:
 @asynccontextmanager
 async def capture_server(outbox: Path) -> AsyncIterator[tuple[Relay, OutboxHandler]]:
     """Run the capture relay in this event loop on a free port of 127.0.0.1."""
-    outbox.mkdir(parents=True, exist_ok=True)
+    private_dir(outbox)
     handler = OutboxHandler(outbox)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
