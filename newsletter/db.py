@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlite_utils import Database
+from sqlite_utils import Database, Migrations
 
+from . import __version__
 from .errors import NewsletterError
 from .files import create_private
 from .migrations import MIGRATIONS
@@ -22,9 +23,21 @@ class DatabaseError(NewsletterError):
     """The database file cannot be opened or upgraded."""
 
 
-def open_db(path: Path | str, *, migrate: bool = True) -> Database:
-    """Open (creating if needed) the database at `path` and bring its schema up to date."""
+def open_db(path: Path | str, *, migrate: bool = True, create: bool = True, source: str = "") -> Database:
+    """Open the database at `path` and bring its schema up to date.
+
+    With `create` false a missing file is an error rather than a new empty database (a
+    misspelled --db must not start a second list); `source` says where the path came from.
+    A database made by a newer version, or another program's SQLite file, is refused
+    untouched.
+    """
     path = Path(path)
+    if not create and not path.exists():
+        came = f" (from {source})" if source else ""
+        raise DatabaseError(
+            f"there is no database at {path}{came}. Check the path (--db, NEWSLETTER_DB or "
+            "`database` in newsletter.toml); `newsletter init` creates a new one."
+        )
     if not path.parent.is_dir():
         raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
     try:
@@ -36,12 +49,18 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        db = Database(conn)
+        if migrate:
+            try:
+                _check_ours(db, path)  # before anything writes, even the journal mode
+            except DatabaseError:
+                conn.close()
+                raise
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode is durable against process crashes (kill -9); only a power
         # loss can drop the last transactions.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        db = Database(conn)
         if migrate:
             apply_migrations(db)
     except sqlite3.DatabaseError as exc:
@@ -54,11 +73,47 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
 
 
 def apply_migrations(db: Database) -> None:
-    """Apply pending migrations under the write lock, so two processes cannot race."""
+    """Apply pending migrations under the write lock, so two processes cannot race, and
+    record which version of newsletter did (a newer schema names it to an older program)."""
     if not MIGRATIONS.pending(db):
         return
     with transaction(db):
         MIGRATIONS.apply(db)  # looks again under the lock; its own transactions nest as savepoints
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('migrated_by', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [__version__],
+        )
+
+
+def _check_ours(db: Database, path: Path) -> None:
+    """Refuse, before changing anything, a database this version cannot safely use."""
+    applied = [m.name for m in MIGRATIONS.applied(db)]
+    if not applied:
+        tables = sorted(
+            t for t in db.table_names() if not t.startswith("sqlite_") and t != Migrations.migrations_table
+        )
+        if tables:
+            shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            raise DatabaseError(
+                f"{path} is another program's SQLite database (tables {shown}), not a newsletter "
+                "database; it was left as it is. Check the path (--db, NEWSLETTER_DB or "
+                "`database` in newsletter.toml)."
+            )
+        return
+    # Every migration this version has: all of them are pending on an empty database.
+    known = {m.name for m in MIGRATIONS.pending(Database(memory=True))}
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        made_by = "a newer version"
+        if "meta" in db.table_names():
+            row = db.execute("SELECT value FROM meta WHERE key = 'migrated_by'").fetchone()
+            made_by = f"newsletter {row[0]}" if row else made_by
+        raise DatabaseError(
+            f"{path} was made by {made_by}, newer than this newsletter {__version__} (it has "
+            f"schema migration {unknown[-1]}, which this version does not know). It was left "
+            "as it is: upgrade newsletter (pip install --upgrade newsletter) to use it."
+        )
 
 
 def now(*, later_by: float = 0.0) -> str:

@@ -269,3 +269,18 @@ def m0005_schedules_and_feeds(db: Database) -> None:
         CREATE INDEX scheduled_sends_due ON scheduled_sends (status, due_at);
         """
     )
+
+
+@MIGRATIONS(name="0006_meta")
+def m0006_meta(db: Database) -> None:
+    # Facts about the database itself; `migrated_by` is the version of newsletter that last
+    # applied a migration, so an older version can name the one that made a newer schema.
+    run_script(
+        db,
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """
+    )

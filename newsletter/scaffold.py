@@ -71,7 +71,8 @@ def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> 
             shutil.copyfile(item, target)
             result.created.append(label)
 
-    database = config.database
+    # --db names the database to create even when newsletter.toml existed already.
+    database = Path(values["database"]) if "database" in values else config.database
     label = str(database.relative_to(directory)) if database.is_relative_to(directory) else str(database)
     if database.exists():
         result.existing.append(label)

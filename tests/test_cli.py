@@ -96,6 +96,8 @@ def test_an_unknown_config_key_stops_every_command_with_the_file_named(
 def test_db_option_and_environment_choose_the_database(
     workdir: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Outside init a missing database is an error (a mistyped path), so init makes it first.
+    invoke("--db", "other.db", "init")
     invoke("--db", "other.db", "subscribe", "a@example.nl")
     assert (workdir / "other.db").is_file()
     assert invoke("subscribers", "count", "--json").stdout.count('"total": 0') == 1

@@ -46,7 +46,8 @@ class App:
 
     @cached_property
     def db(self) -> Database:
-        return open_db(self.config.database)
+        # Outside `init` a missing file is a mistyped path, not a new list.
+        return open_db(self.config.database, create=False, source=self.config.sources["database"])
 
     def info(self, message: str) -> None:
         """A progress or summary line on stderr, unless --quiet."""
