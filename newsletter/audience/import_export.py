@@ -131,7 +131,13 @@ def _read_text(path: Path, encoding: str | None) -> str:
         raise ImportFileError(f"{path} does not exist") from None
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
-    if b"\0" in data[:65536] and not (encoding or "").lower().startswith("utf-16"):
+    wide = (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32"))
+    if not wide and _looks_utf16(data):
+        raise ImportFileError(
+            f"{path} is UTF-16 text (as Excel's 'Unicode text' saves it), not UTF-8. "
+            "Nothing was imported. Import it with --encoding utf-16, or save it as CSV UTF-8."
+        )
+    if b"\0" in data[:65536] and not wide:
         raise ImportFileError(
             f"{path} looks like a binary file, not CSV text (a spreadsheet?). "
             "Save or export it as CSV (UTF-8) and import that."
@@ -151,6 +157,32 @@ def _read_text(path: Path, encoding: str | None) -> str:
         ) from None
 
 
+def _looks_utf16(data: bytes) -> bool:
+    """A UTF-16 byte-order mark, or text whose every other byte is NUL."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    head = data[:4096]
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return even.count(0) > 0.9 * len(even) or odd.count(0) > 0.9 * len(odd)
+
+
+# OWASP's rule against spreadsheet formula injection: a cell that starts with one of these
+# is written with a single quote in front, so a spreadsheet shows it as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def unneutralise(cell: str) -> str:
+    """The value that `neutralise` wrote (our own export imports as it was)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+
+
 def _csv_records(text: str, path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first_line.count)
@@ -162,6 +194,7 @@ def _csv_records(text: str, path: Path, report: ImportReport) -> Iterator[tuple[
     except csv.Error as exc:
         raise ImportFileError(f"{path}, line 1: {exc}") from None
     columns = [ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
+    _check_duplicate_columns(header, columns, path)
     _check_header(columns, path, report)
     line = reader.line_num
     while True:
@@ -185,7 +218,7 @@ def _csv_records(text: str, path: Path, report: ImportReport) -> Iterator[tuple[
                 f"line {start}: {len(values)} fields but the header has {len(columns)} "
                 f"(a '{delimiter}' inside a value needs quotes)", "invalid"))
             continue
-        yield start, {c: (values[i] if i < len(values) else "") for i, c in enumerate(columns)}
+        yield start, {c: (unneutralise(values[i]) if i < len(values) else "") for i, c in enumerate(columns)}
 
 
 def _json_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -199,6 +232,24 @@ def _json_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, str]]]
         if not isinstance(item, dict):
             item = {"email": "", "_bad": f"item {number} is not an object"}
         yield number, {str(k).lower(): "" if v is None else str(v) for k, v in item.items()}
+
+
+def _check_duplicate_columns(header: list[str], columns: list[str], path: Path) -> None:
+    """Refuse a header that names a column twice: which of the two is meant is a guess."""
+    where: dict[str, list[int]] = {}
+    for number, column in enumerate(columns, start=1):
+        if column:
+            where.setdefault(column, []).append(number)
+    twice = {column: numbers for column, numbers in where.items() if len(numbers) > 1}
+    if twice:
+        shown = "; ".join(
+            f"{column!r} is " + " and ".join(f"column {n} ({header[n - 1].strip()!r})" for n in numbers)
+            for column, numbers in twice.items()
+        )
+        raise ImportFileError(
+            f"{path}: the header row names a column more than once: {shown}. Nothing was "
+            "imported. Remove or rename the extra column, then import again."
+        )
 
 
 def _check_header(columns: list[str], path: Path, report: ImportReport) -> None:
@@ -391,7 +442,7 @@ def export(db: Database, out: TextIO, *, fmt: str = "csv") -> int:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(EXPORT_FIELDS)
         for row in db.execute(query):
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow(["" if v is None else neutralise(v) for v in row])
             count += 1
     elif fmt == "json":
         out.write("[")
