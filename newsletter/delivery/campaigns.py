@@ -38,6 +38,7 @@ __all__ = [
     "CampaignNotFoundError",
     "DryRun",
     "MessageBuilder",
+    "NoAudienceError",
     "Recipient",
     "RenderedEmail",
     "builder_for",
@@ -62,6 +63,10 @@ class AlreadySentError(SendError):
 
 class CampaignBusyError(SendError):
     """Another process holds the campaign's lease and is sending it."""
+
+
+class NoAudienceError(SendError):
+    """Nobody would get the article: no active subscriber, neither `each` nor a digest."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ def create_campaign(
             f"`newsletter status {previous['id']}` shows how it went; "
             "pass --again to send it once more as a new campaign."
         )
+    _check_audience(db, article.slug)
     # Render before writing anything: a bad article never leaves a half-made campaign.
     rendered = {lang: render_article(article, config, language=lang) for lang in LANGUAGES}
     subject = rendered[config.publication_language].subject
@@ -240,6 +246,27 @@ def create_campaign(
             [campaign_id, owner],
         )
     return get_campaign(db, campaign_id)
+
+
+def _check_audience(db: Database, slug: str) -> None:
+    """Refuse a campaign nobody would get, so the article stays unsent for later.
+
+    With digest subscribers only, the (empty) campaign is still made: it is what releases
+    the article into their digests.
+    """
+    each, digests = db.execute(
+        "SELECT count(*) FILTER (WHERE cadence = 'each'), count(*) FILTER (WHERE cadence != 'each')"
+        " FROM subscribers WHERE status = 'active'"
+    ).fetchone()
+    if each == 0 and digests == 0:
+        pending = db.execute("SELECT count(*) FROM subscribers WHERE status = 'pending'").fetchone()[0]
+        waiting = f" ({pending} pending confirmation)" if pending else ""
+        raise NoAudienceError(
+            f"nobody would get {slug!r}: there is no active subscriber{waiting}, neither one who "
+            "gets every article nor one who gets a digest. Nothing was sent and the article is "
+            "not marked as sent: send it again once people have subscribed "
+            "(`newsletter subscribers count` shows who is active)."
+        )
 
 
 def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
