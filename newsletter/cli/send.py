@@ -30,6 +30,7 @@ from ..delivery.campaigns import (
     list_campaigns,
     make_owner,
 )
+from ..delivery.ledger import lease_is_live
 from ..delivery.pool import Pool, Progress, RunResult
 from ..delivery.processes import ShardedRun
 from ..delivery.run import run_campaign
@@ -96,7 +97,8 @@ def send(
         return
     owner = make_owner()
     campaign = create_campaign(config, db, article, owner=owner, again=again)
-    if campaign.status in UNFINISHED and campaign.started_at:
+    if campaign.status in UNFINISHED and (campaign.started_at or campaign.status == "creating"):
+        # `creating` here is a campaign whose rows were being written when it was killed.
         app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
     else:
         app.info(f"Campaign {campaign.id}: {campaign.subject!r} to {campaign.total} subscribers.")
@@ -254,9 +256,13 @@ def _summary(app: App, result: RunResult) -> None:
 @json_option
 @pass_app
 def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> None:
-    """Per campaign: deliveries per status, rate, elapsed time and ETA."""
+    """Per campaign: deliveries per status, rate, elapsed time and ETA.
+
+    A campaign whose sender is gone (killed, or its machine stopped) shows `interrupted`:
+    `newsletter resume CAMPAIGN` finishes it.
+    """
     db = app.db
-    campaigns = [get_campaign(db, campaign_id)] if campaign_id else list_campaigns(db)
+    campaigns = [get_campaign(db, campaign_id)] if campaign_id is not None else list_campaigns(db)
     if failures:
         rows = _failures(app, [c.id for c in campaigns])
         if as_json:
@@ -287,21 +293,25 @@ def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
         [campaign.id],
     ).fetchone()
     elapsed = rate = eta = None
+    live = lease_is_live(campaign.lease_owner, campaign.lease_expires_at)
+    shown = campaign.status
+    if shown in ("creating", "sending") and not live:
+        shown = "interrupted"  # killed (or its machine stopped): `resume` finishes it
     if campaign.started_at:
         # From the first run's start to the end (or the last message, or now while sending).
-        end = campaign.finished_at or (now() if campaign.lease_owner else last) or campaign.started_at
+        end = campaign.finished_at or (now() if live else last) or campaign.started_at
         span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
         elapsed = round(span, 1)
         rate = round(counts["sent"] / span, 1) if span > 0 else None
         remaining = counts["queued"] + counts["sending"]
-        if rate and remaining and campaign.lease_owner:
+        if rate and remaining and live:
             eta = round(remaining / rate, 1)
     subject = campaign.subject if len(campaign.subject) <= 40 else campaign.subject[:39] + "…"
     return {
         "id": campaign.id,
         "kind": campaign.kind,
         "article": campaign.article_slug,
-        "status": campaign.status,
+        "status": shown,
         "subject": subject,
         "total": campaign.total,
         **counts,

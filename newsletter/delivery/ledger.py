@@ -70,6 +70,12 @@ def _holder_is_dead(owner: str) -> bool:
     return False
 
 
+def lease_is_live(owner: str | None, expires: str | None) -> bool:
+    """Whether a process holds this lease and, as far as we can tell, is still sending: the
+    lease has not expired and its holder is not a process of this machine that is gone."""
+    return bool(owner and expires and expires > now() and not _holder_is_dead(owner))
+
+
 def acquire_lease(db: Database, campaign_id: int, *, owner: str, ttl: float) -> None:
     """Take the campaign's lease or raise CampaignBusyError naming who holds it.
 
@@ -152,6 +158,9 @@ class Ledger:
         self.max_backoff = max_backoff
         self.lifetime = lifetime
         self._renew_at = 0.0  # monotonic time of the next lease renewal
+        # Delivery ids of the last commit's results that were deferred once too often and
+        # written as failed (retry.lifetime), so the run's counters say failed too.
+        self.expired: set[int] = set()
 
     def commit(self, results: Sequence[Result], claims: Sequence[Item]) -> tuple[list[Item], list[Item]]:
         """Write `results` and claim `claims` in one transaction, renewing the lease.
@@ -231,6 +240,7 @@ class Ledger:
         updates = []
         restores = []
         bounced = []
+        self.expired = set()
         for item, outcome, relay in results:
             if outcome is None:
                 # Never attempted (no connection): back to how it was, no attempt counted.
@@ -246,6 +256,7 @@ class Ledger:
                 age = (datetime.fromisoformat(stamp) - datetime.fromisoformat(first)).total_seconds()
                 if age >= self.lifetime:
                     status = FAILED
+                    self.expired.add(item.delivery_id)
                     text = f"gave up after {attempts} attempts over {age / 3600:.0f} h: {text}"
                 else:
                     delay = min(self.max_backoff, self.min_backoff * 2 ** (attempts - 1))

@@ -305,6 +305,8 @@ class Pool:
                     # Additive increase after a multiplicative decrease (as TCP does).
                     self.allowed += 1
                     self.successes = 0
+            elif outcome.status == DEFERRED and result.item.delivery_id in self.ledger.expired:
+                progress.failed += 1  # deferred past retry.lifetime: written as failed
             elif outcome.status == DEFERRED:
                 progress.deferred += 1
             elif outcome.status == BOUNCED:
