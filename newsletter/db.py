@@ -15,6 +15,7 @@ from . import __version__
 from .errors import NewsletterError
 from .files import create_private
 from .migrations import MIGRATIONS
+from .storage import storage_problem
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -64,6 +65,9 @@ def open_db(path: Path | str, *, migrate: bool = True, create: bool = True, sour
         if migrate:
             apply_migrations(db)
     except sqlite3.DatabaseError as exc:
+        problem = storage_problem(exc, path)
+        if problem:
+            raise DatabaseError(problem) from exc
         raise DatabaseError(
             f"{path} is not a usable newsletter database ({exc}). "
             "Check the path (--db or NEWSLETTER_DB), or move the file away and run "

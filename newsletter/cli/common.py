@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from ..config import Config, find_config_file, load_config, unknown_environment
 from ..db import open_db
 from ..errors import NewsletterError
+from ..storage import storage_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,14 +70,26 @@ class NewsletterGroup(click.Group):
             return super().invoke(ctx)
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from exc
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
+            # A full disk or a read-only database, folder or mount.
+            problem = storage_problem(exc, _database_of(ctx))
+            if problem:
+                raise click.ClickException(problem) from exc
             # Another process held the write lock longer than the busy timeout.
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not isinstance(exc, sqlite3.OperationalError) or ("locked" not in str(exc) and "busy" not in str(exc)):
                 raise
             raise click.ClickException(
                 f"the database is busy ({exc}): another newsletter command is writing to it. "
                 "Try again when it has finished."
             ) from exc
+
+
+def _database_of(ctx: click.Context) -> Path | None:
+    """The database of this command run, if its configuration was loaded."""
+    app = ctx.find_object(App)
+    if app is None or "config" not in app.__dict__:  # never load it here: it may be what failed
+        return None
+    return app.config.database
 
 
 def json_option(func: F) -> F:

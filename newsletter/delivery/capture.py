@@ -41,7 +41,12 @@ class OutboxHandler:
         name = _UNSAFE.sub("_", match.group(1).decode("ascii", "replace")) if match else f"message-{serial}"
         # Atomic (a reader never sees half a message) and 0600: it holds the address and
         # the token that unsubscribes them.
-        write_private(self.outbox / f"{name}.eml", data)
+        try:
+            write_private(self.outbox / f"{name}.eml", data)
+        except OSError as exc:
+            # A full or read-only outbox is this machine's trouble, not the recipient's: a
+            # temporary reply defers the message instead of failing it for good.
+            return f"451 4.3.0 cannot store the message in {self.outbox}: {exc.strerror}"
         self.count += 1
         return f"250 2.0.0 Ok: queued as {serial}"
 

@@ -7,6 +7,7 @@ message to the outbox folder instead of sending it.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..db import now
+from ..errors import SendError
+from ..storage import storage_problem
 from .campaigns import populate
 from .capture import capture_server
 from .ledger import Ledger, acquire_lease, finish_run
@@ -82,8 +85,24 @@ async def run_campaign(
                     await pool.run()
                 finally:
                     error, interrupted = pool.error, pool.interrupted
-    finally:
+    except BaseException:
+        # The run's own exception is the one to report; closing the run may fail for the
+        # same reason (a full disk) and must not hide it.
+        with contextlib.suppress(sqlite3.Error):
+            finish_run(db, campaign_id, owner=owner)
+        raise
+    try:
         status, counts = finish_run(db, campaign_id, owner=owner)
+    except sqlite3.Error as exc:
+        if error is None:
+            raise
+        # The pool stopped on a storage fault and closing the run hit it again: say both.
+        problem = storage_problem(exc, config.database) or f"storing the campaign's status failed too ({exc})."
+        raise SendError(
+            f"campaign {campaign_id} stopped: {error}. {problem} Once that is fixed, "
+            f"`newsletter resume {campaign_id}` finishes it: nobody is lost, and the messages "
+            "that were in flight go out again with the same Message-ID."
+        ) from exc
     next_retry = db.execute(
         "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'deferred'",
         [campaign_id],
