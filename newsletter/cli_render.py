@@ -11,10 +11,8 @@ from .articles import parse_file
 from .cli_common import App, pass_app
 from .config import Config
 from .errors import NotInitialisedError
-from .preview import preview_recipient, write_preview
+from .preview import GMAIL_CLIP_BYTES, preview_recipient, write_preview
 from .signing import generate_key_pair
-
-GMAIL_CLIP_BYTES = 102 * 1024
 
 
 @click.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from check_helpers import DMARC, SPF, keys, right_zone, without  # noqa: F401 - a fixture
 from dns_server import DnsServer, Record, SilentDnsServer
 from send_helpers import make_config
 
@@ -15,28 +16,6 @@ from newsletter.preflight.findings import Finding
 from newsletter.preflight.resolver import Resolver
 from newsletter.preflight.run import dns_findings
 from newsletter.signing import KeyPair, generate_key_pair
-
-SPF = "v=spf1 a:relay.example.nl include:_spf.mailhost.nl ~all"
-DMARC = "v=DMARC1; p=none; rua=mailto:dmarc@example.nl"
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyPair, KeyPair]:
-    """The configured key, and another one (what a mismatched record publishes)."""
-    folder = tmp_path_factory.mktemp("dkim")
-    return (generate_key_pair(selector="nl202612", domain="example.nl", out_dir=folder),
-            generate_key_pair(selector="old", domain="example.nl", out_dir=folder))
-
-
-def right_zone(key: KeyPair) -> list[Record]:
-    return [
-        ("example.nl", "TXT", SPF),
-        ("example.nl", "TXT", "google-site-verification=abc"),  # not SPF: ignored
-        ("example.nl", "MX", "10 mx.example.nl."),
-        ("_spf.mailhost.nl", "TXT", "v=spf1 ip4:192.0.2.0/24 -all"),
-        (key.record_name, "TXT", key.record_value),
-        ("_dmarc.example.nl", "TXT", DMARC),
-    ]
 
 
 @pytest.fixture
@@ -63,10 +42,6 @@ def by_check(findings: list[Finding]) -> dict[str, list[tuple[str, str]]]:
     for finding in findings:
         out.setdefault(finding.check, []).append((finding.status, finding.message))
     return out
-
-
-def without(records: list[Record], name: str, rtype: str) -> list[Record]:
-    return [r for r in records if not (r[0] == name and r[1] == rtype)]
 
 
 def test_a_right_zone_gives_only_ok_findings(check, keys) -> None:

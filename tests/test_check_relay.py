@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from check_helpers import ca, server_context  # noqa: F401 - a fixture
 from send_helpers import make_config
 from smtp_server import Server, authenticator, free_port
 
@@ -19,22 +20,11 @@ from newsletter.preflight.findings import Finding
 from newsletter.preflight.relay import UNTRUSTED_FIX, check_relays
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
-
-
-def server_context(ca: trustme.CA, **cert: object) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", **cert).configure_cert(context)  # type: ignore[arg-type]
-    return context
 
 
 @pytest.fixture

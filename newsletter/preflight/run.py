@@ -4,17 +4,21 @@ spf, dkim, dmarc, mx, relay, setup, then content when an article is given."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
+from ..articles import Article
 from ..config import Config
+from ..preview import build_preview, preview_recipient
 from ..relays import relays_from_config
 from ..signing import signing_domain
+from .content import content_findings
 from .dmarc import check_dmarc
 from .domainkey import check_dkim
 from .findings import Finding
 from .mx import check_mx
 from .providers import spf_mechanism
+from .relay import check_relays
 from .resolver import DEFAULT_TIMEOUT, Resolver
+from .setup import setup_findings
 from .spf import check_spf
 
 
@@ -47,10 +51,24 @@ def dns_findings(config: Config, *, resolver: Resolver) -> list[Finding]:
     return findings
 
 
-async def run_checks(config: Config, *, article: Path | None = None, encoding: str | None = None,
+def article_findings(config: Config, article: Article) -> list[Finding]:
+    """The content findings of `article` as the sender address would get it."""
+    recipient, _ = preview_recipient(None, config, None)
+    message = build_preview(article, config, recipient=recipient)
+    return content_findings(message, config, subject=article.slug or str(article.source))
+
+
+async def run_checks(config: Config, *, article: Article | None = None, subscribers: int | None = None,
                      timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
-    """Every finding; the DNS look-ups run in a thread while the relays are tried."""
+    """Every finding. DNS, the web endpoint and SpamAssassin wait in threads while the relays
+    are tried, so the run takes as long as its slowest part, not the sum of them."""
     resolver = Resolver(nameservers=config.check_nameservers, timeout=timeout)
-    dns_task = asyncio.to_thread(dns_findings, config, resolver=resolver)
-    (dns,) = await asyncio.gather(dns_task)
-    return dns
+    parts = [
+        asyncio.to_thread(dns_findings, config, resolver=resolver),
+        check_relays(config),
+        asyncio.to_thread(setup_findings, config, timeout=timeout, subscribers=subscribers),
+    ]
+    if article is not None:
+        parts.append(asyncio.to_thread(article_findings, config, article))
+    results = await asyncio.gather(*parts)
+    return [finding for part in results for finding in part]
