@@ -89,7 +89,7 @@ def _size(message: PreviewMessage, subject: str) -> Finding:
 
 
 def _images(parsed: _Html, subject: str) -> Finding:
-    bare = [str(img.get("src") or "?") for img in parsed.images if img.get("alt") is None]
+    bare = [str(img.get("src") or "?") for img in parsed.images if not (img.get("alt") or "").strip()]
     if bare:
         return warn(CHECK, subject, f"{len(bare)} of {len(parsed.images)} images have no alt text "
                     f"(first: {bare[0]}); readers who block images see nothing", "give every image a description "
@@ -98,11 +98,13 @@ def _images(parsed: _Html, subject: str) -> Finding:
 
 
 def _links(parsed: _Html, text: str, subject: str) -> Finding:
-    sources = parsed.links + [str(img.get("src") or "") for img in parsed.images] + _URL.findall(text)
+    in_text = [url.rstrip(".,;:!?)]>'\"") for url in _URL.findall(text)]  # "(see https://x/y)." ends at y
+    sources = parsed.links + [str(img.get("src") or "") for img in parsed.images] + in_text
     plain = sorted({url for url in sources if url.lower().startswith("http://")})
     if plain:
-        return warn(CHECK, subject, f"{len(plain)} links use http:// (first: {plain[0]}); filters and browsers "
-                    "distrust them", "link to https:// addresses in the article (and in publication.site_url)")
+        many = f"{len(plain)} links use" if len(plain) > 1 else "1 link uses"
+        return warn(CHECK, subject, f"{many} http:// (first: {plain[0]}); filters and browsers distrust them",
+                    "link to https:// addresses in the article (and in publication.site_url)")
     return ok(CHECK, subject, f"every link uses https:// ({len(set(sources))} links)")
 
 
