@@ -25,12 +25,13 @@ def check(app: App, article: Path | None, encoding: str | None, as_json: bool) -
     Nothing is sent and nothing is stored.
     """
     # Imported here, not at the top: dnspython and the Public Suffix List load only for `check`.
-    from .preflight.findings import OK, counts as status_counts
+    from .preflight.findings import OK
+    from .preflight.findings import counts as status_counts
     from .preflight.run import run_checks
 
     config = app.config
     parsed = parse_file(article, encoding=encoding) if article else None
-    active = counts(app.db)["active"]
+    active = counts(app.db)["active"] if config.database.exists() else None  # check creates no database
     app.info("Checking DNS, relays" + (f", setup and {article.name}" if article else " and setup") + " ...")
     findings = asyncio.run(run_checks(config, article=parsed, subscribers=active))
     if as_json:

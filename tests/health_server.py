@@ -21,7 +21,7 @@ class HealthServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 outer.paths.append(self.path)
                 found = self.path == "/healthz"
                 body = json.dumps({"status": outer.report, "database": "ok"}).encode() if found else b"{}"

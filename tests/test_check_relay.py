@@ -3,18 +3,16 @@ implicit TLS (trustme certificates, trusted and not), with AUTH accepted and ref
 
 from __future__ import annotations
 
-import ssl
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import trustme
+from aiosmtpd.smtp import __ident__ as SMTP_IDENT
 from check_helpers import ca, server_context  # noqa: F401 - a fixture
 from send_helpers import make_config
 from smtp_server import Server, authenticator, free_port
-
-from aiosmtpd.smtp import __ident__ as SMTP_IDENT
 
 from newsletter.preflight.findings import Finding
 from newsletter.preflight.relay import UNTRUSTED_FIX, check_relays
@@ -120,7 +118,7 @@ async def test_implicit_tls_with_a_trusted_certificate_is_ok(workdir, start, ca,
 
 
 async def test_a_certificate_that_expires_within_two_weeks_warns(workdir, start, ca, ca_file) -> None:
-    expires = datetime.now(timezone.utc) + timedelta(days=5, hours=12)
+    expires = datetime.now(UTC) + timedelta(days=5, hours=12)
     srv = start(scheme="smtps", ssl_context=server_context(ca, not_after=expires))
     tls = (await check_relays(make_config(workdir, **{"smtp.url": srv.url, "smtp.ca_file": ca_file})))[1]
     assert (tls.status, tls.message) == (

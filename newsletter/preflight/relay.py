@@ -4,10 +4,9 @@ any MAIL FROM."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiosmtplib
 
@@ -75,7 +74,7 @@ async def check_relay(relay: Relay, *, config: Config, context: ssl.SSLContext, 
     try:
         try:
             greeting = await client.connect()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             failure = _tls_failure(relay, exc)
             return [failure or fail(CHECK, label, f"cannot connect to {label}: {exc}",
                                     "check the host and port in smtp.url (or smtp.relays) and that the relay runs")]
@@ -90,7 +89,7 @@ async def check_relay(relay: Relay, *, config: Config, context: ssl.SSLContext, 
                     return findings
                 await client.starttls()
                 await client.ehlo()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             failure = _tls_failure(relay, exc)
             findings.append(failure or fail(CHECK, label, f"{label} broke off after the greeting: {exc}",
                                             "check the relay's log"))
@@ -101,7 +100,7 @@ async def check_relay(relay: Relay, *, config: Config, context: ssl.SSLContext, 
             findings.append(await _auth_finding(relay, client, password, password_error))
         try:
             await client.quit()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             pass
         return findings
     finally:
@@ -128,8 +127,8 @@ def _tls_finding(relay: Relay, client: aiosmtplib.SMTP, *, verified: bool) -> Fi
     until = ssl.cert_time_to_seconds(str(cert["notAfter"])) if cert and "notAfter" in cert else None
     if until is None:
         return ok(CHECK, label, f"{version} ({how}) to {label}, certificate trusted")
-    expires = datetime.fromtimestamp(until, timezone.utc)
-    days = (expires - datetime.now(timezone.utc)).days
+    expires = datetime.fromtimestamp(until, UTC)
+    days = (expires - datetime.now(UTC)).days
     message = f"{version} ({how}) to {label}, certificate trusted until {expires:%Y-%m-%d}"
     if days < CERT_WARN_DAYS:
         return warn(CHECK, label, f"{message}: it expires in {days} days", "have the relay's certificate renewed")

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.nameserver
-import dns.rdatatype
+import dns.rdata
+import dns.rdtypes.ANY.MX
+import dns.rdtypes.ANY.TXT
 import dns.resolver
 
 from ..errors import LookupFailedError, LookupTimeoutError
@@ -96,13 +98,12 @@ class Resolver:
         return result
 
 
-def _text(rdata: object, rdtype: str) -> str:
-    if rdtype == "TXT":
-        strings = getattr(rdata, "strings")
-        return b"".join(strings).decode("utf-8", "replace")
-    if rdtype == "MX":
-        return f"{getattr(rdata, 'preference')} {getattr(rdata, 'exchange').to_text()}"
-    return str(rdata)
+def _text(rdata: dns.rdata.Rdata, rdtype: str) -> str:
+    if isinstance(rdata, dns.rdtypes.ANY.TXT.TXT):
+        return b"".join(rdata.strings).decode("utf-8", "replace")
+    if isinstance(rdata, dns.rdtypes.ANY.MX.MX):
+        return f"{rdata.preference} {rdata.exchange.to_text()}"
+    return rdata.to_text()
 
 
 def _address(host: str) -> str:
@@ -113,6 +114,6 @@ def _address(host: str) -> str:
     except OSError:
         pass
     try:
-        return socket.getaddrinfo(host, 53, proto=socket.IPPROTO_UDP)[0][4][0]
+        return str(socket.getaddrinfo(host, 53, proto=socket.IPPROTO_UDP)[0][4][0])
     except OSError as exc:
         raise LookupFailedError(f"check.nameservers: cannot find the address of {host!r}: {exc}") from exc

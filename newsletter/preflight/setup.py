@@ -76,7 +76,7 @@ def check_web(config: Config, *, timeout: float) -> Finding:
                     serve_fix)
     if urlsplit(base).scheme != "https":
         return fail(CHECK, key, f"the links in every email (unsubscribe, confirm) use {base}: one-click "
-                    "unsubscribe (RFC 8058) needs https://", f"serve `newsletter serve` over HTTPS and set web.url "
+                    "unsubscribe (RFC 8058) needs https://", "serve `newsletter serve` over HTTPS and set web.url "
                     "to its https:// URL")
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=ssl.create_default_context()) as response:
