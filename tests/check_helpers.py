@@ -15,7 +15,7 @@ from dns_server import DnsServer, Record
 from health_server import HealthServer
 from smtp_server import Server, authenticator
 
-from newsletter.signing import KeyPair, generate_key_pair
+from newsletter.content.dkim import KeyPair, generate_key_pair
 
 SPF = "v=spf1 a:relay.example.nl include:_spf.mailhost.nl ~all"
 DMARC = "v=DMARC1; p=none; rua=mailto:dmarc@example.nl"

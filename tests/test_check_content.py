@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from send_helpers import make_config, write_article
 
-from newsletter.articles import parse_file
 from newsletter.config import Config
+from newsletter.content.parse import parse_file
 from newsletter.preflight.content import spamassassin
 from newsletter.preflight.findings import Finding
 from newsletter.preflight.run import article_findings

@@ -12,10 +12,10 @@ from check_helpers import DMARC, SPF, keys, right_zone, without  # noqa: F401 - 
 from dns_server import DnsServer, Record, SilentDnsServer
 from send_helpers import make_config
 
+from newsletter.content.dkim import KeyPair, generate_key_pair
 from newsletter.preflight.findings import Finding
 from newsletter.preflight.resolver import Resolver
 from newsletter.preflight.run import dns_findings
-from newsletter.signing import KeyPair, generate_key_pair
 
 
 @pytest.fixture

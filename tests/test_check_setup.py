@@ -13,7 +13,7 @@ from smtp_server import free_port
 
 from newsletter.config import load_config
 from newsletter.preflight.setup import check_limits, check_placeholders, check_postal_address, check_web
-from newsletter.project import init_directory
+from newsletter.scaffold import init_directory
 
 
 def statuses(findings) -> list[tuple[str, str, str]]:

@@ -10,8 +10,8 @@ import subprocess
 from html.parser import HTMLParser
 
 from ..config import Config
-from ..preview import GMAIL_CLIP_BYTES, PreviewMessage
-from ..render import unsubscribe_url
+from ..content.preview import GMAIL_CLIP_BYTES, PreviewMessage
+from ..content.render import unsubscribe_url
 from .findings import Finding, fail, ok, warn
 
 CHECK = "content"

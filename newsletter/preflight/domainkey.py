@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..config import Config
+from ..content.dkim import DkimError, load_signer, signing_domain
 from ..errors import LookupFailedError
-from ..signing import DkimError, load_signer, signing_domain
 from .findings import Finding, fail, ok, warn
 from .resolver import Resolver
 

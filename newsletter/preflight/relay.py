@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import aiosmtplib
 
 from ..config import Config
+from ..delivery.relays import Relay, relays_from_config, ssl_error_of, tls_context
 from ..errors import ConfigError
-from ..relays import Relay, relays_from_config, ssl_error_of, tls_context
 from .findings import Finding, fail, ok, warn
 
 CHECK = "relay"

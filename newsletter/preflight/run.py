@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from ..articles import Article
 from ..config import Config
-from ..preview import build_preview, preview_recipient
-from ..relays import relays_from_config
-from ..signing import signing_domain
+from ..content.article import Article
+from ..content.dkim import signing_domain
+from ..content.preview import build_preview, preview_recipient
+from ..delivery.relays import relays_from_config
 from .content import content_findings
 from .dmarc import check_dmarc
 from .domainkey import check_dkim

@@ -11,7 +11,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from ..config import SETTINGS_BY_KEY, Config
-from ..relays import relays_from_config
+from ..delivery.relays import relays_from_config
 from .findings import Finding, fail, ok, warn
 from .providers import provider_for
 
