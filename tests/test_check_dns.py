@@ -3,6 +3,7 @@ serving a right zone and zones with one fault each."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from dns_server import DnsServer, Record, SilentDnsServer
 from send_helpers import make_config
 
 from newsletter.content.dkim import KeyPair, generate_key_pair
+from newsletter.preflight import dmarc
 from newsletter.preflight.findings import Finding
 from newsletter.preflight.resolver import Resolver
 from newsletter.preflight.run import dns_findings
@@ -232,3 +234,15 @@ def test_a_dns_server_that_never_answers_gives_warnings_not_a_crash(workdir, key
         ("mx", "warn", f"cannot check the MX of example.nl: {late}"),
     ]
     assert all("check.nameservers" in f.fix for f in findings if f.status == "warn")
+
+
+def test_the_public_suffix_list_comes_from_the_package_without_any_network(monkeypatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the Public Suffix List must not be fetched")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    dmarc._psl.cache_clear()
+    assert dmarc.organisational_domain("nieuws.example.nl") == "example.nl"
+    assert dmarc.organisational_domain("a.b.example.co.uk") == "example.co.uk"
+    assert dmarc.organisational_domain("blog.user.github.io") == "user.github.io"  # a private suffix

@@ -111,17 +111,19 @@ def test_plain_http_or_a_placeholder_web_address_fails_without_asking(workdir: P
     assert placeholder.fix == "run `newsletter serve` and set web.url to its public https:// URL"
 
 
-def test_a_known_provider_s_published_rate_is_enforced(workdir: Path) -> None:
+def test_a_known_provider_s_published_rate_and_connections_are_enforced(workdir: Path) -> None:
     office = {"smtp.url": "smtp://smtp.office365.com:587"}
     unlimited = check_limits(make_config(workdir, **office))
-    source = ("https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/"
-              "exchange-online-limits#sending-limits-1")
+    source = "https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements"
     assert statuses(unlimited) == [
         ("fail", "smtp.office365.com:587", "sending.rate is unlimited (0), but Microsoft 365 (Exchange Online) "
                                            f"accepts at most 0.5 a second; source: {source}"),
+        ("fail", "smtp.office365.com:587", "sending.concurrency is 8, but Microsoft 365 (Exchange Online) allows "
+                                           f"3 connections; source: {source}"),
     ]
-    assert unlimited[0].fix == "set sending.rate = 0.5"
-    within = check_limits(make_config(workdir, **office, **{"sending.rate": 0.5}), subscribers=900)
+    assert [f.fix for f in unlimited] == ["set sending.rate = 0.5", "set sending.concurrency = 3"]
+    within = check_limits(make_config(workdir, **office, **{"sending.rate": 0.5, "sending.concurrency": 3}),
+                          subscribers=900)
     assert statuses(within) == [
         ("ok", "smtp.office365.com:587", "within Microsoft 365 (Exchange Online)'s published limits, 10,000 a day; "
                                          f"source: {source}"),

@@ -33,10 +33,10 @@ PROVIDERS: tuple[Provider, ...] = (
         name="Microsoft 365 (Exchange Online)",
         hosts=("smtp.office365.com",),
         per_second=0.5,  # 30 messages a minute
-        connections=None,
+        connections=3,  # more are refused with 432 4.3.2
         per_day=10_000,  # recipients a day
         spf="include:spf.protection.outlook.com",
-        source="https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#sending-limits-1",
+        source="https://learn.microsoft.com/exchange/troubleshoot/send-emails/smtp-submission-improvements",
     ),
     Provider(
         name="Google Workspace (Gmail SMTP)",
