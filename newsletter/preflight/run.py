@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from ..config import Config
+from ..errors import NewsletterError
 from ..content.article import Article
 from ..content.dkim import signing_domain
 from ..content.preview import build_preview, preview_recipient
@@ -13,7 +14,7 @@ from ..delivery.relays import relays_from_config
 from .content import content_findings
 from .dmarc import check_dmarc
 from .domainkey import check_dkim
-from .findings import Finding
+from .findings import Finding, fail
 from .mx import check_mx
 from .providers import spf_mechanism
 from .relay import check_relays
@@ -53,9 +54,14 @@ def dns_findings(config: Config, *, resolver: Resolver) -> list[Finding]:
 
 def article_findings(config: Config, article: Article) -> list[Finding]:
     """The content findings of `article` as the sender address would get it."""
-    recipient, _ = preview_recipient(None, config, None)
-    message = build_preview(article, config, recipient=recipient)
-    return content_findings(message, config, subject=article.slug or str(article.source))
+    subject = article.slug or str(article.source)
+    try:
+        recipient, _ = preview_recipient(None, config, None)
+        message = build_preview(article, config, recipient=recipient)
+    except NewsletterError as exc:  # a template, header value or DKIM key that stops every send
+        return [fail("content", subject, f"the email cannot be built: {exc}",
+                     "fix what the message names, then run `newsletter preview` to see the email")]
+    return content_findings(message, config, subject=subject)
 
 
 async def run_checks(config: Config, *, article: Article | None = None, subscribers: int | None = None,
