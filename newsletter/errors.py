@@ -43,3 +43,7 @@ class LookupFailedError(NewsletterError, OSError):
 
 class LookupTimeoutError(LookupFailedError, TimeoutError):
     """A DNS server did not answer a look-up of `newsletter check` in time."""
+
+
+class SpfSyntaxError(NewsletterError, ValueError):
+    """An SPF record (or one it includes) that receivers cannot evaluate: a permerror."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import LookupFailedError
+from ..errors import LookupFailedError, SpfSyntaxError
 from .findings import Finding, fail, ok, warn
 from .resolver import Resolver
 
@@ -16,10 +16,6 @@ _MECHANISMS = {"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"}
 _COUNTED = {"include", "a", "mx", "ptr", "exists"}  # each costs a DNS look-up
 _TERM = re.compile(r"^([+\-~?]?)([a-z0-9]+)(?:([:/])(.*))?$", re.IGNORECASE)
 _MODIFIER = re.compile(r"^([a-z][a-z0-9_.\-]*)=(.*)$", re.IGNORECASE)
-
-
-class SpfSyntaxError(ValueError):
-    """A record that receivers cannot evaluate (permerror)."""
 
 
 @dataclass(frozen=True)
