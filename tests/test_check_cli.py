@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from check_helpers import ca, keys, right_setup, right_zone, without  # noqa: F401 - fixtures
@@ -74,3 +76,10 @@ def test_the_table_shows_each_finding_and_the_fix_under_what_is_not_ok(workdir, 
     assert lines[dkim + 1] == ("             fix: run `newsletter dkim keygen`, publish the TXT record it prints, "
                                "then set dkim.selector and dkim.key_file in newsletter.toml")
     assert sum(line.startswith("             fix: ") for line in lines) == 1
+
+
+def test_other_commands_do_not_load_the_check_s_libraries() -> None:
+    code = ("import sys, newsletter.cli.main; "
+            "print(sorted(m for m in ('dns', 'publicsuffixlist', 'newsletter.preflight') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
