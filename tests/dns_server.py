@@ -60,11 +60,21 @@ class DnsServer:
 
     def __init__(self, records: list[Record]) -> None:
         self.zone = _Zone(records)
-        self.port = _free_port()
         quiet = DNSLogger(logf=lambda _line: None)
-        self._servers = [
-            DNSServer(self.zone, address="127.0.0.1", port=self.port, tcp=tcp, logger=quiet) for tcp in (False, True)
-        ]
+        for _attempt in range(20):
+            # A port free for UDP may be taken for TCP (other tests on this machine): try another.
+            self.port = _free_port()
+            self._servers: list[DNSServer] = []
+            try:
+                for tcp in (False, True):
+                    self._servers.append(DNSServer(self.zone, address="127.0.0.1", port=self.port, tcp=tcp,
+                                                   logger=quiet))
+            except OSError:
+                for server in self._servers:
+                    server.server.server_close()
+                continue
+            return
+        raise OSError("no port on 127.0.0.1 was free for both UDP and TCP")
 
     @property
     def address(self) -> str:
