@@ -202,6 +202,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dkim.domain", "str", "", "DKIM signing domain (d=), normally the From domain"),
     Setting("dkim.key_file", "path", "", "PEM file of the DKIM private key"),
     Setting(
+        "backup.dir",
+        "path",
+        "",
+        "Folder where `newsletter run` keeps a daily backup of the database; empty for none",
+    ),
+    Setting("backup.keep", "int", 7, "How many daily backups to keep in backup.dir", limits=(1, 3650)),
+    Setting(
         "check.nameservers",
         "nameservers",
         "",
@@ -253,6 +260,8 @@ class Config:
     dkim_selector: str
     dkim_domain: str
     dkim_key_file: Path | None
+    backup_dir: Path | None
+    backup_keep: int
     check_nameservers: tuple[tuple[str, int], ...]
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 

@@ -2,7 +2,8 @@
 
 In order: poll the feeds (new items become articles), send the scheduled sends that are due,
 make and send the digests the schedule says are due, then resume unfinished campaigns and
-retry deferred deliveries whose time has come. Each step reports what it did through a
+retry deferred deliveries whose time has come, and (with backup.dir set) keep one verified
+backup of the database a day. Each step reports what it did through a
 callback, one Action at a time, and never prints: the CLI turns each into one timestamped
 line. A broken feed or a late send is a warning; only a run that could not do its job (the
 engine failed, a digest could not be made) counts as a failure, so cron mail means something.
@@ -17,12 +18,14 @@ import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from .backup import daily_backup
 from .config import Config
 from .delivery import campaigns
 from .delivery import run as send
@@ -37,7 +40,7 @@ from .feeds import poll as feeds
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # feed, scheduled, digest, send, engine
+    kind: str  # feed, scheduled, digest, send, engine, backup
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -200,7 +203,26 @@ def run_due(
             continue
         say("send", f"campaign {campaign_id}{_result_text(result)}",
             "error" if getattr(result, "error", None) else "info")
+
+    if config.backup_dir is not None:
+        _daily_backup(config, db, today=current.astimezone(ZoneInfo(zone)).date(), say=say)
     return summary
+
+
+def _daily_backup(config: Config, db: Database, *, today: date, say: Callable[..., None]) -> None:
+    assert config.backup_dir is not None
+    try:
+        daily = daily_backup(db, database=config.database, folder=config.backup_dir,
+                             keep=config.backup_keep, today=today)
+    except NewsletterError as exc:
+        say("backup", f"the daily backup failed: {exc}", "error")
+        return
+    if daily.made:
+        say("backup", f"backed up the database to {daily.made.path} ({daily.made.size / 1e6:.1f} MB, "
+            f"{_count(daily.made.subscribers, 'subscriber')}, checked)")
+    if daily.removed:
+        say("backup", f"removed {_count(len(daily.removed), 'old backup')} (backup.keep = {config.backup_keep}): "
+            f"{', '.join(p.name for p in daily.removed)}")
 
 
 def _count(number: int, noun: str) -> str:

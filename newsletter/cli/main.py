@@ -101,6 +101,10 @@ def _register() -> None:
 
     cli.add_command(check)
 
+    from .backup import backup
+
+    cli.add_command(backup)
+
     from .cron import register as register_schedule
 
     register_schedule(cli)  # last: it adds --at to `send`
