@@ -35,3 +35,7 @@ class ArticleError(NewsletterError, ValueError):
 
 class SendError(NewsletterError):
     """A campaign cannot be sent (not one recipient's failure: the run itself)."""
+
+
+class InboundError(NewsletterError, OSError):
+    """A return mailbox (Maildir, mbox file, IMAP folder) cannot be read."""
