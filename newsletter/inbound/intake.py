@@ -218,7 +218,9 @@ def _imap(config: Config, source: str) -> Iterator[tuple[str, bytes, int, Callab
         if status != "OK":
             raise InboundError(f"{_display(source)}: there is no folder {folder!r}")
         client.create(_quote(PROCESSED))  # NO when it exists: fine
-        can_move = "MOVE" in client.capabilities
+        # What the server offers once logged in (imaplib keeps the greeting's list).
+        status, listed = client.capability()
+        can_move = status == "OK" and b"MOVE" in (listed[0] or b"").upper().split()
         status, found = client.uid("SEARCH", None, "NOT", "KEYWORD", IMAP_FLAG)
         uids = found[0].split() if status == "OK" and found and found[0] else []
         moved = False
