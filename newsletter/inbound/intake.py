@@ -68,6 +68,11 @@ class Summary:
 
 
 Progress = Callable[[str, Handled], None]
+# One message of a source: where it is, its bytes (the start only, past MAX_BYTES), its
+# size, and what marks it processed (True) or read but left in place (False). A source
+# yields None before it closes, when what was read must be marked.
+Item = tuple[str, bytes, int, Callable[[bool], None]]
+BATCH = 100  # messages recorded per transaction
 
 
 def read_limited(stream: BinaryIO) -> tuple[bytes, int]:
@@ -97,7 +102,7 @@ def process_source(config: Config, db: Database, source: str, *, progress: Progr
     recorder = Recorder(config, db)
     summary = Summary(source=_display(source))
     if source.startswith(("imap://", "imaps://")):
-        messages: Iterator[tuple[str, bytes, int, Callable[[bool], None]]] = _imap(config, source)
+        messages: Iterator[Item | None] = _imap(config, source)
         via = "imap"
     else:
         path = Path(source).expanduser()
@@ -110,13 +115,38 @@ def process_source(config: Config, db: Database, source: str, *, progress: Progr
             raise InboundError(
                 f"{path} does not exist: give a Maildir folder, an mbox file or imap(s)://user@host/folder"
             )
-    for location, data, size, done in messages:
-        parsed = recorder.parse(data, size=size)
-        handled = recorder.record(parsed, via=via, location=location)
-        summary.add(handled, location)
-        done(handled.duplicate or handled.kind not in ("other", "bad"))
-        if progress is not None:
-            progress(location, handled)
+    pending: list[tuple[str, Handled, Callable[[bool], None]]] = []
+
+    def flush() -> None:
+        # Mark the messages only once what they did is committed: a crash in between
+        # leaves them unmarked, and their fingerprints make the next run skip them.
+        if db.conn.in_transaction:
+            db.conn.commit()
+        for location, handled, done in pending:
+            done(handled.duplicate or handled.kind not in ("other", "bad"))
+            if progress is not None:
+                progress(location, handled)
+        pending.clear()
+
+    try:
+        for item in messages:
+            if item is None:  # the source is about to close: mark what was read
+                flush()
+                continue
+            location, data, size, done = item
+            parsed = recorder.parse(data, size=size)
+            if not db.conn.in_transaction:
+                db.conn.execute("BEGIN IMMEDIATE")
+            handled = recorder.record(parsed, via=via, location=location)
+            summary.add(handled, location)
+            pending.append((location, handled, done))
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.rollback()
+        raise
     return summary
 
 
@@ -134,7 +164,7 @@ def _read_file(path: Path) -> tuple[bytes, int]:
         return handle.read(MAX_BYTES + 1 if size <= MAX_BYTES else 64 * 1024), size
 
 
-def _maildir(path: Path) -> Iterator[tuple[str, bytes, int, Callable[[bool], None]]]:
+def _maildir(path: Path) -> Iterator[Item | None]:
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise InboundError(f"{path} is a folder but not a Maildir (it has no cur/ or new/)")
     target = path / f".{PROCESSED}"
@@ -163,9 +193,10 @@ def _maildir(path: Path) -> Iterator[tuple[str, bytes, int, Callable[[bool], Non
                         pass
 
             yield location, data, size, done
+    yield None
 
 
-def _mbox(path: Path) -> Iterator[tuple[str, bytes, int, Callable[[bool], None]]]:
+def _mbox(path: Path) -> Iterator[Item | None]:
     try:
         box = mailbox.mbox(path, create=False)
         box.lock()
@@ -183,6 +214,7 @@ def _mbox(path: Path) -> Iterator[tuple[str, bytes, int, Callable[[bool], None]]
                     used.append(key)
 
             yield f"message {number}", data, len(data), done
+        yield None
         processed.flush()
         for key in used:
             box.remove(key)
@@ -193,7 +225,7 @@ def _mbox(path: Path) -> Iterator[tuple[str, bytes, int, Callable[[bool], None]]
         processed.close()
 
 
-def _imap(config: Config, source: str) -> Iterator[tuple[str, bytes, int, Callable[[bool], None]]]:
+def _imap(config: Config, source: str) -> Iterator[Item | None]:
     parts = urlsplit(source)
     if not parts.hostname or not parts.username:
         raise InboundError(f"{_display(source)}: give imap(s)://user@host[:port]/folder")
@@ -245,6 +277,7 @@ def _imap(config: Config, source: str) -> Iterator[tuple[str, bytes, int, Callab
                     moved = True
 
             yield f"UID {uid}", data[: MAX_BYTES + 1], size, done
+        yield None
         if moved:
             client.expunge()
     except (OSError, imaplib.IMAP4.error) as exc:

@@ -50,6 +50,7 @@ _BOUNCE_SUBJECT_RE = re.compile(
     r"not delivered|delivery notification|unzustellbar|onbestelbaar)",
     re.I,
 )
+_ADDRESS_RE = re.compile(r"[^\s<>,;:\"'()\[\]]+@[A-Za-z0-9.\-\[\]:]+[A-Za-z0-9\]]")
 _RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 
 KINDS = ("bounce", "complaint", "unsubscribe", "auto_reply", "other", "bad")
@@ -169,12 +170,13 @@ def _classify(data: bytes, fingerprint: str, context: Context) -> Parsed:
     content_type = message.get_content_type()
     report_type = (message.get_param("report-type") or "").__str__().lower()
     parts = list(_walk(message))
+    types = [p.get_content_type() for p in parts]
 
-    feedback = next((p for p in parts if p.get_content_type() == "message/feedback-report"), None)
+    feedback = parts[types.index("message/feedback-report")] if "message/feedback-report" in types else None
     if feedback is not None or (content_type == "multipart/report" and report_type == "feedback-report"):
         return _complaint(parsed, feedback, parts)
 
-    status_part = next((p for p in parts if p.get_content_type() == "message/delivery-status"), None)
+    status_part = parts[types.index("message/delivery-status")] if "message/delivery-status" in types else None
     if status_part is not None:
         _returned_headers(parsed, parts)
         blocks = _status_blocks(status_part)
@@ -230,6 +232,8 @@ def _walk(message: Message) -> Iterator[Message]:
 
 def _text(value: object) -> str:
     """A header value as readable text, whatever its encoding (never raises)."""
+    if isinstance(value, str) and value.isascii() and "=?" not in value:
+        return value  # the common case, without the decoder's cost
     try:
         text = str(make_header(decode_header(str(value))))
     except (UnicodeError, LookupError, ValueError, TypeError):
@@ -247,11 +251,17 @@ def _local_part(header: str) -> str:
     return address.rpartition("@")[0] or address
 
 
+def _addresses(values: list[str]) -> list[str]:
+    """The addresses in header values (a pattern, not a full RFC 5322 parse: these headers
+    are machine-written, and the parse is most of the cost of a message)."""
+    return [a for value in values for a in _ADDRESS_RE.findall(value)]
+
+
 def _delivered_to(message: Message, context: Context) -> list[str]:
     values = [context.recipient] if context.recipient else []
     for name in _RECIPIENT_HEADERS:
-        values += [_text(v) for v in message.get_all(name, [])]
-    return _unique(address for _, address in getaddresses(values))
+        values += [str(v) for v in message.get_all(name, [])]
+    return _unique(_addresses(values))
 
 
 def _returned_headers(parsed: Parsed, parts: list[Message]) -> None:
@@ -273,7 +283,7 @@ def _returned_headers(parsed: Parsed, parts: list[Message]) -> None:
         if message_id:
             parsed.returned_ids = _unique([message_id, *parsed.returned_ids])
         for name in ("Return-Path", "X-Envelope-From", "Sender"):
-            parsed.returned_senders += [a for _, a in getaddresses([_text(v) for v in headers.get_all(name, [])])]
+            parsed.returned_senders += _addresses([str(v) for v in headers.get_all(name, [])])
     parsed.returned_senders = _unique(parsed.returned_senders)
 
 
@@ -322,12 +332,9 @@ def _complaint(parsed: Parsed, feedback: Message | None, parts: list[Message]) -
             for name, value in block.items():
                 merged[name] = value
         parsed.feedback_type = _text(merged.get("Feedback-Type", "")).strip().lower() or "abuse"
-        parsed.complained_by = _unique(
-            a for _, a in getaddresses([_text(v) for v in merged.get_all("Original-Rcpt-To", [])])
-        )
+        parsed.complained_by = _unique(_addresses([str(v) for v in merged.get_all("Original-Rcpt-To", [])]))
         parsed.returned_senders = _unique(
-            [*parsed.returned_senders,
-             *(a for _, a in getaddresses([_text(v) for v in merged.get_all("Original-Mail-From", [])]))]
+            [*parsed.returned_senders, *_addresses([str(v) for v in merged.get_all("Original-Mail-From", [])])]
         )
     else:
         parsed.feedback_type = "abuse"
