@@ -10,8 +10,9 @@ from typing import Any
 from send_helpers import add_subscribers, make_config, open_workdb, write_article
 from smtp_server import Server
 
-from newsletter.campaigns import create_campaign, envelope_sender, make_owner, verp_token
-from newsletter.send import PoolOptions, run_campaign
+from newsletter.delivery.campaigns import create_campaign, envelope_sender, make_owner, verp_token
+from newsletter.delivery.pool import PoolOptions
+from newsletter.delivery.run import run_campaign
 
 CORPUS = Path(__file__).parent / "fixtures" / "bounces"
 ENVELOPE = "bounces+{token}@example.nl"

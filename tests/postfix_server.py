@@ -119,11 +119,13 @@ def pipe_command(root: Path, config_file: Path) -> list[str]:
     wrapper = root / "newsletter-receive"
     wrapper.write_text(
         f"#!{system} -I\n"
-        "import site, sys\n"
+        "import site\n"
+        "import sys\n"
         f"site.addsitedir({packages!r})\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
-        "from newsletter.cli import cli\n"
-        "cli(prog_name='newsletter')\n"
+        "import runpy\n"
+        "sys.argv[0] = 'newsletter'\n"
+        "runpy.run_module('newsletter', run_name='__main__', alter_sys=True)\n"
     )
     wrapper.chmod(0o755)
     return [str(wrapper), "--config", str(config_file)]

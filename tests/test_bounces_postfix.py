@@ -20,7 +20,7 @@ from send_helpers import add_subscribers, write_article
 
 from newsletter.config import load_config
 from newsletter.db import open_db
-from newsletter.project import init_directory
+from newsletter.scaffold import init_directory
 
 pytestmark = pytest.mark.skipif(bool(available()), reason=available() or "runs")
 

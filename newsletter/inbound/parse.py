@@ -36,7 +36,7 @@ _TEXT_LIMIT = 256 * 1024  # text read from one part when looking for codes and a
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _CODE_RE = re.compile(r"(?<![\d.])([245]\d\d)(?![\d.])")
 _HEADER_LINE_RE = re.compile(rb"[!-9;-~]+:")
-# Our Message-IDs (message.make_message_id): <label.digest16.subscriber@domain>.
+# Our Message-IDs (content/message.make_message_id): <label.digest16.subscriber@domain>.
 _OUR_MESSAGE_ID_RE = re.compile(rb"<[A-Za-z0-9-]{1,64}\.[0-9a-f]{16}\.\d{1,18}@[A-Za-z0-9.-]{1,253}>")
 _TOKEN_RE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])")
 _DAEMON_RE = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|mdaemon|mail\.delivery)", re.I)

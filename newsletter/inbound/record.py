@@ -3,8 +3,8 @@
 The delivery is found by, in order: the VERP token in the address the bounce was sent to
 (sender.envelope with {token}), our Message-ID in the returned headers or body, and last
 the failed recipient's address (their latest delivery). Statuses change only through
-the delivery ledger (ledger.record_bounce: the delivery row, with its diagnostic text)
-and the subscriber module (subscribers.record_bounce / record_complaint /
+the delivery ledger (delivery/ledger.record_bounce: the row, with its diagnostic text)
+and the subscriber module (audience/subscribers.record_bounce / record_complaint /
 unsubscribe_by_token: the status and one event per finding, with no address in it).
 
 A message is recorded in one transaction together with its fingerprint, so it counts
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
-from .. import subscribers
-from ..campaigns import DeliveryRef, MessageIds, delivery_for_token, latest_delivery_to, verp_pattern
+from ..audience import subscribers
+from ..delivery.campaigns import DeliveryRef, MessageIds, delivery_for_token, latest_delivery_to, verp_pattern
 from ..config import Config
 from ..db import now, transaction
-from ..ledger import record_bounce
+from ..delivery.ledger import record_bounce
 from .parse import Context, Failure, Parsed, parse_message
 
 VIA = ("pipe", "maildir", "mbox", "imap")
