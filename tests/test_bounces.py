@@ -12,6 +12,7 @@ import pytest
 from bounce_helpers import SentSite
 from send_helpers import server  # noqa: F401
 
+from newsletter.audience.subscribers import erase
 from newsletter.inbound.parse import MAX_BYTES
 from newsletter.inbound.record import Recorder
 from newsletter.inbound.report import build_report
@@ -193,3 +194,17 @@ async def test_the_report_counts_per_campaign_and_domain_without_addresses(site:
     assert [(r["kind"], r["location"]) for r in report["listed"]] == [("other", "no-structure.eml")]
     assert "lezer" not in json.dumps(report)
     assert build_report(site.db, campaign=cid + 1).as_dict()["campaigns"] == []
+
+
+async def test_erasing_a_bounced_subscriber_leaves_their_address_nowhere(site: SentSite) -> None:
+    cid = site.campaign_id  # type: ignore[attr-defined]
+    target = site.emails[0]
+    recorder = Recorder(site.config, site.db)
+    for name in ("postfix-user-unknown.eml", "arf-abuse-complaint.eml", "exim-failed.eml"):
+        recorder.record(recorder.parse(site.fill(name, cid, target)), via="maildir", location=name)
+    assert site.delivery(cid, target)["reply_text"]  # the diagnostic (with the address) is kept...
+    erase(site.db, target, source="cli", actor="test")
+    # ...on the delivery row only, which erasing deletes: no table holds the address now.
+    for (table,) in site.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        rows = site.db.execute(f"SELECT * FROM [{table}]").fetchall()
+        assert target not in repr(rows) and target.partition("@")[0] not in repr(rows), table

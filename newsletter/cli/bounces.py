@@ -31,7 +31,7 @@ def bounces_group() -> None:
     "--recipient",
     metavar="ADDRESS",
     default="",
-    help="The envelope recipient (Postfix pipe: ${original_recipient}); else read from the headers.",
+    help="The envelope recipient (Postfix pipe: ${recipient}); else read from the headers.",
 )
 @pass_app
 def receive_command(app: App, recipient: str) -> None:
