@@ -85,6 +85,7 @@ async def test_each_message_of_the_corpus_has_its_outcome(
     if finding is not None:
         # The receiver's diagnostic is kept on the delivery row, with the status code.
         assert row["enhanced_code"] == (finding[1] or None) and row["reply_text"]
+        assert row["reply_code"] == parsed.failures[0].code
     if kind in ("other", "bad"):
         assert handled.listed and handled.reason
     # Nobody else was touched.

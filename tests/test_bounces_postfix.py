@@ -109,6 +109,8 @@ def test_postfix_bounces_come_back_through_the_pipe_and_suppress_the_unknown_use
             assert rows[email]["subscriber"] == "active"
             assert len(list((postfix.maildir(email.partition("@")[0]) / "new").iterdir())) == 1
         assert dict(db.execute("SELECT via, count(*) FROM inbound_messages GROUP BY via")) == {"pipe": UNKNOWN}
+        # The campaign's stored counts moved with the rows.
+        assert db.execute("SELECT sent, bounced FROM campaigns WHERE id = 1").fetchone() == (KNOWN, UNKNOWN)
         db.conn.close()
 
         # The next campaign goes to the known users only.

@@ -313,8 +313,9 @@ def record_bounce(
         if row is None or row[1] not in ("sent", "deferred"):
             return False
         campaign_id, previous = row
+        # The reply code becomes the bounce's: the relay's 250 is no longer the story.
         db.execute(
-            "UPDATE deliveries SET status = 'bounced', reply_code = coalesce(?, reply_code),"
+            "UPDATE deliveries SET status = 'bounced', reply_code = ?,"
             " enhanced_code = ?, reply_text = ?, next_attempt_at = NULL, last_attempt_at = ?"
             " WHERE id = ?",
             [code, enhanced or None, text[:2000], stamp, delivery_id],
