@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter.delivery.campaigns import create_campaign, envelope_sender, make_owner, verp_token  # noqa: E402
 from newsletter.config import load_config  # noqa: E402
-from newsletter.db import open_db  # noqa: E402
-from newsletter.inbound.intake import process_source  # noqa: E402
 from newsletter.content.message import make_message_id  # noqa: E402
+from newsletter.db import open_db  # noqa: E402
+from newsletter.delivery.campaigns import create_campaign, envelope_sender, make_owner, verp_token  # noqa: E402
+from newsletter.inbound.intake import process_source  # noqa: E402
 from newsletter.scaffold import init_directory  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "bounces"

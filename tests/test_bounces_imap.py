@@ -23,9 +23,9 @@ pytestmark = pytest.mark.skipif(bool(available()), reason=available() or "runs")
 def dovecot() -> Iterator[Dovecot]:
     # Not pytest's tmp_path: that is private to root, and the mail belongs to nobody.
     root = Path(tempfile.mkdtemp(prefix="newsletter-dovecot-"))
-    server = Dovecot(root).start()
-    yield server
-    server.stop()
+    imap = Dovecot(root).start()
+    yield imap
+    imap.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -33,7 +33,7 @@ def _folder(dovecot: Dovecot, name: str) -> list[bytes]:
     client = imaplib.IMAP4_SSL("127.0.0.1", dovecot.tls_port, ssl_context=_context(dovecot))
     client.login(dovecot.user, dovecot.password)
     client.select(f'"{name}"', readonly=True)
-    _, found = client.uid("SEARCH", None, "ALL")
+    _, found = client.uid("SEARCH", "ALL")
     messages = []
     for uid in found[0].split():
         _, fetched = client.uid("FETCH", uid, "(BODY.PEEK[])")

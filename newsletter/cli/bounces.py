@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import App, echo_json, echo_table, json_option, pass_app
 from ..errors import NewsletterError
+from .common import App, echo_json, echo_table, json_option, pass_app
 
 if TYPE_CHECKING:
     from ..inbound.record import Handled

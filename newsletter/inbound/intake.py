@@ -253,7 +253,7 @@ def _imap(config: Config, source: str) -> Iterator[Item | None]:
         # What the server offers once logged in (imaplib keeps the greeting's list).
         status, listed = client.capability()
         can_move = status == "OK" and b"MOVE" in (listed[0] or b"").upper().split()
-        status, found = client.uid("SEARCH", None, "NOT", "KEYWORD", IMAP_FLAG)
+        status, found = client.uid("SEARCH", "NOT", "KEYWORD", IMAP_FLAG)
         uids = found[0].split() if status == "OK" and found and found[0] else []
         moved = False
         for uid_bytes in uids:

@@ -272,7 +272,8 @@ def _returned_headers(parsed: Parsed, parts: list[Message]) -> None:
         headers: Message | None = None
         if kind == "message/rfc822":
             payload = part.get_payload()
-            headers = payload[0] if isinstance(payload, list) and payload else None
+            first = payload[0] if isinstance(payload, list) and payload else None
+            headers = first if isinstance(first, Message) else None
         elif kind in ("text/rfc822-headers", "message/rfc822-headers"):
             raw = part.get_payload(decode=True)
             if isinstance(raw, bytes):

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from sqlite_utils import Database
 
 from ..audience import subscribers
-from ..delivery.campaigns import DeliveryRef, MessageIds, delivery_for_token, latest_delivery_to, verp_pattern
 from ..config import Config
 from ..db import now, transaction
+from ..delivery.campaigns import DeliveryRef, MessageIds, delivery_for_token, latest_delivery_to, verp_pattern
 from ..delivery.ledger import record_bounce
 from .parse import Context, Failure, Parsed, parse_message
 
@@ -135,7 +135,8 @@ class Recorder:
         for failure in parsed.failures:
             ref, subscriber_id = self._by_address(failure.recipient)
             if subscriber_id is None:
-                handled.findings.append(f"{failure.severity} bounce ({failure.status or 'no status'}) about nobody we know")
+                status = failure.status or "no status"
+                handled.findings.append(f"{failure.severity} bounce ({status}) about nobody we know")
                 continue
             if ref is not None:
                 ref = DeliveryRef(ref.delivery_id, ref.campaign_id, ref.subscriber_id, ref.status, "recipient")
