@@ -332,7 +332,9 @@ def _complaint(parsed: Parsed, feedback: Message | None, parts: list[Message]) -
         for block in fields:
             for name, value in block.items():
                 merged[name] = value
-        parsed.feedback_type = _text(merged.get("Feedback-Type", "")).strip().lower() or "abuse"
+        # A token (abuse, fraud, virus, other, ...): kept to its letters, it goes into an event.
+        kind = re.sub(r"[^a-z-]", "", _text(merged.get("Feedback-Type", "")).lower())[:20]
+        parsed.feedback_type = kind or "abuse"
         parsed.complained_by = _unique(_addresses([str(v) for v in merged.get_all("Original-Rcpt-To", [])]))
         parsed.returned_senders = _unique(
             [*parsed.returned_senders, *_addresses([str(v) for v in merged.get_all("Original-Mail-From", [])])]

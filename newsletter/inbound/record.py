@@ -194,7 +194,7 @@ class Recorder:
         outcome = subscribers.record_complaint(
             self.db, subscriber_id,
             detail={"campaign": ref.campaign_id if ref else None, "delivery": ref.delivery_id if ref else None,
-                    "feedback_type": parsed.feedback_type[:40], "via": ref.via if ref else "verp"},
+                    "feedback_type": parsed.feedback_type, "via": ref.via if ref else "verp"},
         )
         handled.findings.append(f"complaint ({parsed.feedback_type}) about subscriber {subscriber_id}: {outcome}")
 
