@@ -198,6 +198,7 @@ class Postfix:
                         return self
             except OSError:
                 time.sleep(0.2)
+        self.stop()
         raise RuntimeError(f"Postfix did not start on port {self.port}:\n{self.log()}")
 
     def stop(self) -> None:
