@@ -32,7 +32,8 @@ ENV_PREFIX = "NEWSLETTER_"
 # Variables that are not settings in the table but are read by name.
 ENV_CONFIG = "NEWSLETTER_CONFIG"
 ENV_PASSWORD = "NEWSLETTER_SMTP_PASSWORD"
-SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD}
+ENV_BOUNCES_PASSWORD = "NEWSLETTER_BOUNCES_PASSWORD"
+SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD, ENV_BOUNCES_PASSWORD}
 DAY = 86400
 # More connections than this is a mistake (a relay refuses them long before) and would
 # exhaust file descriptors; `send --concurrency` has the same bound.
@@ -198,6 +199,15 @@ SETTINGS: tuple[Setting, ...] = (
         "retry.lifetime", "int", 432000, "Seconds after which a deferred message fails",
         limits=(1, 366 * DAY),
     ),
+    Setting(
+        "bounces.source",
+        "str",
+        "",
+        "Return mailbox `newsletter run` reads: a Maildir or mbox path, or imap(s)://user@host/folder "
+        f"(password in {ENV_BOUNCES_PASSWORD}); empty for none",
+    ),
+    Setting("bounces.soft_limit", "int", 3, "Soft bounces within bounces.soft_window that suppress an address"),
+    Setting("bounces.soft_window", "int", 30, "Days over which soft bounces are counted"),
     Setting("dkim.selector", "str", "", "DKIM selector, empty for no signature"),
     Setting("dkim.domain", "str", "", "DKIM signing domain (d=), normally the From domain"),
     Setting("dkim.key_file", "path", "", "PEM file of the DKIM private key"),
@@ -257,6 +267,9 @@ class Config:
     retry_min_backoff: int
     retry_max_backoff: int
     retry_lifetime: int
+    bounces_source: str
+    bounces_soft_limit: int
+    bounces_soft_window: int
     dkim_selector: str
     dkim_domain: str
     dkim_key_file: Path | None
@@ -290,6 +303,11 @@ class Config:
             raise ConfigError(
                 f"smtp.password_file: cannot read {self.smtp_password_file}: {exc.strerror}"
             ) from exc
+
+
+    def bounces_password(self) -> str | None:
+        """The IMAP password of bounces.source, from NEWSLETTER_BOUNCES_PASSWORD only."""
+        return os.environ.get(ENV_BOUNCES_PASSWORD) or None
 
 
 def find_config_file(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
@@ -381,6 +399,11 @@ def load_config(
     if checked["smtp_relays"] and not checked["smtp_url"]:
         raise ConfigError(
             "smtp.relays is set but smtp.url is empty: set smtp.url to the first relay"
+        )
+    if urlsplit(checked["bounces_source"]).password:
+        raise ConfigError(
+            f"bounces.source (from {sources['bounces.source']}) contains a password; set "
+            f"{ENV_BOUNCES_PASSWORD} instead"
         )
     return Config(root=root, sources=sources, **checked)
 
