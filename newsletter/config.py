@@ -592,7 +592,8 @@ def _as_relays(value: Any, root: Path) -> tuple[tuple[str, int], ...]:
 
 
 # RFC 2919's list-id is a dot-atom; we keep it to a domain-like label, as the help says.
-_LIST_ID_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)+")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_LIST_ID_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")
 
 
 def _as_list_id(value: Any, root: Path) -> str:

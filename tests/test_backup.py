@@ -123,7 +123,9 @@ def test_run_keeps_one_verified_backup_a_day_and_only_backup_keep_of_them(
     first = run_cli("run", cwd=workdir, env=env)
     assert first.returncode == 0, first.stderr
     assert "backed up the database to" in first.stderr
-    assert "removed 2 old backups (backup.keep = 2): subscribers-2026-01-01.db, subscribers-2026-01-02.db" in first.stderr
+    assert (
+        "removed 2 old backups (backup.keep = 2): subscribers-2026-01-01.db, subscribers-2026-01-02.db"
+    ) in first.stderr
     today = [p for p in folder.iterdir() if p.name not in ("subscribers-2026-01-03.db", "notes.txt")]
     assert len(today) == 1 and today[0].name.startswith(f"subscribers-{date.today().year}")
     assert stat.S_IMODE(today[0].stat().st_mode) == 0o600
