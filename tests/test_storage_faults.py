@@ -193,7 +193,7 @@ def test_a_read_only_database_file_or_folder_is_an_error_that_changes_nothing(sh
             result = newsletter(*args, cwd=site, unprivileged=True)
             assert result.returncode == 1, result.stderr
             assert "Traceback" not in result.stderr
-            assert result.stderr.startswith(f"Error: cannot write to the database {database}: ")
+            assert f"\nError: cannot write to the database {database}: " in "\n" + result.stderr
             assert "check their owner and permissions" in result.stderr
     finally:
         # SQLite makes -wal and -shm with the database file's mode: they were read-only too.
