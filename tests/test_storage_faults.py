@@ -110,7 +110,7 @@ def test_a_disk_that_fills_up_mid_campaign_stops_it_with_an_error_and_resume_fin
     assert sender.returncode == 1, err
     assert "Traceback" not in err
     assert "Error: campaign 1 stopped: " in err
-    assert "the disk is full" in err and "`newsletter resume 1` finishes it" in err
+    assert "the disk is full" in err.lower() and "`newsletter resume 1` finishes it" in err
     received_at_fault = len(server.handler.messages)
     assert received_at_fault < len(emails)
 

@@ -99,7 +99,7 @@ async def run_campaign(
         # The pool stopped on a storage fault and closing the run hit it again: say both.
         problem = storage_problem(exc, config.database) or f"storing the campaign's status failed too ({exc})."
         raise SendError(
-            f"campaign {campaign_id} stopped: {error}. {problem} Once that is fixed, "
+            f"campaign {campaign_id} stopped: {error}. {problem[0].upper()}{problem[1:]} Once that is fixed, "
             f"`newsletter resume {campaign_id}` finishes it: nobody is lost, and the messages "
             "that were in flight go out again with the same Message-ID."
         ) from exc
