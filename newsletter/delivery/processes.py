@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import queue
 import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ..children import die_with_parent
 from ..config import Config
 from ..db import open_db
 from .ledger import Ledger
@@ -133,29 +130,6 @@ def _add_up(total: Progress, snapshots: list[dict[str, Any]]) -> None:
     total.lowest_concurrency = sum(lowest)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make a kill -9 of the sender kill its shards too.
-
-    A shard that outlived its parent would go on sending while a resumed run re-sends its
-    in-flight rows: exactly the duplicates the ledger is there to prevent. Linux kills us
-    with the parent (PR_SET_PDEATHSIG); elsewhere a watcher thread notices the orphaning.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.1)
-        os._exit(1)
-
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _shard_main(
     config: Config,
     db_path: str,
@@ -168,7 +142,9 @@ def _shard_main(
     parent: int,
 ) -> None:
     """One shard process: a Pool over its rows, reporting progress through `results`."""
-    _die_with_parent(parent)
+    # A shard that outlived a kill -9 of its parent would go on sending while a resumed
+    # run re-sends its in-flight rows: exactly the duplicates the ledger prevents.
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop takes over below
     index = shard[0]
     db = open_db(Path(db_path), migrate=False)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import AsyncIterator, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from ..children import die_with_parent
 from ..config import Config
 from ..content.message import HeaderValueError
 from ..db import now, open_db, transaction
@@ -106,7 +108,10 @@ async def inline_feed(
         await asyncio.sleep(0)
 
 
-def _builder_main(conn: Connection, config: Config, db_path: str, campaign_id: int, at: str) -> None:
+def _builder_main(
+    conn: Connection, config: Config, db_path: str, campaign_id: int, at: str, parent: int
+) -> None:
+    die_with_parent(parent)
     db = open_db(Path(db_path), migrate=False)
     batches = iter_batches(config, db, campaign_id, at=at)
     try:
@@ -128,7 +133,7 @@ async def process_feed(
     parent, child = context.Pipe()
     process = context.Process(
         target=_builder_main,
-        args=(child, config, str(db_path), campaign_id, at),
+        args=(child, config, str(db_path), campaign_id, at, os.getpid()),
         name="newsletter-builder",
         daemon=True,
     )
