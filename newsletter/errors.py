@@ -35,3 +35,7 @@ class ArticleError(NewsletterError, ValueError):
 
 class SendError(NewsletterError):
     """A campaign cannot be sent (not one recipient's failure: the run itself)."""
+
+
+class MessageTooLargeError(ArticleError):
+    """An article's email would be larger than sending.max_message_mb."""

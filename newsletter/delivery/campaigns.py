@@ -21,11 +21,11 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..config import LANGUAGES, Config
-from ..content.message import MessageBuilder, Recipient
+from ..content.message import HeaderValueError, MessageBuilder, Recipient, ascii_domain
 from ..content.render import RenderedEmail, render_article
 from ..content.store import load_article
 from ..db import now
-from ..errors import SendError
+from ..errors import MessageTooLargeError, SendError
 
 CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")
@@ -196,6 +196,7 @@ def create_campaign(
         )
     # Render before writing anything: a bad article never leaves a half-made campaign.
     rendered = {lang: render_article(article, config, language=lang) for lang in LANGUAGES}
+    check_message_size(config, rendered, slug=article.slug)
     subject = rendered[config.publication_language].subject
     stamp = now()
     db.conn.execute("BEGIN IMMEDIATE")
@@ -242,6 +243,27 @@ def create_campaign(
     return get_campaign(db, campaign_id)
 
 
+def check_message_size(config: Config, rendered: dict[str, RenderedEmail], *, slug: str) -> None:
+    """Build one message per language now; refuse the article if one is over the limit.
+
+    A very large email would be refused by receivers anyway, and held in memory once per
+    connection and in the build buffer; building one also shows a message that cannot be
+    built at all (MessageBuilder's errors) before a single row is queued.
+    """
+    limit = config.sending_max_message_mb * 2**20
+    builder = MessageBuilder(config, rendered, campaign_key="size-check")
+    for language in rendered:
+        probe = Recipient(subscriber_id=0, email="size-check@example.org", name="", token="x" * 22, language=language)
+        size = len(builder.build(probe))
+        if size > limit:
+            raise MessageTooLargeError(
+                f"the email of {slug!r} would be {size / 2**20:.1f} MB, more than "
+                f"sending.max_message_mb ({config.sending_max_message_mb:g} MB): shorten the "
+                "article, or raise sending.max_message_mb if your relay and readers accept it. "
+                "Nothing was queued."
+            )
+
+
 def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
     """Write the missing delivery rows of a `creating` campaign; return the total.
 
@@ -281,4 +303,8 @@ def builder_for(config: Config, campaign: Campaign, *, test: bool = False) -> Me
 def envelope_sender(config: Config, token: str) -> str:
     """The envelope sender (bounce address), with {token} filled in for VERP."""
     template = config.sender_envelope or config.sender_address
-    return template.replace("{token}", token)
+    local, at, domain = template.replace("{token}", token).rpartition("@")
+    try:
+        return f"{local}{at}{ascii_domain(domain)}" if at else local + domain
+    except HeaderValueError:
+        return f"{local}{at}{domain}"  # the relay says what is wrong with it

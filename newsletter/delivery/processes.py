@@ -67,8 +67,8 @@ async def run_shards(
     progress: Progress,
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[ShardedRun], None] | None,
-) -> tuple[str | None, bool]:
-    """Run `shards` processes to completion; returns (error, interrupted)."""
+) -> tuple[str | None, bool, bool]:
+    """Run `shards` processes to completion; returns (error, interrupted, broken)."""
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
     changes = {
@@ -96,10 +96,10 @@ async def run_shards(
         on_start(handle)
     loop = asyncio.get_running_loop()
     latest: dict[int, dict[str, Any]] = {}
-    finished: dict[int, tuple[str | None, bool]] = {}
+    finished: dict[int, tuple[str | None, bool, bool]] = {}
     while len(finished) < shards:
         try:
-            kind, index, snapshot, error, interrupted = await loop.run_in_executor(
+            kind, index, snapshot, error, interrupted, broken = await loop.run_in_executor(
                 None, results.get, True, 0.25
             )
         except queue.Empty:
@@ -108,18 +108,20 @@ async def run_shards(
                     finished[index] = (
                         f"sending process {index} ended unexpectedly (exit code {process.exitcode})",
                         False,
+                        False,
                     )
             continue
         latest[index] = snapshot
         if kind == "done":
-            finished[index] = (error, interrupted)
+            finished[index] = (error, interrupted, broken)
         _add_up(progress, list(latest.values()))
         if on_progress:
             on_progress(progress)
     for process in processes:
         await loop.run_in_executor(None, process.join, 10)
-    errors = [e for e, _ in finished.values() if e]
-    return (errors[0] if errors else None), handle.interrupted or any(i for _, i in finished.values())
+    errors = [e for e, _, _ in finished.values() if e]
+    interrupted = handle.interrupted or any(i for _, i, _ in finished.values())
+    return (errors[0] if errors else None), interrupted, any(b for _, _, b in finished.values())
 
 
 def _add_up(total: Progress, snapshots: list[dict[str, Any]]) -> None:
@@ -152,8 +154,11 @@ def _shard_main(
     options = replace(options, processes=1, build_process=False)
     progress = Progress(campaign_id=campaign_id, due=0)
 
-    def report(p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False) -> None:
-        results.put((kind, index, asdict(p), error, interrupted))
+    def report(
+        p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False,
+        broken: bool = False,
+    ) -> None:
+        results.put((kind, index, asdict(p), error, interrupted, broken))
 
     async def main() -> None:
         ledger = Ledger(
@@ -171,7 +176,7 @@ def _shard_main(
             error = pool.error
         except Exception as exc:  # reported to the parent, which says what to do
             error = f"{type(exc).__name__}: {exc}"
-        report(progress, "done", error, pool.interrupted)
+        report(progress, "done", error, pool.interrupted, pool.broken)
 
     try:
         asyncio.run(main())
