@@ -1,0 +1,91 @@
+"""Faults of real processes end to end, the CLI as a subprocess: a sender frozen past its
+lease, a campaign that cannot be built, run-level failures and their exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+from processes_helpers import spawn_env, wait_for
+from send_helpers import add_subscribers, relay_env, server, write_article  # noqa: F401
+from smtp_server import HOLD, STALL
+
+from newsletter.db import open_db
+
+
+def _db(workdir: Path):
+    return open_db(workdir / "subscribers.db")
+
+
+def _spawn(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", *args], cwd=workdir, env=spawn_env(env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_a_sender_frozen_past_its_lease_writes_nothing_over_the_one_that_took_over(workdir, server):
+    count = 400
+    db = _db(workdir)
+    emails = add_subscribers(db, count)
+    db.conn.close()
+    write_article(workdir)
+    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "4",
+           "NEWSLETTER_SENDING_LEASE": "2", "NEWSLETTER_RETRY_MIN_BACKOFF": "1"}
+    server.handler.delay = 0.01
+    holding = {"on": False}
+    server.handler.on_data = lambda rcpt, n: HOLD if holding["on"] else None
+
+    first = _spawn(workdir, env, "send", "artikel.txt")
+    wait_for(lambda: len(server.handler.messages) >= 100)
+    # The relay stops answering the first sender's messages (as it would for a process
+    # that hangs); then the process freezes past its lease, like a suspended VM.
+    holding["on"] = True
+    wait_for(lambda: server.handler.held >= 1)
+    time.sleep(0.3)  # every connection reaches its next message and is held there
+    first.send_signal(signal.SIGSTOP)
+    holding["on"] = False
+    try:
+        db = _db(workdir)
+        in_flight = {r[0]: r[1] for r in db.execute(
+            "SELECT s.email, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            " WHERE d.status = 'sending'"
+        )}
+        db.conn.close()
+        assert 1 <= len(in_flight) <= 4
+
+        time.sleep(2.5)  # past the 2 s lease
+        second = _spawn(workdir, env, "resume", "1")
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err
+        assert "Campaign done" in err
+    finally:
+        server.handler.release.set()  # the first sender's held messages now get their 451
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 1 and "taken over by another process" in err
+
+    db = _db(workdir)
+    rows = db.execute(
+        "SELECT s.email, d.status, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+    ).fetchall()
+    assert [r[1] for r in rows] == ["sent"] * count  # nothing overwritten by the late 451s
+    assert db.execute("SELECT status, lease_owner FROM campaigns").fetchone() == ("done", None)
+    db.conn.close()
+
+    again = _spawn(workdir, env, "retry", "1", "--now")
+    again.communicate(timeout=60)
+    assert again.returncode == 0
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(emails)
+    for email, status, message_id in rows:
+        copies = received[email]
+        assert len(copies) <= 2  # nobody three times
+        assert len(copies) == 1 or email in in_flight  # twice only if in flight at the freeze
+        assert {c.message_id for c in copies} == {message_id}
