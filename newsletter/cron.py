@@ -84,7 +84,9 @@ class Engine:
         unfinished = tuple(self._campaigns.UNFINISHED)
         marks = ", ".join("?" * len(unfinished))
         rows = self.db.execute(
-            f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
+            # A broken or cancelled campaign is not retried: it would fail on every run.
+            f"SELECT id FROM campaigns WHERE kind != 'test' AND status NOT IN ('broken', 'cancelled')"
+            f" AND (status IN ({marks}) OR id IN ("
             " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
             " ORDER BY id",
             [*unfinished, now_at.isoformat(timespec="microseconds")],

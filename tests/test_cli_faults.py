@@ -89,3 +89,53 @@ def test_a_sender_frozen_past_its_lease_writes_nothing_over_the_one_that_took_ov
         assert len(copies) <= 2  # nobody three times
         assert len(copies) == 1 or email in in_flight  # twice only if in flight at the freeze
         assert {c.message_id for c in copies} == {message_id}
+
+
+def test_a_campaign_that_cannot_be_built_is_cancelled_and_the_fixed_article_sent_to_the_rest(
+    workdir, server, relay_env, invoke: Callable[..., Result]
+):
+    from send_helpers import make_config
+
+    from newsletter.delivery.campaigns import create_campaign, make_owner
+
+    db = _db(workdir)
+    emails = add_subscribers(db, 20)
+    article = write_article(workdir)
+    campaign = create_campaign(make_config(workdir), db, article, owner=make_owner())
+    # A campaign stored with a subject no header may hold (as one made before today's
+    # checks): every message of it fails to build. Five had gone out before it broke.
+    rendered = json.loads(db.execute("SELECT rendered FROM campaigns").fetchone()[0])
+    for language in rendered.values():
+        language["subject"] = "Kapot\nBcc: iedereen@example.org"
+    with db.conn:
+        db.execute("UPDATE campaigns SET rendered = ?", [json.dumps(rendered)])
+        db.execute("UPDATE deliveries SET status = 'sent' WHERE id <= 5")
+    db.conn.close()
+
+    broken = invoke("send", "artikel.txt")
+    assert broken.exit_code == 1 and "building the messages failed" in broken.stderr
+    assert "newsletter cancel" in broken.stderr
+    assert json.loads(invoke("status", str(campaign.id), "--json").stdout)["status"] == "broken"
+
+    for _ in range(2):  # cron does not fail on it every few minutes
+        cron = invoke("run")
+        assert cron.exit_code == 0, cron.stderr
+    again = invoke("send", "artikel.txt", "--again")
+    assert again.exit_code == 1 and f"newsletter cancel {campaign.id}" in again.stderr
+    assert server.handler.messages == []
+
+    cancelled = invoke("cancel", str(campaign.id))
+    assert cancelled.exit_code == 0 and "15 not sent, 5 had been sent" in cancelled.stderr
+    status = json.loads(invoke("status", str(campaign.id), "--json").stdout)
+    assert (status["status"], status["cancelled"], status["sent"], status["queued"]) == ("cancelled", 15, 5, 0)
+    assert invoke("resume", str(campaign.id)).exit_code == 1
+    assert invoke("retry", str(campaign.id)).exit_code == 1
+    assert invoke("cancel", str(campaign.id)).exit_code == 1  # nothing left to cancel
+
+    fixed = invoke("send", "artikel.txt")  # the fixed article: a new campaign for the rest
+    assert fixed.exit_code == 0, fixed.stderr
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(emails[5:])  # the five who had it are skipped
+    assert all(len(copies) == 1 for copies in received.values())
+    assert invoke("run").exit_code == 0
+    assert len(server.handler.messages) == 15

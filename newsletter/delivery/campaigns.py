@@ -29,11 +29,15 @@ from ..errors import MessageTooLargeError, SendError
 
 CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
+# Ended without finishing: `broken` (its messages cannot be built; waits for a cancel) and
+# `cancelled`. Neither is resumed by `send` or `newsletter run`.
+STOPPED = ("broken", "cancelled")
 
 __all__ = [
     "AlreadySentError",
     "Campaign",
+    "CampaignBrokenError",
     "CampaignBusyError",
     "CampaignNotFoundError",
     "DryRun",
@@ -62,6 +66,10 @@ class AlreadySentError(SendError):
 
 class CampaignBusyError(SendError):
     """Another process holds the campaign's lease and is sending it."""
+
+
+class CampaignBrokenError(SendError):
+    """The article's unfinished campaign cannot be built; it must be cancelled first."""
 
 
 @dataclass(frozen=True)
@@ -178,9 +186,17 @@ def create_campaign(
     """
     article = load_article(db, article_ref)
     previous = _latest_for(db, article.slug)
+    if previous and previous["status"] == "broken":
+        raise CampaignBrokenError(
+            f"campaign {previous['id']} of {article.slug!r} cannot be built (`newsletter status "
+            f"{previous['id']}` says why), so it is not resumed. Fix the article, run `newsletter "
+            f"cancel {previous['id']}`, then send it again: whoever already got it is skipped."
+        )
     if previous and previous["status"] in UNFINISHED:
         # An interrupted campaign of this article: `send` finishes it rather than start over.
         return get_campaign(db, previous["id"])
+    if previous and previous["status"] == "cancelled":
+        again = True  # the cancelled send is finished by a new campaign (populate skips its recipients)
     if previous and not again and previous["status"] == "waiting":
         raise AlreadySentError(
             f"{article.slug!r} was already sent as campaign {previous['id']}, which is waiting "
@@ -279,10 +295,15 @@ def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
                 "SELECT coalesce(max(subscriber_id), 0) FROM deliveries WHERE campaign_id = ?",
                 [campaign_id],
             ).fetchone()[0]
+            # Whoever got the article from a cancelled campaign of it is not sent it again.
             cursor = db.conn.execute(
                 f"INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status) "
-                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? ORDER BY id LIMIT ?",
-                [campaign_id, last, chunk],
+                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? AND id NOT IN ("
+                " SELECT d.subscriber_id FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
+                " WHERE c.status = 'cancelled' AND c.kind = 'article' AND d.status = 'sent'"
+                " AND c.article_slug = (SELECT article_slug FROM campaigns WHERE id = ?)"
+                ") ORDER BY id LIMIT ?",
+                [campaign_id, last, campaign_id, chunk],
             )
             if cursor.rowcount < chunk:
                 total = db.execute(

@@ -28,9 +28,9 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from ..db import now
+from ..db import now, transaction
 from ..errors import SendError
-from .campaigns import CampaignBusyError, campaign_counts
+from .campaigns import CampaignBusyError, CampaignNotFoundError, campaign_counts
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
 
 
@@ -154,6 +154,39 @@ def finish_run(
         )
     row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
     return (row[0] if row else status), counts
+
+
+def cancel_campaign(db: Database, campaign_id: int, *, owner: str) -> dict[str, int]:
+    """Cancel a campaign: its queued, deferred and orphaned rows become `cancelled`.
+
+    Takes the lease first (CampaignBusyError while a live process sends it), so nothing in
+    flight is cancelled under a sender's feet and nothing cancelled is sent afterwards.
+    Rows already sent stay sent; a new campaign of the article skips their subscribers.
+    Returns the counts per status afterwards.
+    """
+    row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    if row is None:
+        raise CampaignNotFoundError(f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns")
+    if row[0] in ("done", "cancelled"):
+        raise SendError(f"campaign {campaign_id} is {row[0]}: there is nothing left to cancel")
+    acquire_lease(db, campaign_id, owner=owner, ttl=60)
+    stamp = now()
+    with transaction(db):
+        db.execute(
+            "UPDATE deliveries SET status = 'cancelled', claim = NULL, next_attempt_at = NULL,"
+            " reply_text = coalesce(reply_text || ' ', '') || '(cancelled)', last_attempt_at = ?"
+            " WHERE campaign_id = ? AND status IN ('queued', 'sending', 'deferred')",
+            [stamp, campaign_id],
+        )
+        counts = campaign_counts(db, campaign_id)
+        db.execute(
+            "UPDATE campaigns SET status = 'cancelled', sent = ?, deferred = ?, failed = ?,"
+            " bounced = ?, skipped = ?, finished_at = ?, updated_at = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
+            [counts["sent"], counts["deferred"], counts["failed"], counts["bounced"],
+             counts["skipped"], stamp, stamp, campaign_id, owner],
+        )
+    return counts
 
 
 class Ledger:
