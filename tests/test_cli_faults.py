@@ -139,3 +139,33 @@ def test_a_campaign_that_cannot_be_built_is_cancelled_and_the_fixed_article_sent
     assert all(len(copies) == 1 for copies in received.values())
     assert invoke("run").exit_code == 0
     assert len(server.handler.messages) == 15
+
+
+def test_send_exits_1_naming_the_setting_when_the_relay_wants_a_login(workdir, server, relay_env, invoke):
+    db = _db(workdir)
+    emails = add_subscribers(db, 10)
+    db.conn.close()
+    write_article(workdir)
+    server.handler.on_mail = lambda sender, n: "530 5.7.0 Authentication required"
+    failed = invoke("send", "artikel.txt")
+    assert failed.exit_code == 1
+    assert "530 5.7.0 Authentication required" in failed.stderr and "smtp.username" in failed.stderr
+    assert "10 not sent yet" in failed.stderr and "newsletter resume 1" in failed.stderr
+
+    server.handler.on_mail = None
+    resumed = invoke("resume", "1")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert sorted(m.rcpt for m in server.handler.messages) == sorted(emails)
+
+
+def test_send_exits_1_when_the_relay_never_answers_data_in_time(workdir, server, relay_env, invoke, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SMTP_TIMEOUT", "0.3")
+    db = _db(workdir)
+    add_subscribers(db, 30)
+    db.conn.close()
+    write_article(workdir)
+    server.handler.stall_seconds = 2
+    server.handler.on_data = lambda rcpt, n: STALL
+    failed = invoke("send", "artikel.txt")
+    assert failed.exit_code == 1
+    assert "did not answer in time" in failed.stderr and "smtp.timeout" in failed.stderr
