@@ -39,3 +39,15 @@ class SendError(NewsletterError):
 
 class MessageTooLargeError(ArticleError):
     """An article's email would be larger than sending.max_message_mb."""
+
+
+class LookupFailedError(NewsletterError, OSError):
+    """A DNS look-up of `newsletter check` got no usable answer (SERVFAIL, no resolver)."""
+
+
+class LookupTimeoutError(LookupFailedError, TimeoutError):
+    """A DNS server did not answer a look-up of `newsletter check` in time."""
+
+
+class SpfSyntaxError(NewsletterError, ValueError):
+    """An SPF record (or one it includes) that receivers cannot evaluate: a permerror."""
