@@ -62,13 +62,13 @@ def test_a_sender_frozen_past_its_lease_writes_nothing_over_the_one_that_took_ov
 
         time.sleep(2.5)  # past the 2 s lease
         second = _spawn(workdir, env, "resume", "1")
-        out, err = second.communicate(timeout=120)
+        _, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
         assert "Campaign done" in err
     finally:
         server.handler.release.set()  # the first sender's held messages now get their 451
         first.send_signal(signal.SIGCONT)
-    out, err = first.communicate(timeout=60)
+    _, err = first.communicate(timeout=60)
     assert first.returncode == 1 and "taken over by another process" in err
 
     db = _db(workdir)

@@ -421,26 +421,35 @@ class Pool:
                         self._connect_failed(relay, exc, loop.time())
                         await asyncio.sleep(backoff)
                         continue
-                    self.connect_failures = 0
-                    self.unreachable_since = None
-                    backoff = 0.0
                     self.open_connections += 1
                     self.progress.connections += 1
                     used = 0
                     size_option = _take_over_size(client)
                 assert relay is not None
                 try:
-                    _, reply = await client.sendmail(
-                        item.envelope, [item.email], item.data,
-                        mail_options=[f"SIZE={_wire_size(item.data)}"] if size_option else None,
-                    )
+                    reply = await _transaction(client, item, size_option=size_option)
                     outcome: Outcome = classify_reply(250, reply)
                 except asyncio.CancelledError:
                     raise
+                except _NotSent as exc:
+                    # The connection broke before the data went out (a relay restarting,
+                    # an idle connection it had dropped): the row goes back untouched and
+                    # is tried on a new connection, counted like a failed connect.
+                    await self._close(client, polite=False)
+                    client = None
+                    self._result(Result(item, None, relay.label))
+                    backoff = min(CONNECT_BACKOFF_MAX, max(0.1, backoff * 2))
+                    self._connect_failed(relay, exc, loop.time(), mark_down=False)
+                    await asyncio.sleep(backoff)
+                    continue
                 except Exception as exc:  # every failure is an outcome for this row
                     outcome = classify_exception(exc)
                 used += 1
                 last = loop.time()
+                # The relay answered this transaction: it is reachable again.
+                self.connect_failures = 0
+                self.unreachable_since = None
+                backoff = 0.0
                 if outcome.drop_connection:
                     await self._close(client, polite=False)
                     client = None
@@ -459,13 +468,14 @@ class Pool:
             if client is not None:
                 await self._close(client)
 
-    def _connect_failed(self, relay: Relay, exc: Exception, at: float) -> None:
+    def _connect_failed(self, relay: Relay, exc: Exception, at: float, *, mark_down: bool = True) -> None:
         """Count a failed connection attempt; fail the run once smtp.connect_retry is used up.
 
         A relay that is down for a second (a restart) must not abort a run: the workers
         retry with backoff until it answers again, for smtp.connect_retry seconds at most.
         """
-        self.picker.mark_down(relay)
+        if mark_down:
+            self.picker.mark_down(relay)
         self.connect_failures += 1
         if self.unreachable_since is None:
             self.unreachable_since = at
@@ -500,6 +510,31 @@ class Pool:
             await _close(client)
         else:
             client.close()
+
+
+class _NotSent(Exception):
+    """The connection failed before the message data went out: nothing was delivered."""
+
+
+async def _transaction(client: aiosmtplib.SMTP, item: Item, *, size_option: bool) -> str:
+    """MAIL, RCPT and DATA for one item, as aiosmtplib's sendmail does; the reply to DATA.
+
+    Done by hand to know the stage: a connection lost before DATA raises _NotSent, since
+    the message certainly did not arrive, while one lost during DATA has an unknown outcome.
+    """
+    options = [f"SIZE={_wire_size(item.data)}"] if size_option else None
+    try:
+        try:
+            await client.mail(item.envelope, options=options)
+            await client.rcpt(item.email)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _NotSent(f"connection lost before the data: {exc}") from exc
+        response = await client.data(item.data)
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(aiosmtplib.SMTPException, ConnectionError):
+            await client.rset()  # as sendmail does: the connection stays usable
+        raise
+    return response.message
 
 
 def _take_over_size(client: aiosmtplib.SMTP) -> bool:
