@@ -188,8 +188,8 @@ def create_campaign(
     previous = _latest_for(db, article.slug)
     if previous and previous["status"] == "broken":
         raise CampaignBrokenError(
-            f"campaign {previous['id']} of {article.slug!r} cannot be built (`newsletter status "
-            f"{previous['id']}` says why), so it is not resumed. Fix the article, run `newsletter "
+            f"campaign {previous['id']} of {article.slug!r} cannot be built (its last run said "
+            "why), so it is not resumed. Fix the article (or the setting), run `newsletter "
             f"cancel {previous['id']}`, then send it again: whoever already got it is skipped."
         )
     if previous and previous["status"] in UNFINISHED:
