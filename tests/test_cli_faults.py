@@ -169,3 +169,14 @@ def test_send_exits_1_when_the_relay_never_answers_data_in_time(workdir, server,
     failed = invoke("send", "artikel.txt")
     assert failed.exit_code == 1
     assert "did not answer in time" in failed.stderr and "smtp.timeout" in failed.stderr
+
+
+def test_a_subscriber_at_an_international_domain_gets_the_campaign(workdir, server, relay_env, invoke):
+    assert invoke("subscribe", "lezer@bücher.de", "--confirmed").exit_code == 0
+    assert invoke("subscribe", "ann@example.nl", "--confirmed").exit_code == 0
+    write_article(workdir)
+    sent = invoke("send", "artikel.txt")
+    assert sent.exit_code == 0, sent.stderr
+    assert sorted(server.handler.by_rcpt()) == ["ann@example.nl", "lezer@xn--bcher-kva.de"]
+    status = json.loads(invoke("status", "1", "--json").stdout)
+    assert (status["status"], status["sent"], status["failed"]) == ("done", 2, 0)
