@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/bounces.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

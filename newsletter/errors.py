@@ -41,6 +41,10 @@ class MessageTooLargeError(ArticleError):
     """An article's email would be larger than sending.max_message_mb."""
 
 
+class InboundError(NewsletterError, OSError):
+    """A return mailbox (Maildir, mbox file, IMAP folder) cannot be read."""
+
+
 class LookupFailedError(NewsletterError, OSError):
     """A DNS look-up of `newsletter check` got no usable answer (SERVFAIL, no resolver)."""
 

@@ -22,7 +22,7 @@ from ..children import die_with_parent
 from ..config import Config
 from ..content.message import HeaderValueError, ascii_address
 from ..db import now, open_db, transaction
-from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
+from .campaigns import Recipient, builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item
 
 BATCH = 200
@@ -85,7 +85,8 @@ def iter_batches(
                 continue
             items.append(
                 Item(
-                    did, sid, rcpt, envelope_sender(config, token), builder.message_id(recipient),
+                    did, sid, rcpt, envelope_sender(config, verp_token(did, campaign.campaign_key)),
+                    builder.message_id(recipient),
                     data, status, attempts, first,
                 )
             )
