@@ -339,7 +339,13 @@ def m0007_delivery_claims_and_cancel(db: Database) -> None:
             finished_at TEXT,
             updated_at TEXT NOT NULL
         );
-        INSERT INTO campaigns_new SELECT * FROM campaigns;
+        INSERT INTO campaigns_new (id, kind, article_slug, subject, status, campaign_key, rendered,
+            total, sent, deferred, failed, bounced, skipped, lease_owner, lease_expires_at,
+            created_at, started_at, last_run_at, finished_at, updated_at)
+        SELECT id, kind, article_slug, subject, status, campaign_key, rendered,
+            total, sent, deferred, failed, bounced, skipped, lease_owner, lease_expires_at,
+            created_at, started_at, last_run_at, finished_at, updated_at
+        FROM campaigns;
         CREATE TABLE deliveries_old AS SELECT * FROM deliveries;
         DROP TABLE deliveries;
         DROP TABLE campaigns;
