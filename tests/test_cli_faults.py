@@ -117,9 +117,10 @@ def test_a_campaign_that_cannot_be_built_is_cancelled_and_the_fixed_article_sent
     assert "newsletter cancel" in broken.stderr
     assert json.loads(invoke("status", str(campaign.id), "--json").stdout)["status"] == "broken"
 
-    for _ in range(2):  # cron does not fail on it every few minutes
+    for _ in range(2):  # cron does not fail on it every few minutes, but says so
         cron = invoke("run")
         assert cron.exit_code == 0, cron.stderr
+        assert f"campaign {campaign.id} cannot be built" in cron.stderr
     again = invoke("send", "artikel.txt", "--again")
     assert again.exit_code == 1 and f"newsletter cancel {campaign.id}" in again.stderr
     assert server.handler.messages == []
