@@ -59,10 +59,11 @@ SESSION_REPLIES = [
     ("554 5.7.1 <nieuws@example.nl>: Relay access denied", "smtp.url"),
     ("553 5.1.8 <nieuws@example.nl>: Sender address rejected: Domain not found", "sender.envelope"),
     ("550 5.1.7 Bad sender mailbox address syntax", "sender.envelope"),
+    ("552 5.3.4 Message size exceeds fixed limit", "sending.max_message_mb"),
 ]
 
 
-@pytest.mark.parametrize(("reply", "setting"), SESSION_REPLIES, ids=["auth", "starttls", "relay", "5.1.8", "5.1.7"])
+@pytest.mark.parametrize(("reply", "setting"), SESSION_REPLIES, ids=["auth", "starttls", "relay", "5.1.8", "5.1.7", "size"])
 async def test_a_reply_about_our_session_at_mail_from_stops_the_run_and_resume_sends_each_once(
     server, make_site, reply, setting
 ):

@@ -116,6 +116,11 @@ def session_fault(code: int, text: str, *, sender_refused: bool = False) -> str 
             "the relay does not relay mail for us: check smtp.url (is it the right relay?) "
             "and the login (smtp.username, NEWSLETTER_SMTP_PASSWORD)"
         )
+    if sender_refused and (enhanced_code(text) == "5.3.4" or "size" in lowered):
+        return (
+            "the message is larger than the relay accepts: shorten the article, and set "
+            "sending.max_message_mb to the relay's limit"
+        )
     if sender_refused or enhanced_code(text) in _SENDER_CODES:
         return (
             "the relay refused our envelope sender: check sender.envelope (or sender.address) "
