@@ -169,6 +169,13 @@ SETTINGS: tuple[Setting, ...] = (
         limits=(0.1, 3600),
     ),
     Setting(
+        "smtp.connect_retry",
+        "float",
+        60.0,
+        "Seconds to keep retrying (with backoff) a relay that cannot be reached before the run fails",
+        limits=(0, 86400),
+    ),
+    Setting(
         "sending.concurrency", "int", 8, f"SMTP connections used at once (1 to {MAX_CONCURRENCY})",
         limits=(1, MAX_CONCURRENCY),
     ),
@@ -186,6 +193,27 @@ SETTINGS: tuple[Setting, ...] = (
         1,
         "Processes that share the connections of a large campaign (one per CPU core at most)",
         limits=(1, 64),
+    ),
+    Setting(
+        "sending.lease",
+        "float",
+        60.0,
+        "Seconds a sender's claim on a campaign lasts unless renewed; after that another process may take over",
+        limits=(1, 3600),
+    ),
+    Setting(
+        "sending.buffer_mb",
+        "int",
+        64,
+        "Megabytes of built messages waiting for a connection, at most (bounds memory)",
+        limits=(1, 4096),
+    ),
+    Setting(
+        "sending.max_message_mb",
+        "float",
+        10.0,
+        "Largest email a campaign may send, in megabytes; a larger article is refused before anything is queued",
+        limits=(0.01, 1024),
     ),
     Setting(
         "retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message",
@@ -260,10 +288,14 @@ class Config:
     smtp_tls_verify: bool
     smtp_ca_file: Path | None
     smtp_timeout: float
+    smtp_connect_retry: float
     sending_concurrency: int
     sending_rate: float
     sending_per_connection: int
     sending_processes: int
+    sending_lease: float
+    sending_buffer_mb: int
+    sending_max_message_mb: float
     retry_min_backoff: int
     retry_max_backoff: int
     retry_lifetime: int
