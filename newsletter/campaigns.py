@@ -33,6 +33,7 @@ DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced
 
 __all__ = [
     "AlreadySentError",
+    "ArchiveEntry",
     "Campaign",
     "CampaignBusyError",
     "CampaignNotFoundError",
@@ -40,6 +41,8 @@ __all__ = [
     "MessageBuilder",
     "Recipient",
     "RenderedEmail",
+    "archive_entries",
+    "archived_campaign",
     "builder_for",
     "campaign_counts",
     "create_campaign",
@@ -282,3 +285,48 @@ def envelope_sender(config: Config, token: str) -> str:
     """The envelope sender (bounce address), with {token} filled in for VERP."""
     template = config.sender_envelope or config.sender_address
     return template.replace("{token}", token)
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One sent article or digest as the web archive lists it."""
+
+    kind: str  # article or digest
+    key: str  # the article's slug, or the digest's period key (daily:2026-11-26, weekly:2026-W48)
+    campaign_id: int
+    title: str
+    summary: str
+    sent_at: str
+
+
+def archive_entries(db: Database, *, limit: int = 1000) -> list[ArchiveEntry]:
+    """What went out, newest first: each article once (its latest campaign) and each digest
+    period once (its first campaign). A campaign counts once its sending has started."""
+    rows = db.execute(
+        """
+        SELECT c.kind, coalesce(c.article_slug, c.campaign_key), c.id,
+               coalesce(a.title, c.subject), coalesce(a.summary, ''), c.started_at
+        FROM campaigns AS c LEFT JOIN articles AS a ON a.slug = c.article_slug
+        WHERE c.id IN (
+            SELECT max(id) FROM campaigns WHERE kind = 'article' AND started_at IS NOT NULL
+            GROUP BY article_slug
+            UNION ALL
+            SELECT id FROM campaigns WHERE kind = 'digest' AND started_at IS NOT NULL
+            AND instr(campaign_key, '/') = 0
+        )
+        ORDER BY c.started_at DESC, c.id DESC LIMIT ?
+        """,
+        [limit],
+    ).fetchall()
+    return [ArchiveEntry(*row) for row in rows]
+
+
+def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
+    """The campaign whose email the archive shows for an article slug or a digest period key."""
+    if kind == "article":
+        sql = ("SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ?"
+               " AND started_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+    else:
+        sql = "SELECT * FROM campaigns WHERE kind = 'digest' AND campaign_key = ? AND started_at IS NOT NULL"
+    rows = list(db.query(sql, [key]))
+    return Campaign.from_row(rows[0]) if rows else None

@@ -97,6 +97,10 @@ def _register() -> None:
     for command in (send, resume, retry, status):
         cli.add_command(command)
 
+    from .cli_serve import serve
+
+    cli.add_command(serve)
+
     from .cli_schedule import register as register_schedule
 
     register_schedule(cli)  # last: it adds --at to `send`

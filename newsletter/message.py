@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from .config import Config
 from .errors import NewsletterError
-from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, unsubscribe_url
+from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, preferences_url, unsubscribe_url
 from .signing import DkimSigner, load_signer
 
 TEST_PREFIX = "[TEST] "
@@ -256,6 +256,7 @@ class MessageBuilder:
             "email": recipient.email,
             "unsubscribe_url": unsub_url,
             "confirm_url": confirm_url(self.config, recipient.token),
+            "preferences_url": preferences_url(self.config, recipient.token),
         }
         return text, {key: html.escape(value) for key, value in text.items()}
 
