@@ -1,6 +1,6 @@
 """`newsletter run`: everything that is due now, in one pass, made to be run by cron.
 
-In order: poll the feeds (new items become articles), send the scheduled sends that are due,
+In order: delete the subscriptions left unconfirmed past subscribe.pending_ttl, poll the feeds (new items become articles), send the scheduled sends that are due,
 make and send the digests the schedule says are due, then resume unfinished campaigns and
 retry deferred deliveries whose time has come. Each step reports what it did through a
 callback, one Action at a time, and never prints: the CLI turns each into one timestamped
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import campaigns, feeds, schedule, send
+from . import campaigns, feeds, schedule, send, subscribers
 from .config import Config
 from .digest import create_digest, due_digests, schedule_entries
 from .errors import NewsletterError
@@ -34,7 +34,7 @@ from .periods import format_local
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # feed, scheduled, digest, send, engine
+    kind: str  # subscribers, feed, scheduled, digest, send, engine
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -122,6 +122,12 @@ def run_due(
         summary.warnings += level == "warning"
         summary.failures += level == "error"
         report(Action(kind=kind, message=message, level=level))
+
+    # Subscriptions never confirmed: their data goes after subscribe.pending_ttl.
+    expired = subscribers.expire_pending(db, older_than=config.subscribe_pending_ttl)
+    if expired:
+        say("subscribers", f"deleted {_count(expired, 'pending subscription')} never confirmed within "
+            f"subscribe.pending_ttl ({schedule.duration_text(timedelta(seconds=config.subscribe_pending_ttl))})")
 
     if poll:
         _poll_feeds(config, db, say=say)
