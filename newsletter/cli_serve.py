@@ -20,10 +20,11 @@ def serve(app: App, host: str, port: int) -> None:
     """
     # Imported here, not at the top: Starlette and uvicorn are needed by this command only,
     # and every other command starts faster without them.
-    from .web.server import describe, serve as run_server
+    from .web.server import describe
+    from .web.server import serve as run_server
 
     config = app.config
-    app.db  # opens the database, applying pending migrations, before the first request
+    app.db.execute("SELECT 1")  # opens it and applies pending migrations before the first request
     info = describe(config, host=host, port=port)
     app.info(f"Serving on {info.listen_url} (Ctrl-C stops).")
     app.info(f"The links in emails point to {info.public_url}: " + ", ".join(info.links))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import secrets
@@ -18,7 +19,16 @@ import httpx
 import pytest
 from send_helpers import add_subscribers, relay_env, server, write_article  # noqa: F401
 from smtp_server import RecordingHandler, Server
-from web_helpers import WebServer, db_of, events, links_in, start_web, subscriber, wait_for_messages, web  # noqa: F401
+from web_helpers import (  # noqa: F401
+    WebServer,
+    db_of,
+    events,
+    links_in,
+    start_web,
+    subscriber,
+    wait_for_messages,
+    web,
+)
 
 from newsletter import subscribers
 from newsletter.digest import mark_for_digest
@@ -408,3 +418,10 @@ def test_pending_subscriptions_past_their_time_are_deleted_when_serve_starts(wor
     assert subscribers.find(db, "old@example.nl") is None
     assert subscribers.find(db, "new@example.nl")["status"] == "pending"
     assert events(db, old["id"])[-1] == ("expired", "web")
+
+
+def test_link_tokens_carry_at_least_128_random_bits(workdir: Path) -> None:
+    tokens = {str(_add(workdir, f"t{n}@example.nl")["token"]) for n in range(20)}
+    assert len(tokens) == 20
+    for token in tokens:
+        assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8 >= 128

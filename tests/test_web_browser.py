@@ -27,7 +27,7 @@ WIDTHS = (375, 1024)
 if not CHROMIUM.exists() and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (CI installs it and never skips)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 # For every element that draws text: its colour against the first opaque background behind
 # it (the layers in between blended in), as WCAG 2 defines the ratio.

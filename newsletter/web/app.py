@@ -96,7 +96,7 @@ def create_app(config: Config, *, database: Path | None = None) -> Starlette:
     async def expire_now() -> None:
         try:
             count = await store.write(lambda db: expire_pending(config, db))
-        except Exception:  # noqa: BLE001 - try again in an hour; serving goes on
+        except Exception:
             log.exception("could not delete the expired pending subscriptions")
             return
         if count:

@@ -108,7 +108,7 @@ class Links:
         return self._preferences(token, subscriber, saved=False)
 
     async def save_preferences(self, request: Request) -> Response:
-        token, subscriber = await self._subscriber(request)
+        token, _ = await self._subscriber(request)
         fields = await form_fields(request)
         cadence = fields.get("cadence") or None
         language = fields.get("language") or None

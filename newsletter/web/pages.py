@@ -144,7 +144,7 @@ def pick_language(config: Config, accept_language: str | None) -> str:
         if primary in LANGUAGES and quality > 0:
             choices.append((-quality, index, primary))
     if choices:
-        return sorted(choices)[0][2]
+        return min(choices)[2]
     return config.publication_language if config.publication_language in LANGUAGES else "en"
 
 

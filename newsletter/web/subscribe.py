@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -90,7 +91,7 @@ class Mailer:
                 except NewsletterError:
                     # The reason names the address: the log gets the id only.
                     log.warning("the confirmation email to subscriber %d was not sent", subscriber_id)
-                except Exception:  # noqa: BLE001 - one failure must not stop the mailer
+                except Exception:
                     log.exception("the confirmation email to subscriber %d failed", subscriber_id)
         finally:
             loop.close()
@@ -154,13 +155,13 @@ class SubscribeForm:
             address, name, language = await self._work.get()
             try:
                 result = await self.store.write(
-                    lambda db: subscribers.subscribe_from_form(
-                        db, address, name=name, language=language, per_day=per_day
+                    functools.partial(
+                        subscribers.subscribe_from_form, email=address, name=name, language=language, per_day=per_day
                     )
                 )
                 if result.send_to is not None:
                     self.mailer.send_later(result.send_to)
-            except Exception:  # noqa: BLE001 - the next address must still be handled
+            except Exception:
                 log.exception("a subscription from the form could not be stored")
             finally:
                 self._work.task_done()
