@@ -30,8 +30,8 @@ from web_helpers import (  # noqa: F401
     web,
 )
 
-from newsletter import subscribers
-from newsletter.digest import mark_for_digest
+from newsletter.audience import subscribers
+from newsletter.digests.plan import mark_for_digest
 
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
 

@@ -18,7 +18,7 @@ from send_helpers import add_subscribers, relay_env, server, write_article  # no
 from smtp_server import Server
 from web_helpers import WebServer, db_of, links_in, subscriber, wait_for_messages, web  # noqa: F401
 
-from newsletter import subscribers
+from newsletter.audience import subscribers
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import subscribers
+from ..audience import subscribers
 from ..config import Config
 from .archive import Archive
 from .links import Links

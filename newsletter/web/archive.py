@@ -21,9 +21,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ..campaigns import ArchiveEntry, archive_entries, archived_campaign
 from ..config import Config
-from ..render import PLACEHOLDER_RE, RenderedEmail
+from ..content.render import PLACEHOLDER_RE, RenderedEmail
+from ..delivery.campaigns import ArchiveEntry, archive_entries, archived_campaign
 from .pages import ARCHIVE_CSP, page, pick_language
 from .store import Store
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import subscribers
+from ..audience import subscribers
 from ..config import LANGUAGES, Config
 from ..errors import NewsletterError
 from .pages import page, word

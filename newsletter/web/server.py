@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from ..config import Config
-from ..render import CONFIRM_PATH, PREFERENCES_PATH, UNSUBSCRIBE_PATH
+from ..content.render import CONFIRM_PATH, PREFERENCES_PATH, UNSUBSCRIBE_PATH
 from .app import create_app
 
 _TOKEN_PATH_RE = re.compile(r"/([ucp])/[^/?#\s\"]+")

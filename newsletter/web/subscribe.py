@@ -26,11 +26,11 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import subscribers
+from ..audience import subscribers
 from ..config import LANGUAGES, Config
 from ..db import open_db
+from ..delivery.single import send_confirmation
 from ..errors import NewsletterError
-from ..send import send_confirmation
 from .links import form_fields
 from .pages import page, pick_language, word
 from .store import Store
