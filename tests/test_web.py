@@ -425,3 +425,26 @@ def test_link_tokens_carry_at_least_128_random_bits(workdir: Path) -> None:
     assert len(tokens) == 20
     for token in tokens:
         assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8 >= 128
+
+
+def test_unsubscribes_wait_out_a_write_lock_held_past_the_busy_timeout_and_none_fails(
+    workdir: Path, web: WebServer
+) -> None:
+    db = db_of(workdir)
+    tokens = [subscriber(db, e)["token"] for e in add_subscribers(db, 20)]
+    holder = db_of(workdir)
+    holder.conn.execute("BEGIN IMMEDIATE")  # another process's long write (longer than serve's 5 s busy timeout)
+    holder.execute("UPDATE campaigns SET updated_at = updated_at")
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            sent = [asyncio.create_task(client.post(f"{web.url}/u/{t}", content=b"List-Unsubscribe=One-Click",
+                                                    headers=ONE_CLICK)) for t in tokens]
+            await asyncio.sleep(7)
+            assert not any(task.done() for task in sent)  # they wait for the lock, none fails
+            holder.conn.commit()
+            return [(await task).status_code for task in sent]
+
+    assert asyncio.run(burst()) == [200] * 20
+    assert subscribers.counts(db_of(workdir))["unsubscribed"] == 20
+    assert "database is locked" not in web.output()
