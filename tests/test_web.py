@@ -448,3 +448,16 @@ def test_unsubscribes_wait_out_a_write_lock_held_past_the_busy_timeout_and_none_
     assert asyncio.run(burst()) == [200] * 20
     assert subscribers.counts(db_of(workdir))["unsubscribed"] == 20
     assert "database is locked" not in web.output()
+
+
+def test_the_cli_loads_starlette_uvicorn_and_the_web_wing_only_for_serve() -> None:
+    code = ("import sys, newsletter.cli.main; "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'newsletter.web') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_the_root_leads_to_the_archive(workdir: Path, web: WebServer) -> None:
+    answer = httpx.get(f"{web.url}/")
+    assert answer.status_code == 302 and answer.headers["location"] == "/archive"
+    assert httpx.get(f"{web.url}/static/web.css").headers["content-type"].startswith("text/css")

@@ -1,7 +1,8 @@
 """The web pages in a real browser: Debian's chromium driven by Playwright, from the links in
 messages that aiosmtpd received. Screenshots at 375 px (a phone) and 1024 px go to
-test-artifacts/web/ (not committed) for a person to look at; a contrast check computed in
-the browser holds every text to 4.5:1 against the background it is drawn on.
+$TEST_ARTIFACTS/web/, else tests/artifacts/web/ (not committed), for a person to look at;
+a contrast check computed in the browser holds every text to 4.5:1 against the background
+it is drawn on.
 
 Never skipped in CI (CI=true): there a missing chromium is a failure. Locally it is
 skipped only when /usr/bin/chromium is not installed.
@@ -21,7 +22,7 @@ from web_helpers import WebServer, db_of, links_in, subscriber, wait_for_message
 from newsletter.audience import subscribers
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parent / "artifacts") / "web"
 WIDTHS = (375, 1024)
 
 if not CHROMIUM.exists() and not os.environ.get("CI"):
