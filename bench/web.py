@@ -10,7 +10,9 @@ One run on this machine, one SQLite file shared by everything:
    latency (from the moment each request was due, so a stalled server is not hidden),
    errors, unsubscribes recorded in the database, and the campaign's throughput during the
    load as a ratio to the reference;
-3. the unloaded campaign once more at the end, to show how much the shared machine moved.
+3. the subscribe form's answer time for new and for active addresses (it must not tell them
+   apart);
+4. the unloaded campaign once more at the end, to show how much the shared machine moved.
 
 Needs Debian's postfix package (smtp-sink in /usr/sbin; no daemon runs).
 Usage: .venv/bin/python bench/web.py [--quick]
@@ -32,6 +34,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -216,10 +220,24 @@ def start_web(directory: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "newsletter", "serve", "--port", str(port)], cwd=directory,
-            env=_env(NEWSLETTER_WEB_URL=url), stdout=out, stderr=subprocess.STDOUT,
+            env=_env(NEWSLETTER_WEB_URL=url, NEWSLETTER_SUBSCRIBE_PER_CLIENT="100000"),
+            stdout=out, stderr=subprocess.STDOUT,
         )
     _wait_for_port(port, proc, "newsletter serve")
     return proc, url
+
+
+async def form_timing(url: str, *, new: list[str], known: list[str]) -> tuple[float, float]:
+    """Median ms of POST /subscribe for addresses nobody has and for known ones, interleaved."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    async with httpx.AsyncClient() as client:
+        for fresh, existing in zip(new, known, strict=True):
+            for is_new, address in ((True, fresh), (False, existing)):
+                started = time.perf_counter()
+                answer = await client.post(f"{url}/subscribe", data={"email": address, "website": ""})
+                answer.raise_for_status()
+                times[is_new].append(time.perf_counter() - started)
+    return statistics.median(times[True]) * 1000, statistics.median(times[False]) * 1000
 
 
 def recorded(directory: Path, tokens: list[str]) -> int:
@@ -278,6 +296,11 @@ def main() -> None:
                           f"{figures['p99_ms']:>7.1f} {figures['errors']:>6.0f} {recorded(target_dir, batch):>8} "
                           f"{loaded:>14,.0f} {loaded / reference:>10.2f}x")
                 used += rate * seconds
+            fresh = [f"nieuw{n}@example.nl" for n in range(200)]
+            known = [f"lezer{n:07d}@example.nl" for n in range(200)]
+            new_ms, known_ms = asyncio.run(form_timing(url, new=fresh, known=known))
+            print(f"the subscribe form: median {new_ms:.2f} ms for a new address, {known_ms:.2f} ms for an active "
+                  "one (200 each, interleaved)")
             campaign += 1
             finish(start_send(site, sink_port, again=True))
             print(f"campaign without web load, again at the end: {campaign_rate(site, campaign):,.0f} msg/s "
