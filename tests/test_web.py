@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import secrets
@@ -31,6 +32,7 @@ from web_helpers import (  # noqa: F401
 )
 
 from newsletter.audience import subscribers
+from newsletter.delivery.campaigns import archive_entries, archived_campaign
 from newsletter.digests.plan import mark_for_digest
 
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
@@ -461,3 +463,20 @@ def test_the_root_leads_to_the_archive(workdir: Path, web: WebServer) -> None:
     answer = httpx.get(f"{web.url}/")
     assert answer.status_code == 302 and answer.headers["location"] == "/archive"
     assert httpx.get(f"{web.url}/static/web.css").headers["content-type"].startswith("text/css")
+
+
+def test_the_archive_shows_the_digest_campaign_that_carried_the_most_articles(workdir: Path) -> None:
+    db = db_of(workdir)
+    stamp = datetime.now(UTC).isoformat()
+    for campaign_id, key, slugs in ((1, "weekly:2026-W48", ["a"]), (2, "weekly:2026-W48/2", ["a", "b"]),
+                                    (3, "weekly:2026-W49", ["c", "d", "e"])):
+        rendered = json.dumps({"nl": {"subject": key, "html": f"<p>{key}</p>", "text": key, "language": "nl"}})
+        db.execute("INSERT INTO campaigns (id, kind, subject, status, campaign_key, rendered, created_at, updated_at,"
+                   " started_at) VALUES (?, 'digest', ?, 'done', ?, ?, ?, ?, ?)",
+                   [campaign_id, key, key, rendered, stamp, stamp, stamp])
+        db.conn.executemany("INSERT INTO digest_campaigns (campaign_id, period_key, article_slug) VALUES (?, ?, ?)",
+                            [(campaign_id, key.split("/")[0], slug) for slug in slugs])
+    db.conn.commit()
+    shown = archived_campaign(db, kind="digest", key="weekly:2026-W48")
+    assert shown is not None and shown.id == 2
+    assert [e.key for e in archive_entries(db)] == ["weekly:2026-W49", "weekly:2026-W48"]

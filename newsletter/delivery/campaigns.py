@@ -326,7 +326,14 @@ def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
     if kind == "article":
         sql = ("SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ?"
                " AND started_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+        params = [key]
     else:
-        sql = "SELECT * FROM campaigns WHERE kind = 'digest' AND campaign_key = ? AND started_at IS NOT NULL"
-    rows = list(db.query(sql, [key]))
+        # A period's subscribers may get different article sets (one campaign each, keyed
+        # KEY, KEY/2, ...); the archive shows the one that carried the most articles.
+        sql = ("SELECT * FROM campaigns AS c WHERE kind = 'digest' AND started_at IS NOT NULL"
+               " AND (campaign_key = ? OR campaign_key LIKE ? ESCAPE '\\')"
+               " ORDER BY (SELECT count(*) FROM digest_campaigns AS d WHERE d.campaign_id = c.id) DESC, id"
+               " LIMIT 1")
+        params = [key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"]
+    rows = list(db.query(sql, params))
     return Campaign.from_row(rows[0]) if rows else None
