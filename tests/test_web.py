@@ -480,3 +480,17 @@ def test_the_archive_shows_the_digest_campaign_that_carried_the_most_articles(wo
     shown = archived_campaign(db, kind="digest", key="weekly:2026-W48")
     assert shown is not None and shown.id == 2
     assert [e.key for e in archive_entries(db)] == ["weekly:2026-W49", "weekly:2026-W48"]
+
+
+def test_newsletter_run_deletes_pending_subscriptions_past_their_time(workdir: Path, run_cli) -> None:
+    db = db_of(workdir)
+    old = _add(workdir, "old@example.nl", confirmed=False)
+    _add(workdir, "new@example.nl", confirmed=False)
+    db.execute("UPDATE subscribers SET consent_at = '2020-01-01T00:00:00+00:00' WHERE email = 'old@example.nl'")
+    db.conn.commit()
+    result = run_cli("run", cwd=workdir, env={"NEWSLETTER_SUBSCRIBE_PENDING_TTL": "86400"})
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 pending subscription never confirmed within subscribe.pending_ttl" in result.stderr
+    db = db_of(workdir)
+    assert subscribers.find(db, "old@example.nl") is None and subscribers.find(db, "new@example.nl") is not None
+    assert events(db, old["id"])[-1] == ("expired", "cli")
