@@ -169,13 +169,13 @@ def test_an_international_domain_is_kept_but_a_non_ascii_local_part_is_refused(d
 
 def test_unsubscribe_by_token_is_idempotent_logs_once_and_leaves_bounced_alone(db: Database) -> None:
     ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True, actor="t").subscriber
-    assert subscribers.unsubscribe_by_token(db, ann["token"]) == "unsubscribed"
-    assert subscribers.unsubscribe_by_token(db, ann["token"]) == "already"
-    assert [k for k, _ in event_kinds(db)].count("unsubscribed") == 1
+    assert subscribers.unsubscribe_by_token(db, ann["token"], source="web") == (ann["id"], "unsubscribed")
+    assert subscribers.unsubscribe_by_token(db, ann["token"], source="web") == (ann["id"], "already")
+    assert [e for e in event_kinds(db) if e[0] == "unsubscribed"] == [("unsubscribed", "web")]
     assert subscribers.unsubscribe_by_token(db, "no-such-token-at-all") is None
     bob = subscribers.subscribe(db, "bob@example.nl", confirmed=True, actor="t").subscriber
     subscribers.set_status(db, "bob@example.nl", "bounced", source="bounce", actor="t")
-    assert subscribers.unsubscribe_by_token(db, bob["token"]) == "already"
+    assert subscribers.unsubscribe_by_token(db, bob["token"]) == (bob["id"], "already")
     assert subscribers.get(db, "bob@example.nl")["status"] == "bounced"
 
 

@@ -138,8 +138,8 @@ class Links:
 
 
 def _unsubscribe_with_language(db: Database, token: str) -> tuple[str, str] | None:
-    outcome = subscribers.unsubscribe_by_token(db, token)
+    outcome = subscribers.unsubscribe_by_token(db, token, source="web")
     if outcome is None:
         return None
     found = subscribers.get_by_token(db, token)
-    return outcome, found["language"] if found else "en"
+    return outcome[1], found["language"] if found else "en"
