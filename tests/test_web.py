@@ -357,6 +357,7 @@ def test_the_archive_lists_shows_and_feeds_what_was_sent_without_personal_links(
     assert "{nl:" not in shown.text and "/u/" not in shown.text and "/p/" not in shown.text
     assert [t for t in tokens if t in shown.text] == []
     assert "Hallo lezer," in shown.text  # the greeting a reader without a name gets
+    assert "Bekijk deze e-mail in je browser" not in shown.text  # it is the browser
     assert "script-src" not in shown.headers["content-security-policy"]
 
     moved = httpx.get(f"{web.url}/a/{slug}")

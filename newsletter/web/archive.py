@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..config import Config
-from ..content.render import PLACEHOLDER_RE, RenderedEmail
+from ..content.render import ARTICLE_PATH, PLACEHOLDER_RE, RenderedEmail
 from ..delivery.campaigns import ArchiveEntry, archive_entries, archived_campaign
 from .pages import ARCHIVE_CSP, page, pick_language
 from .store import Store
@@ -48,11 +48,13 @@ def period_key(name: str) -> str | None:
     return None
 
 
-def public_html(email: RenderedEmail) -> str:
-    """The email's HTML for everyone: personal links and their paragraphs removed."""
+def public_html(email: RenderedEmail, *, self_links: tuple[str, ...] = ()) -> str:
+    """The email's HTML for everyone: personal links and their paragraphs removed, and the
+    "view in browser" link when it points at this very page (one of `self_links`)."""
     tree = lxml.html.document_fromstring(email.html)
     for link in list(tree.iter("a")):
-        if "{nl:" not in (link.get("href") or ""):
+        href = link.get("href") or ""
+        if "{nl:" not in href and href not in self_links:
             continue
         block = next((a for a in link.iterancestors() if a.tag in ("p", "li", "div")), link)
         if block.getparent() is not None:
@@ -98,8 +100,10 @@ class Archive:
         rendered = campaign.rendered  # type: ignore[attr-defined]
         language = pick_language(self.config, request.headers.get("accept-language"))
         email = rendered.get(language) or rendered.get(self.config.publication_language) or next(iter(rendered.values()))
+        here = (f"{self.config.public_url}/archive/{quote(name, safe='-_.~')}",
+                f"{self.config.public_url}{ARTICLE_PATH}{quote(name, safe='-_.~')}")
         return HTMLResponse(
-            public_html(email),
+            public_html(email, self_links=here),
             headers={"content-security-policy": ARCHIVE_CSP, "cache-control": "max-age=300"},
         )
 
