@@ -116,6 +116,10 @@ class Store:
                     return
                 time.sleep(0.05 * (attempt + 1))
                 continue
+            except Exception as exc:  # noqa: BLE001 - the requests get the error; the writer lives on
+                for _, future in batch:
+                    future.set_exception(exc)
+                return
             for (_, future), (value, error) in zip(batch, results, strict=True):
                 if error is not None:
                     future.set_exception(error)
