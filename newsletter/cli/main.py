@@ -105,6 +105,10 @@ def _register() -> None:
 
     cli.add_command(check)
 
+    from .serve import serve
+
+    cli.add_command(serve)
+
     from .backup import backup
 
     cli.add_command(backup)

@@ -51,11 +51,13 @@ NAME = placeholder("name")
 EMAIL = placeholder("email")
 UNSUBSCRIBE_URL = placeholder("unsubscribe_url")
 CONFIRM_URL = placeholder("confirm_url")
-PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url")
+PREFERENCES_URL = placeholder("preferences_url")
+PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url", "preferences_url")
 
 # URL paths of the web endpoints (`newsletter serve` implements them).
 UNSUBSCRIBE_PATH = "/u/"
 CONFIRM_PATH = "/c/"
+PREFERENCES_PATH = "/p/"
 ARTICLE_PATH = "/a/"
 
 
@@ -82,6 +84,11 @@ def unsubscribe_url(config: Config, token: str) -> str:
 def confirm_url(config: Config, token: str) -> str:
     """The double opt-in confirmation URL of a subscriber."""
     return f"{config.public_url}{CONFIRM_PATH}{token}"
+
+
+def preferences_url(config: Config, token: str) -> str:
+    """The page where a subscriber changes cadence and language, or unsubscribes."""
+    return f"{config.public_url}{PREFERENCES_PATH}{token}"
 
 
 def article_url(config: Config, slug: str) -> str:
@@ -201,6 +208,7 @@ def _render(
         "site_url": config.publication_site_url,
         "postal_address": config.publication_postal_address,
         "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
         "name": NAME,
         "email": EMAIL,
         "t": _translator(strings, values),
