@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlite_utils import Database
 from ..config import LANGUAGES
 from ..db import now, transaction
 from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
+from .events import for_subscriber, highest_subscriber_id, log_event, log_many
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Addresses in these states are never mailed again, and never re-activated by an import.
@@ -68,23 +68,6 @@ def current_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def log_event(
-    db: Database,
-    *,
-    kind: str,
-    source: str,
-    subscriber_id: int | None,
-    actor: str = "",
-    detail: dict[str, Any] | None = None,
-    at: str | None = None,
-) -> None:
-    """Append one event. Callers hold the transaction that made the change."""
-    db.execute(
-        "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        [at or now(), subscriber_id, kind, source, actor, json.dumps(detail or {}, sort_keys=True)],
-    )
 
 
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -143,11 +126,8 @@ def next_id(db: Database) -> int:
     again, and the events log (which keeps erased subscribers' events by id) would then
     show their history as the newcomer's.
     """
-    (highest,) = db.execute(
-        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), "
-        "coalesce((SELECT max(subscriber_id) FROM events), 0))"
-    ).fetchone()
-    return highest + 1
+    (highest,) = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()
+    return max(highest, highest_subscriber_id(db)) + 1
 
 
 def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
@@ -274,6 +254,74 @@ def set_status(
     return previous
 
 
+def suppress_bounced(
+    db: Database,
+    subscriber_id: int,
+    *,
+    campaign_id: int,
+    code: int | None,
+    enhanced: str | None,
+    at: str | None = None,
+) -> bool:
+    """A hard bounce: suppress the subscriber for good (STANDARDS.md: 5.1.x, 5.2.1), logged.
+
+    The same change as set_status(..., "bounced"), by id, inside the caller's transaction
+    (the ledger's, which writes the delivery's outcome with it). The event holds the SMTP
+    and enhanced codes only: the reply text may quote the address, and events outlive
+    erasure (the text stays on the delivery row, which erasure deletes). Returns False
+    when the subscriber was not active or pending (nothing is written).
+    """
+    stamp = at or now()
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
+    if row is None or row[0] not in ("active", "pending"):
+        return False
+    db.execute(
+        "UPDATE subscribers SET status = 'bounced', updated_at = ?, unsubscribed_at = ? WHERE id = ?",
+        [stamp, stamp, subscriber_id],
+    )
+    log_event(db, kind="bounced", source="send", subscriber_id=subscriber_id, at=stamp,
+              detail={"previous_status": row[0], "campaign": campaign_id, "code": code, "enhanced": enhanced})
+    return True
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """One subscriber of an import, checked already (address normalised, choices valid)."""
+
+    email: str
+    name: str
+    language: str
+    status: str
+    cadence: str
+    consent_at: str
+    consent_source: str
+
+
+def add_imported(
+    db: Database, new: Sequence[NewSubscriber], *, details: Sequence[str], actor: str, at: str
+) -> None:
+    """Insert checked, new subscribers with their `subscribed` events (`details`: JSON each).
+
+    The caller (an import) holds the transaction and has made sure none of them exists or
+    is suppressed.
+    """
+    first_id = next_id(db)
+    db.conn.executemany(
+        "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
+        "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (first_id + i, r.email, r.name, r.language, r.status, r.cadence, new_token(),
+             r.consent_at, r.consent_source, at, at,
+             at if r.status == "active" else None,
+             at if r.status in SUPPRESSED else None)
+            for i, r in enumerate(new)
+        ],
+    )
+    log_many(db, ((at, first_id + i, "subscribed", "import", actor, detail)
+                  for i, detail in enumerate(details)))
+
+
 def unsubscribe(db: Database, email: str, *, source: str = "cli", actor: str | None = None) -> str:
     """Unsubscribe an address. Returns unsubscribed, or already when it was."""
     previous = set_status(db, email, "unsubscribed", source=source, actor=actor)
@@ -355,11 +403,5 @@ def counts(db: Database) -> dict[str, int]:
 
 
 def events_for(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT at, kind, source, actor, detail FROM events WHERE subscriber_id = ? ORDER BY id",
-        [subscriber_id],
-    ).fetchall()
-    return [
-        {"at": at, "kind": kind, "source": source, "actor": actor, "detail": json.loads(detail)}
-        for at, kind, source, actor, detail in rows
-    ]
+    """A subscriber's history of events, oldest first."""
+    return for_subscriber(db, subscriber_id)

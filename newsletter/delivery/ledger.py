@@ -10,7 +10,6 @@ replies and claims share one transaction, so SQLite is never the bottleneck.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -20,6 +19,7 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
+from ..audience.subscribers import suppress_bounced
 from ..db import now
 from ..errors import SendError
 from .campaigns import CampaignBusyError, campaign_counts
@@ -269,27 +269,8 @@ class Ledger:
         if restores:
             conn.executemany("UPDATE deliveries SET status = ? WHERE id = ?", restores)
         for item, outcome in bounced:
-            # A hard bounce suppresses the address for good (STANDARDS.md: 5.1.x, 5.2.1).
-            changed = conn.execute(
-                "UPDATE subscribers SET status = 'bounced', updated_at = ?"
-                " WHERE id = ? AND status IN ('active', 'pending')",
-                [stamp, item.subscriber_id],
-            ).rowcount
-            if changed:
-                conn.execute(
-                    "INSERT INTO events (at, subscriber_id, kind, source, actor, detail)"
-                    " VALUES (?, ?, 'bounced', 'send', '', ?)",
-                    [
-                        stamp,
-                        item.subscriber_id,
-                        json.dumps(
-                            {
-                                "campaign": self.campaign_id,
-                                "code": outcome.code,
-                                "enhanced": outcome.enhanced,
-                                "reply": outcome.text,
-                            },
-                            ensure_ascii=False,
-                        ),
-                    ],
-                )
+            # A hard bounce suppresses the address; the audience wing writes that (and its event).
+            suppress_bounced(
+                self.db, item.subscriber_id, campaign_id=self.campaign_id,
+                code=outcome.code, enhanced=outcome.enhanced, at=stamp,
+            )

@@ -6,17 +6,17 @@ connection per message.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from ..audience.events import log_event
 from ..config import Config
 from ..content.message import MessageBuilder, Recipient
 from ..content.render import render_article, render_confirmation
 from ..content.store import load_article
-from ..db import now
+from ..db import transaction
 from ..errors import SendError
 from .campaigns import envelope_sender
 from .outcomes import DEFERRED, SENT, Outcome, classify_exception, classify_reply
@@ -87,15 +87,12 @@ async def send_confirmation(
         config, envelope=envelope_sender(config, token), recipient=email,
         data=builder.build(recipient), options=options,
     )
-    with db.conn:
-        db.conn.execute(
-            "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, 'send', '', ?)",
-            [
-                now(), subscriber_id,
-                "confirmation_sent" if outcome.status == SENT else "confirmation_failed",
-                # The code only: a reply text may quote the address, and events outlive erasure.
-                json.dumps({"code": outcome.code}),
-            ],
+    with transaction(db):
+        log_event(
+            db, kind="confirmation_sent" if outcome.status == SENT else "confirmation_failed",
+            source="send", subscriber_id=subscriber_id,
+            # The code only: a reply text may quote the address, and events outlive erasure.
+            detail={"code": outcome.code},
         )
     if outcome.status != SENT:
         code = f"{outcome.code} " if outcome.code else ""
