@@ -19,7 +19,8 @@ from smtp_server import DROP, STALL, Server, authenticator
 
 from newsletter.config import Config
 from newsletter.content.render import confirm_url
-from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, make_owner
+from newsletter.delivery.campaigns import create_campaign, make_owner
+from newsletter.delivery.ledger import CampaignBusyError
 from newsletter.delivery.ledger import acquire_lease
 from newsletter.delivery.pool import Pool, PoolOptions, RunResult
 from newsletter.delivery.run import run_campaign

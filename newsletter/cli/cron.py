@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from ..cron import Action, crontab_lines, load_engine, run_due
+from ..cron import Action, crontab_lines, pending_among, run_due
+from ..delivery.campaigns import make_owner
 from ..digests import schedule
 from ..digests.periods import format_local, parse_local_time, zone_of
 from ..digests.plan import create_digest, period_for_command, plan_digest
@@ -60,12 +61,11 @@ def run_command(app: App, no_feeds: bool) -> None:
     try:
         with run_lock(config.root):
             db = app.db
-            engine = load_engine(config, db)
 
             def report(action: Action) -> None:
                 _log_line(app, f"{action.kind}: {action.message}", level=action.level)
 
-            summary = run_due(config, db, report=report, engine=engine, poll=not no_feeds)
+            summary = run_due(config, db, report=report, poll=not no_feeds)
     except LockBusyError as exc:
         _log_line(app, str(exc))
         return
@@ -136,7 +136,7 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
         if len(plan.groups) > 1:
             click.echo(f"campaigns: {len(plan.groups)} (subscribers who already had some articles get fewer)")
         return
-    engine = load_engine(config, db)
+    owner = make_owner()
     try:
         with run_lock(config.root, what="newsletter run or digest"):
             outcome = create_digest(config, db, period)
@@ -144,7 +144,7 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
                 app.info(f"{kind} digest {period.label}: nothing to send ({outcome.note}).")
                 return
             if outcome.status == "exists":
-                left = engine.pending_among(outcome.campaigns)
+                left = pending_among(db, outcome.campaigns)
                 if not left:
                     app.info(f"{kind} digest {period.label} was made before ({outcome.note}) and has "
                              "nothing left to send; nothing was sent this time.")
@@ -155,8 +155,8 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
                 app.info(f"{kind} digest {period.label}: {_count(outcome.articles, 'article')} for "
                          f"{_count(outcome.recipients, 'subscriber')}, "
                          f"campaign{'s' if len(outcome.campaigns) > 1 else ''} {', '.join(map(str, outcome.campaigns))}.")
-            for campaign_id in engine.pending_among(outcome.campaigns):
-                run_with_progress(app, campaign_id, owner=engine.owner)
+            for campaign_id in pending_among(db, outcome.campaigns):
+                run_with_progress(app, campaign_id, owner=owner)
     except LockBusyError as exc:
         app.info(str(exc))
 

@@ -23,13 +23,15 @@ from ..db import now
 from ..delivery.campaigns import (
     UNFINISHED,
     Campaign,
-    campaign_counts,
     create_campaign,
     dry_run,
+    failed_deliveries,
     get_campaign,
     list_campaigns,
     make_owner,
+    timing,
 )
+from ..delivery.ledger import campaign_counts, retry_deferred_now
 from ..delivery.pool import Pool, Progress, RunResult
 from ..delivery.processes import ShardedRun
 from ..delivery.run import run_campaign
@@ -129,11 +131,7 @@ def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, 
     db = app.db
     get_campaign(db, campaign_id)
     if right_now:
-        with db.conn:
-            db.conn.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
-                [now(), campaign_id],
-            )
+        retry_deferred_now(db, campaign_id)
     run_with_progress(app, campaign_id, owner=make_owner())
 
 
@@ -258,7 +256,7 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
     db = app.db
     campaigns = [get_campaign(db, campaign_id)] if campaign_id else list_campaigns(db)
     if failures:
-        rows = _failures(app, [c.id for c in campaigns])
+        rows = failed_deliveries(db, [c.id for c in campaigns])
         if as_json:
             echo_json(rows)
         else:
@@ -281,11 +279,7 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
 def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
     db = app.db
     counts = campaign_counts(db, campaign.id)
-    last, next_retry = db.execute(
-        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
-        " FROM deliveries WHERE campaign_id = ?",
-        [campaign.id],
-    ).fetchone()
+    last, next_retry = timing(db, campaign.id)
     elapsed = rate = eta = None
     if campaign.started_at:
         # From the first run's start to the end (or the last message, or now while sending).
@@ -312,22 +306,3 @@ def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
         "created_at": campaign.created_at,
         "finished_at": campaign.finished_at,
     }
-
-
-def _failures(app: App, ids: list[int]) -> list[dict[str, Any]]:
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return [
-        {
-            "campaign": r[0], "email": r[1], "status": r[2], "code": r[3], "enhanced": r[4],
-            "attempts": r[5], "reply": r[6], "next_attempt": r[7],
-        }
-        for r in app.db.execute(
-            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
-            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
-            " ORDER BY d.campaign_id, d.id",
-            ids,
-        )
-    ]

@@ -19,7 +19,14 @@ from markdown_it.tree import SyntaxTreeNode
 from ..config import LANGUAGES
 from ..errors import ArticleError
 from .article import Article, Block
-from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
+from .checks import (
+    check_controls,
+    check_line,
+    check_slug,
+    check_title,
+    derived_slug,
+    summarise,
+)
 
 FRONT_MATTER_KEYS = ("title", "date", "summary", "author", "slug", "lang")
 _ALLOWED_LINK_SCHEMES = ("http:", "https:", "mailto:")

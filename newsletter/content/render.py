@@ -18,7 +18,6 @@ import re
 import textwrap
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +30,7 @@ from ..config import Config
 from ..errors import ArticleError, NewsletterError
 from ..scaffold import packaged_templates
 from .article import Article
+from .rendered import RenderedEmail
 
 STRINGS_FILE = "strings.toml"
 FALLBACK_LANGUAGE = "en"
@@ -61,17 +61,6 @@ ARTICLE_PATH = "/a/"
 
 class TemplateError(NewsletterError):
     """An email template or strings.toml cannot be loaded or rendered."""
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    """One campaign's email in one language, inlined, with personal placeholders left in."""
-
-    subject: str
-    html: str  # premailer-inlined once per campaign; contains personal placeholders
-    text: str  # plain text with the same content as the HTML, with placeholders
-    language: str
-    name_fallback: str = ""  # put in place of {nl:name} for a subscriber without a name
 
 
 def unsubscribe_url(config: Config, token: str) -> str:

@@ -9,47 +9,28 @@ the campaign in `creating`; whoever resumes it finishes the rows first.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from ..config import LANGUAGES, Config
-from ..content.message import MessageBuilder, Recipient
-from ..content.render import RenderedEmail, render_article
-from ..content.store import load_article
+from ..content.message import MessageBuilder
+from ..content.render import render_article
+from ..content.rendered import RenderedEmail, load_rendered
+from ..content.store import load_article, mark_sent
 from ..db import now
 from ..errors import SendError
+from .ledger import mark_ready, new_campaign, queue_deliveries, release_lease
 
 CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
-
-__all__ = [
-    "AlreadySentError",
-    "Campaign",
-    "CampaignBusyError",
-    "CampaignNotFoundError",
-    "DryRun",
-    "MessageBuilder",
-    "Recipient",
-    "RenderedEmail",
-    "builder_for",
-    "campaign_counts",
-    "create_campaign",
-    "dry_run",
-    "get_campaign",
-    "list_campaigns",
-    "load_article",
-    "make_owner",
-    "populate",
-]
 
 
 class CampaignNotFoundError(SendError, LookupError):
@@ -58,10 +39,6 @@ class CampaignNotFoundError(SendError, LookupError):
 
 class AlreadySentError(SendError):
     """The article was sent before; sending it again needs --again."""
-
-
-class CampaignBusyError(SendError):
-    """Another process holds the campaign's lease and is sending it."""
 
 
 @dataclass(frozen=True)
@@ -80,13 +57,11 @@ class Campaign:
     finished_at: str | None
     lease_owner: str | None
     lease_expires_at: str | None
-    rendered: dict[str, Any]
+    rendered: dict[str, RenderedEmail]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Campaign:
-        rendered = {
-            lang: RenderedEmail(**fields) for lang, fields in json.loads(row["rendered"]).items()
-        }
+        rendered = load_rendered(row["rendered"])
         columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
         return cls(**columns, rendered=rendered)
 
@@ -120,23 +95,13 @@ def list_campaigns(db: Database) -> list[Campaign]:
     return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
 
 
-def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
-    """Deliveries per status, every status present (zero when none)."""
-    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
-    for row in db.query(
-        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
-        [campaign_id],
-    ):
-        counts[row["status"]] = row["n"]
-    return counts
-
-
 def _audience_sql() -> str:
     # Only confirmed (active) subscribers who want every article get an article campaign.
     return "FROM subscribers WHERE status = 'active' AND cadence = 'each'"
 
 
-def _latest_for(db: Database, slug: str) -> dict[str, Any] | None:
+def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
+    """The newest article campaign row of `slug`, or None."""
     rows = list(
         db.query(
             "SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ? "
@@ -153,7 +118,7 @@ def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: in
     rendered = render_article(article, config, language=config.publication_language)
     count = db.execute(f"SELECT count(*) {_audience_sql()}").fetchone()[0]
     first = [r[0] for r in db.execute(f"SELECT email {_audience_sql()} ORDER BY id LIMIT ?", [sample])]
-    previous = _latest_for(db, article.slug)
+    previous = latest_for(db, article.slug)
     return DryRun(
         slug=article.slug,
         subject=rendered.subject,
@@ -177,7 +142,7 @@ def create_campaign(
     holds the campaign's lease while its rows are written, so nobody sends it half-made.
     """
     article = load_article(db, article_ref)
-    previous = _latest_for(db, article.slug)
+    previous = latest_for(db, article.slug)
     if previous and previous["status"] in UNFINISHED:
         # An interrupted campaign of this article: `send` finishes it rather than start over.
         return get_campaign(db, previous["id"])
@@ -201,44 +166,24 @@ def create_campaign(
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         # Checked again under the write lock: two `send`s started together create one.
-        latest = _latest_for(db, article.slug)
+        latest = latest_for(db, article.slug)
         if latest is not None and (latest["status"] in UNFINISHED or (
             previous is None or latest["id"] != previous["id"]
         )):
             db.conn.rollback()
             return get_campaign(db, latest["id"])
-        cursor = db.conn.execute(
-            "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered,"
-            " lease_owner, lease_expires_at, created_at, updated_at)"
-            " VALUES ('article', ?, ?, 'creating', ?, ?, ?, ?, ?, ?)",
-            [
-                article.slug,
-                subject,
-                secrets.token_hex(8),
-                json.dumps({k: asdict(v) for k, v in rendered.items()}, ensure_ascii=False),
-                owner,
-                now(later_by=60),
-                stamp,
-                stamp,
-            ],
+        campaign_id = new_campaign(
+            db, kind="article", article_slug=article.slug, subject=subject, rendered=rendered,
+            status="creating", campaign_key=secrets.token_hex(8), at=stamp,
+            lease_owner=owner, lease_ttl=60,
         )
-        campaign_id = cursor.lastrowid
-        db.conn.execute(
-            "UPDATE articles SET sent_at = coalesce(sent_at, ?) WHERE slug = ?",
-            [stamp, article.slug],
-        )
+        mark_sent(db, article.slug, at=stamp)
         db.conn.commit()
     except BaseException:
         db.conn.rollback()
         raise
-    assert campaign_id is not None
     populate(db, campaign_id)
-    with db.conn:  # created: from here on, whoever runs it takes the lease
-        db.conn.execute(
-            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL"
-            " WHERE id = ? AND lease_owner = ?",
-            [campaign_id, owner],
-        )
+    release_lease(db, campaign_id, owner=owner)  # created: from here on, whoever runs it takes the lease
     return get_campaign(db, campaign_id)
 
 
@@ -257,19 +202,12 @@ def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
                 "SELECT coalesce(max(subscriber_id), 0) FROM deliveries WHERE campaign_id = ?",
                 [campaign_id],
             ).fetchone()[0]
-            cursor = db.conn.execute(
-                f"INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status) "
-                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? ORDER BY id LIMIT ?",
-                [campaign_id, last, chunk],
+            queued = queue_deliveries(
+                db, campaign_id, subscribers_sql=f"SELECT id {_audience_sql()} AND id > ? ORDER BY id LIMIT ?",
+                params=[last, chunk],
             )
-            if cursor.rowcount < chunk:
-                total = db.execute(
-                    "SELECT count(*) FROM deliveries WHERE campaign_id = ?", [campaign_id]
-                ).fetchone()[0]
-                db.conn.execute(
-                    "UPDATE campaigns SET status = 'ready', total = ?, updated_at = ? WHERE id = ?",
-                    [total, now(), campaign_id],
-                )
+            if queued < chunk:
+                mark_ready(db, campaign_id)
     return db.execute("SELECT total FROM campaigns WHERE id = ?", [campaign_id]).fetchone()[0]
 
 
@@ -282,3 +220,45 @@ def envelope_sender(config: Config, token: str) -> str:
     """The envelope sender (bounce address), with {token} filled in for VERP."""
     template = config.sender_envelope or config.sender_address
     return template.replace("{token}", token)
+
+
+def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
+    """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
+    last, next_retry = db.execute(
+        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
+        " FROM deliveries WHERE campaign_id = ?",
+        [campaign_id],
+    ).fetchone()
+    return last, next_retry
+
+
+FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
+
+
+def failed_deliveries(db: Database, campaign_ids: list[int]) -> list[dict[str, Any]]:
+    """The deliveries of these campaigns that were not sent (yet), with the relay's reply."""
+    if not campaign_ids:
+        return []
+    marks = ",".join("?" * len(campaign_ids))
+    return [
+        dict(zip(FAILURE_COLUMNS, row, strict=True))
+        for row in db.execute(
+            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
+            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
+            " ORDER BY d.campaign_id, d.id",
+            campaign_ids,
+        )
+    ]
+
+
+def pending(db: Database, *, now_at: datetime) -> list[int]:
+    """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
+    marks = ", ".join("?" * len(UNFINISHED))
+    rows = db.execute(
+        f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
+        " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
+        " ORDER BY id",
+        [*UNFINISHED, now_at.isoformat(timespec="microseconds")],
+    ).fetchall()
+    return [row[0] for row in rows]

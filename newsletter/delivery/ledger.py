@@ -1,4 +1,8 @@
-"""The delivery ledger: the campaign lease and every status write of a sending run.
+"""The delivery ledger: the one writer of the `campaigns` and `deliveries` tables.
+
+It creates campaign rows (articles and digests alike) and queues their deliveries, holds
+the campaign lease, and makes every status write of a sending run. Callers decide what to
+write (campaigns.py, digests/plan.py, the pool); the SQL that writes is all here.
 
 The crash window is what makes a duplicate possible, so it is kept to what is in flight:
 a row is marked `sending` in the same transaction that hands it to a connection, and its
@@ -13,17 +17,23 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from sqlite_utils import Database
 
 from ..audience.subscribers import suppress_bounced
-from ..db import now
+from ..content.rendered import RenderedEmail, dump_rendered
+from ..db import now, transaction
 from ..errors import SendError
-from .campaigns import CampaignBusyError, campaign_counts
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
+
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+
+
+class CampaignBusyError(SendError):
+    """Another process holds the campaign's lease and is sending it."""
 
 
 class LeaseLostError(SendError):
@@ -50,6 +60,104 @@ class Result(NamedTuple):
     item: Item
     outcome: Outcome | None
     relay: str
+
+
+def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
+    """Deliveries per status, every status present (zero when none)."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    for row in db.query(
+        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
+        [campaign_id],
+    ):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def new_campaign(
+    db: Database,
+    *,
+    kind: str,
+    article_slug: str | None,
+    subject: str,
+    rendered: Mapping[str, RenderedEmail],
+    status: str,
+    campaign_key: str,
+    at: str,
+    total: int = 0,
+    lease_owner: str | None = None,
+    lease_ttl: float = 0.0,
+) -> int:
+    """Insert one campaign row, an article's or a digest's, in the caller's transaction.
+
+    The rendered emails are stored with it (so a resumed run rebuilds the same bytes);
+    `lease_owner` holds the campaign for `lease_ttl` seconds while its rows are written.
+    """
+    cursor = db.conn.execute(
+        "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered, total,"
+        " lease_owner, lease_expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            kind, article_slug, subject, status, campaign_key, dump_rendered(rendered), total,
+            lease_owner, now(later_by=lease_ttl) if lease_owner else None, at, at,
+        ],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def queue_deliveries(db: Database, campaign_id: int, *, subscribers_sql: str, params: Sequence[object]) -> int:
+    """Queue a delivery for each subscriber `subscribers_sql` selects (one column: the id,
+    in the order the rows are to get theirs); already queued ones are left alone. In the
+    caller's transaction; returns how many were queued."""
+    cursor = db.conn.execute(
+        "INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status)"
+        f" SELECT ?, chosen.*, 'queued' FROM ({subscribers_sql}) AS chosen",
+        [campaign_id, *params],
+    )
+    return cursor.rowcount
+
+
+def mark_ready(db: Database, campaign_id: int) -> None:
+    """A campaign's rows are all written: it is `ready`, with its total; in the caller's transaction."""
+    total = db.execute("SELECT count(*) FROM deliveries WHERE campaign_id = ?", [campaign_id]).fetchone()[0]
+    db.conn.execute(
+        "UPDATE campaigns SET status = 'ready', total = ?, updated_at = ? WHERE id = ?",
+        [total, now(), campaign_id],
+    )
+
+
+def release_lease(db: Database, campaign_id: int, *, owner: str) -> None:
+    """Let go of a campaign's lease (if `owner` still holds it), leaving its status as it is."""
+    with db.conn:
+        db.conn.execute(
+            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = ? AND lease_owner = ?",
+            [campaign_id, owner],
+        )
+
+
+def mark_sending(db: Database, campaign_id: int) -> None:
+    """The campaign is being sent (its lease is held)."""
+    with db.conn:
+        db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
+
+
+def retry_deferred_now(db: Database, campaign_id: int) -> None:
+    """Make every deferred delivery of the campaign due now, ignoring its backoff."""
+    with db.conn:
+        db.conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
+            [now(), campaign_id],
+        )
+
+
+def fail_unbuildable(db: Database, delivery_id: int, reason: str) -> None:
+    """A delivery whose message cannot be built fails alone, with its reason."""
+    with transaction(db):
+        db.execute(
+            "UPDATE deliveries SET status = 'failed', reply_text = ?, last_attempt_at = ?"
+            " WHERE id = ? AND status IN ('queued', 'sending', 'deferred')",
+            [f"cannot build the message: {reason}", now(), delivery_id],
+        )
 
 
 def _holder_is_dead(owner: str) -> bool:

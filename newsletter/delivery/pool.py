@@ -27,7 +27,15 @@ import aiosmtplib
 from ..config import Config
 from ..errors import SendError
 from .ledger import Item, Ledger, Result
-from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
+from .outcomes import (
+    BOUNCED,
+    DEFERRED,
+    FAILED,
+    SENT,
+    Outcome,
+    classify_exception,
+    classify_reply,
+)
 from .relays import (
     Relay,
     RelayConfigError,

@@ -18,10 +18,10 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from ..config import Config
-from ..content.message import HeaderValueError
-from ..db import now, open_db, transaction
-from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
-from .ledger import Item
+from ..content.message import HeaderValueError, Recipient
+from ..db import open_db
+from .campaigns import builder_for, envelope_sender, get_campaign
+from .ledger import Item, fail_unbuildable
 
 BATCH = 200
 
@@ -74,7 +74,7 @@ def iter_batches(
             except HeaderValueError as exc:
                 # One row that cannot become a message (a stored name or address from
                 # before today's checks) fails with its reason; it must not stop the rest.
-                _unbuildable(db, did, str(exc))
+                fail_unbuildable(db, did, str(exc))
                 continue
             items.append(
                 Item(
@@ -84,16 +84,6 @@ def iter_batches(
             )
         after = rows[-1][0]
         yield items
-
-
-def _unbuildable(db: Database, delivery_id: int, reason: str) -> None:
-    stamp = now()
-    with transaction(db):
-        db.execute(
-            "UPDATE deliveries SET status = 'failed', reply_text = ?, last_attempt_at = ?"
-            " WHERE id = ? AND status IN ('queued', 'sending', 'deferred')",
-            [f"cannot build the message: {reason}", stamp, delivery_id],
-        )
 
 
 async def inline_feed(

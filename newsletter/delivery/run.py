@@ -17,7 +17,7 @@ from ..config import Config
 from ..db import now
 from .campaigns import populate
 from .capture import capture_server
-from .ledger import Ledger, acquire_lease, finish_run
+from .ledger import Ledger, acquire_lease, finish_run, mark_sending
 from .pool import Pool, PoolOptions, Progress, RunResult
 from .processes import ShardedRun, run_shards, shard_count
 from .queue import count_due, feed_for
@@ -56,8 +56,7 @@ async def run_campaign(
     interrupted = False
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
-        with db.conn:
-            db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
+        mark_sending(db, campaign_id)
         at = now()
         progress.due = count_due(db, campaign_id, at=at)
         shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)

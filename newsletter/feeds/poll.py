@@ -34,6 +34,7 @@ from sqlite_utils import Database
 
 from .. import __version__
 from ..db import now, transaction
+from ..digests.plan import mark_for_digest
 from ..errors import NewsletterError
 
 DEFAULT_TIMEOUT = 20.0
@@ -549,11 +550,7 @@ def _store_item(
         if item.published is None or at - item.published <= BACKLOG_LIMIT:
             # Released when we first saw it, not at its own date: a digest whose period
             # has already gone out would otherwise never include it.
-            db.execute(
-                "INSERT OR IGNORE INTO digest_queue (article_slug, released_at, source, link)"
-                " VALUES (?, ?, 'feed', ?)",
-                [slug, _iso(at), item.link],
-            )
+            mark_for_digest(db, slug, at=at, source="feed", link=item.link)
             result.queued += 1
     return "new"
 
