@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlite_utils import Database
 from ..config import LANGUAGES
 from ..db import now, transaction
 from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
+from ..text import forbidden_char
 from .events import for_subscriber, highest_subscriber_id, log_event, log_many
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
@@ -77,15 +77,12 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-# C0 and C1 controls and the Unicode line and paragraph separators: the name goes into
-# the To header, where message.py refuses them (and one such name would stop every send).
-_NAME_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def check_name(name: str) -> str:
     """A subscriber's name as stored: stripped, one line, no control characters, at most 200."""
     name = (name or "").strip()
-    if _NAME_CONTROL_RE.search(name):
+    # The name goes into the To header, where message.py refuses the same characters
+    # (text.py): one such name would stop every send.
+    if forbidden_char(name) is not None:
         raise NewsletterError("a name must be one line of text without control characters")
     if len(name) > 200:
         raise NewsletterError("a name must be at most 200 characters")

@@ -29,6 +29,7 @@ from premailer import Premailer
 from ..config import Config
 from ..errors import ArticleError, NewsletterError
 from ..scaffold import packaged_templates
+from ..text import forbidden_char
 from .article import Article
 from .rendered import RenderedEmail
 
@@ -300,11 +301,8 @@ def _defuse(text: str) -> str:
     return text.replace("{nl:", "{\u2060nl:") if "{nl:" in text else text
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
 def _one_line(text: str, *, what: str) -> str:
-    if _CONTROL_RE.search(text):
+    if forbidden_char(text) is not None:
         raise ArticleError(f"{what} contains a line break or control character: {text!r}")
     return text.strip()
 

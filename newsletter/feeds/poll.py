@@ -36,6 +36,7 @@ from .. import __version__
 from ..db import now, transaction
 from ..digests.plan import mark_for_digest
 from ..errors import NewsletterError
+from ..text import clean_line
 
 DEFAULT_TIMEOUT = 20.0
 MAX_FEED_BYTES = 10_000_000  # far above any real feed; more is a mistake or an attack
@@ -258,12 +259,11 @@ def _text_of(detail: Any, fallback: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    """One line of printable text: control, format and line-break characters become spaces."""
-    cleaned = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\u200d" else ch
-        for ch in text
+    """One line of printable text (text.py's rule): control and line-break characters, and
+    the invisible format characters (but the zero-width joiner of emoji), become spaces."""
+    return clean_line(
+        "".join(" " if unicodedata.category(ch) == "Cf" and ch != "\u200d" else ch for ch in text)
     )
-    return " ".join(cleaned.split())
 
 
 def _cut(text: str, limit: int) -> str:
