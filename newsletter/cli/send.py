@@ -227,6 +227,8 @@ def _summary(app: App, result: RunResult) -> None:
         app.info(f"The relay asked to slow down {p.slowdowns} time(s); the pool went down to "
                  f"{p.lowest_concurrency} connection(s) and back to {p.concurrency}.")
     say_captured(app, result.captured_to, p.sent)
+    if result.smtp_fallback:
+        app.warn(f"sent with aiosmtplib's own code, without the speed-ups: {result.smtp_fallback}")
     left = c["queued"] + c["sending"]
     if c["deferred"] and result.next_retry_at:
         app.info(

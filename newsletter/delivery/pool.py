@@ -26,6 +26,7 @@ import aiosmtplib
 
 from ..config import Config
 from ..errors import SendError
+from . import smtp_speedups
 from .ledger import Item, Ledger, Result
 from .outcomes import (
     BOUNCED,
@@ -141,6 +142,7 @@ class RunResult:
     interrupted: bool = False
     next_retry_at: str | None = None
     captured_to: Path | None = None  # the outbox, when the capture relay was used
+    smtp_fallback: str | None = None  # why aiosmtplib's own code was used, not the speed-ups
 
     @property
     def ok(self) -> bool:
@@ -183,6 +185,8 @@ class Pool:
         self.open_connections = 0
         self._last_report = 0.0
         self._renew = False
+        # Once per pool, checked: None, or why aiosmtplib's own (slower) code is used.
+        self.smtp_fallback = smtp_speedups.install()
         progress.concurrency = progress.lowest_concurrency = options.concurrency
 
     def stop(self) -> None:

@@ -17,7 +17,6 @@ import aiosmtplib
 
 from ..config import Config
 from ..errors import SendError
-from . import smtp_speedups as smtp_fastpath
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465, "smtp+plain": 25}
 DOWN_FOR_S = 30.0
@@ -132,7 +131,6 @@ async def connect(
     timeout: float,
 ) -> aiosmtplib.SMTP:
     """An open, greeted (and if configured, TLS-protected and logged-in) connection."""
-    smtp_fastpath.install()
     if relay.tls != "none" and context is None:
         context = ssl.create_default_context()  # slow (reads the CA store): built once per run
     client = aiosmtplib.SMTP(

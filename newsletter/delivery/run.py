@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..db import now
+from . import smtp_speedups
 from .campaigns import populate
 from .capture import capture_server
 from .ledger import Ledger, acquire_lease, finish_run, mark_sending
@@ -54,6 +55,7 @@ async def run_campaign(
     captured: Path | None = None
     error: str | None = None
     interrupted = False
+    fallback: str | None = None
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
         mark_sending(db, campaign_id)
@@ -63,6 +65,7 @@ async def run_campaign(
         path = db.execute("PRAGMA database_list").fetchone()[2]
         async with _relays_or_capture(config, options) as (run_options, captured):
             if shards > 1 and path:
+                fallback = smtp_speedups.check()  # each shard's pool installs them itself
                 error, interrupted = await run_shards(
                     config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
                     shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
@@ -81,6 +84,7 @@ async def run_campaign(
                     await pool.run()
                 finally:
                     error, interrupted = pool.error, pool.interrupted
+                    fallback = pool.smtp_fallback
     finally:
         status, counts = finish_run(db, campaign_id, owner=owner)
     next_retry = db.execute(
@@ -96,4 +100,5 @@ async def run_campaign(
         interrupted=interrupted,
         next_retry_at=next_retry,
         captured_to=captured,
+        smtp_fallback=fallback,
     )
