@@ -23,15 +23,10 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .config import Config
-from .delivery.campaigns import (
-    AlreadySentError,
-    create_campaign,
-    latest_for,
-    make_owner,
-    pending,
-)
+from .delivery.campaigns import AlreadySentError, create_campaign, make_owner
 from .delivery.ledger import CampaignBusyError
 from .delivery.pool import RunResult
+from .delivery.records import latest_for, pending
 from .delivery.run import run_campaign
 from .digests import schedule
 from .digests.periods import format_local

@@ -1,9 +1,8 @@
-"""Sending commands: `send`, `resume`, `retry` and `status`.
+"""Sending commands: `send` (or schedule it with --at), `resume` and `retry`.
 
 Click only: parse, call delivery/campaigns.py and delivery/run.py, show progress (a bar
 when stderr is a terminal, timestamped lines otherwise, so cron gets a clean log), print
-the summary and
-map the outcome to an exit code: 0 when every delivery reached a final state or is
+the summary and map the outcome to an exit code: 0 when every delivery reached a final state or is
 deferred by design, 1 when the run itself failed or was interrupted.
 """
 
@@ -19,33 +18,15 @@ from typing import Any
 
 import click
 
-from ..db import now
-from ..delivery.campaigns import (
-    UNFINISHED,
-    Campaign,
-    create_campaign,
-    dry_run,
-    failed_deliveries,
-    get_campaign,
-    list_campaigns,
-    make_owner,
-    timing,
-)
-from ..delivery.ledger import campaign_counts, retry_deferred_now
+from ..delivery.campaigns import create_campaign, dry_run, make_owner
+from ..delivery.ledger import retry_deferred_now
 from ..delivery.pool import Pool, Progress, RunResult
 from ..delivery.processes import ShardedRun
+from ..delivery.records import UNFINISHED, get_campaign
 from ..delivery.run import run_campaign
 from ..delivery.single import send_test
-from .common import (
-    App,
-    echo_json,
-    echo_sample,
-    echo_table,
-    json_option,
-    pass_app,
-    say_captured,
-    stderr_is_terminal,
-)
+from .common import App, echo_sample, pass_app, say_captured, stderr_is_terminal
+from .schedule import add_scheduled
 
 LOG_EVERY_S = 10.0
 
@@ -72,16 +53,27 @@ def _apply_limits(app: App, concurrency: int | None, rate: float | None) -> None
 @click.option("--again", is_flag=True, help="Send an article that was sent before, as a new campaign.")
 @click.option("--to", "to", metavar="ADDRESS", help="Send one test copy to ADDRESS only; no campaign.")
 @_limits
+@click.option(
+    "--at", metavar="TIME", default=None,
+    help='Schedule it instead of sending now: a time in publication.time_zone such as '
+         '"2026-12-01 09:00"; `newsletter run` sends it then.',
+)
 @pass_app
 def send(
     app: App, article: str, dry_run: bool, again: bool, to: str | None,
-    concurrency: int | None, rate: float | None,
+    concurrency: int | None, rate: float | None, at: str | None,
 ) -> None:
     """Send ARTICLE (a file or a stored slug) to every active subscriber.
 
     The campaign and one delivery row per subscriber are written before the first
     connection; an interrupted campaign of the same article is resumed, not restarted.
     """
+    if at is not None:
+        clashing = [flag for flag, given in (("--dry-run", dry_run), ("--again", again), ("--to", to)) if given]
+        if clashing:
+            raise click.UsageError(f"--at schedules a send; it cannot be combined with {', '.join(clashing)}")
+        add_scheduled(app, article, at)
+        return
     _apply_limits(app, concurrency, rate)
     config, db = app.config, app.db
     if dry_run:
@@ -246,65 +238,3 @@ def _summary(app: App, result: RunResult) -> None:
             f"interrupted: {left} not sent yet. Run `newsletter resume {result.campaign_id}` "
             "to finish the campaign."
         )
-
-
-@click.command()
-@click.argument("campaign_id", metavar="CAMPAIGN", type=int, required=False)
-@click.option("--failures", is_flag=True, help="List the recipients that were not sent, with the reply.")
-@json_option
-@pass_app
-def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> None:
-    """Per campaign: deliveries per status, rate, elapsed time and ETA."""
-    db = app.db
-    campaigns = [get_campaign(db, campaign_id)] if campaign_id else list_campaigns(db)
-    if failures:
-        rows = failed_deliveries(db, [c.id for c in campaigns])
-        if as_json:
-            echo_json(rows)
-        else:
-            echo_table(rows, ["campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt"])
-        return
-    rows = [_campaign_row(app, c) for c in campaigns]
-    if as_json:
-        echo_json(rows if campaign_id is None else rows[0])
-        return
-    if not rows:
-        app.info("No campaigns yet: `newsletter send ARTICLE` starts one.")
-        return
-    echo_table(
-        rows,
-        ["id", "kind", "status", "subject", "total", "sent", "queued", "sending", "deferred",
-         "bounced", "failed", "skipped", "rate", "elapsed", "eta"],
-    )
-
-
-def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
-    db = app.db
-    counts = campaign_counts(db, campaign.id)
-    last, next_retry = timing(db, campaign.id)
-    elapsed = rate = eta = None
-    if campaign.started_at:
-        # From the first run's start to the end (or the last message, or now while sending).
-        end = campaign.finished_at or (now() if campaign.lease_owner else last) or campaign.started_at
-        span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
-        elapsed = round(span, 1)
-        rate = round(counts["sent"] / span, 1) if span > 0 else None
-        remaining = counts["queued"] + counts["sending"]
-        if rate and remaining and campaign.lease_owner:
-            eta = round(remaining / rate, 1)
-    subject = campaign.subject if len(campaign.subject) <= 40 else campaign.subject[:39] + "…"
-    return {
-        "id": campaign.id,
-        "kind": campaign.kind,
-        "article": campaign.article_slug,
-        "status": campaign.status,
-        "subject": subject,
-        "total": campaign.total,
-        **counts,
-        "rate": rate,
-        "elapsed": elapsed,
-        "eta": eta,
-        "next_retry_at": next_retry,
-        "created_at": campaign.created_at,
-        "finished_at": campaign.finished_at,
-    }

@@ -12,7 +12,6 @@ import click
 from ..audience import import_export as subscriber_io
 from ..audience import subscribers
 from ..config import LANGUAGES
-from ..delivery.single import send_confirmation
 from ..errors import NewsletterError, SendError
 from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
 
@@ -53,6 +52,10 @@ def subscribe(app: App, email: str, name: str, language: str | None, cadence: st
 
 
 def _send_confirmation(app: App, subscriber: dict[str, Any]) -> None:
+    # Imported here, not at the top: the sending engine (aiosmtplib, premailer, lxml) is most
+    # of the start-up time of `subscribers list` and `count`, which never send anything.
+    from ..delivery.single import send_confirmation
+
     email = subscriber["email"]
     try:
         _, captured = asyncio.run(send_confirmation(app.config, app.db, subscriber["id"]))

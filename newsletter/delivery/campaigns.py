@@ -13,57 +13,25 @@ import os
 import secrets
 import socket
 import uuid
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
 from ..config import LANGUAGES, Config
 from ..content.message import MessageBuilder
 from ..content.render import render_article
-from ..content.rendered import RenderedEmail, load_rendered
 from ..content.store import load_article, mark_sent
 from ..db import now
 from ..errors import SendError
 from .ledger import mark_ready, new_campaign, queue_deliveries, release_lease
+from .records import UNFINISHED, Campaign, get_campaign, latest_for
 
 CHUNK = 10_000
-UNFINISHED = ("creating", "ready", "sending", "paused")
-
-
-class CampaignNotFoundError(SendError, LookupError):
-    """No campaign has that id."""
 
 
 class AlreadySentError(SendError):
     """The article was sent before; sending it again needs --again."""
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """A campaign row, with its rendered emails decoded."""
-
-    id: int
-    kind: str
-    article_slug: str | None
-    subject: str
-    status: str
-    campaign_key: str
-    total: int
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    lease_owner: str | None
-    lease_expires_at: str | None
-    rendered: dict[str, RenderedEmail]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Campaign:
-        rendered = load_rendered(row["rendered"])
-        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
-        return cls(**columns, rendered=rendered)
 
 
 @dataclass(frozen=True)
@@ -82,34 +50,9 @@ def make_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def get_campaign(db: Database, campaign_id: int) -> Campaign:
-    rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
-    if not rows:
-        raise CampaignNotFoundError(
-            f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns"
-        )
-    return Campaign.from_row(rows[0])
-
-
-def list_campaigns(db: Database) -> list[Campaign]:
-    return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
-
-
 def _audience_sql() -> str:
     # Only confirmed (active) subscribers who want every article get an article campaign.
     return "FROM subscribers WHERE status = 'active' AND cadence = 'each'"
-
-
-def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
-    """The newest article campaign row of `slug`, or None."""
-    rows = list(
-        db.query(
-            "SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ? "
-            "ORDER BY id DESC LIMIT 1",
-            [slug],
-        )
-    )
-    return rows[0] if rows else None
 
 
 def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: int = 5) -> DryRun:
@@ -222,43 +165,3 @@ def envelope_sender(config: Config, token: str) -> str:
     return template.replace("{token}", token)
 
 
-def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
-    """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
-    last, next_retry = db.execute(
-        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
-        " FROM deliveries WHERE campaign_id = ?",
-        [campaign_id],
-    ).fetchone()
-    return last, next_retry
-
-
-FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
-
-
-def failed_deliveries(db: Database, campaign_ids: list[int]) -> list[dict[str, Any]]:
-    """The deliveries of these campaigns that were not sent (yet), with the relay's reply."""
-    if not campaign_ids:
-        return []
-    marks = ",".join("?" * len(campaign_ids))
-    return [
-        dict(zip(FAILURE_COLUMNS, row, strict=True))
-        for row in db.execute(
-            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
-            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
-            " ORDER BY d.campaign_id, d.id",
-            campaign_ids,
-        )
-    ]
-
-
-def pending(db: Database, *, now_at: datetime) -> list[int]:
-    """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
-    marks = ", ".join("?" * len(UNFINISHED))
-    rows = db.execute(
-        f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
-        " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
-        " ORDER BY id",
-        [*UNFINISHED, now_at.isoformat(timespec="microseconds")],
-    ).fetchall()
-    return [row[0] for row in rows]

@@ -28,8 +28,7 @@ from ..content.rendered import RenderedEmail, dump_rendered
 from ..db import now, transaction
 from ..errors import SendError
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
-
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+from .records import campaign_counts
 
 
 class CampaignBusyError(SendError):
@@ -60,17 +59,6 @@ class Result(NamedTuple):
     item: Item
     outcome: Outcome | None
     relay: str
-
-
-def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
-    """Deliveries per status, every status present (zero when none)."""
-    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
-    for row in db.query(
-        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
-        [campaign_id],
-    ):
-        counts[row["status"]] = row["n"]
-    return counts
 
 
 def new_campaign(

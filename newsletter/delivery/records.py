@@ -1,0 +1,126 @@
+"""Campaigns and deliveries read back: the Campaign row, counts, failures, what is pending.
+
+What `status` and `newsletter run` read. Reads only (delivery/ledger.py writes both tables),
+and it imports nothing of the sending engine, so reading a campaign stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..content.rendered import RenderedEmail, load_rendered
+from ..errors import SendError
+
+UNFINISHED = ("creating", "ready", "sending", "paused")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+
+
+class CampaignNotFoundError(SendError, LookupError):
+    """No campaign has that id."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign row, with its rendered emails decoded."""
+
+    id: int
+    kind: str
+    article_slug: str | None
+    subject: str
+    status: str
+    campaign_key: str
+    total: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    lease_owner: str | None
+    lease_expires_at: str | None
+    rendered: dict[str, RenderedEmail]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Campaign:
+        rendered = load_rendered(row["rendered"])
+        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
+        return cls(**columns, rendered=rendered)
+
+
+def get_campaign(db: Database, campaign_id: int) -> Campaign:
+    rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
+    if not rows:
+        raise CampaignNotFoundError(
+            f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns"
+        )
+    return Campaign.from_row(rows[0])
+
+
+def list_campaigns(db: Database) -> list[Campaign]:
+    return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
+
+
+def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
+    """Deliveries per status, every status present (zero when none)."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    for row in db.query(
+        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
+        [campaign_id],
+    ):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
+    """The newest article campaign row of `slug`, or None."""
+    rows = list(
+        db.query(
+            "SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [slug],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
+    """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
+    last, next_retry = db.execute(
+        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
+        " FROM deliveries WHERE campaign_id = ?",
+        [campaign_id],
+    ).fetchone()
+    return last, next_retry
+
+
+FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
+
+
+def failed_deliveries(db: Database, campaign_ids: list[int]) -> list[dict[str, Any]]:
+    """The deliveries of these campaigns that were not sent (yet), with the relay's reply."""
+    if not campaign_ids:
+        return []
+    marks = ",".join("?" * len(campaign_ids))
+    return [
+        dict(zip(FAILURE_COLUMNS, row, strict=True))
+        for row in db.execute(
+            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
+            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
+            " ORDER BY d.campaign_id, d.id",
+            campaign_ids,
+        )
+    ]
+
+
+def pending(db: Database, *, now_at: datetime) -> list[int]:
+    """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
+    marks = ", ".join("?" * len(UNFINISHED))
+    rows = db.execute(
+        f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
+        " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
+        " ORDER BY id",
+        [*UNFINISHED, now_at.isoformat(timespec="microseconds")],
+    ).fetchall()
+    return [row[0] for row in rows]
