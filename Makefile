@@ -30,6 +30,8 @@ demo: $(VENV)/.installed
 	@ls demo/outbox/
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check newsletter
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test

@@ -290,10 +290,10 @@ def load_config(
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in SPECIAL_ENV:
             continue
-        setting = _setting_for_env(name)
-        if setting is None:
+        from_env = _setting_for_env(name)
+        if from_env is None:
             continue
-        values[setting.key], sources[setting.key] = value, f"environment variable {name}"
+        values[from_env.key], sources[from_env.key] = value, f"environment variable {name}"
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -458,7 +458,7 @@ def _as_smtp_url(value: Any, root: Path) -> str:
             f"smtp+plain://host:25 (no TLS), not {text!r}"
         )
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when it is read
     except ValueError:
         raise ValueError(f"has an invalid port: {text!r}") from None
     return text

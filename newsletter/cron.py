@@ -143,23 +143,23 @@ def run_due(
 
     # Digests
     entries = schedule_entries(daily=config.schedule_daily, weekly=config.schedule_weekly)
-    for due in due_digests(db, entries, zone=zone, late_limit=late_limit, now_at=current):
-        if due.skip:
-            say("digest", f"skipped the {due.period.kind} digest for {due.period.label}: it was due "
-                f"{format_local(due.occurrence, zone=zone)}, {schedule.duration_text(due.late)} ago, more "
+    for digest in due_digests(db, entries, zone=zone, late_limit=late_limit, now_at=current):
+        if digest.skip:
+            say("digest", f"skipped the {digest.period.kind} digest for {digest.period.label}: it was due "
+                f"{format_local(digest.occurrence, zone=zone)}, {schedule.duration_text(digest.late)} ago, more "
                 f"than schedule.late_limit; its articles go out with the next digest (up to a week back)", "warning")
             continue
         try:
-            outcome = create_digest(config, db, due.period)
+            outcome = create_digest(config, db, digest.period)
         except Exception as exc:  # noqa: BLE001 - nothing was written; the next run tries again
             reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
-            say("digest", f"could not make the {due.period.kind} digest for {due.period.label}: {reason}", "error")
+            say("digest", f"could not make the {digest.period.kind} digest for {digest.period.label}: {reason}", "error")
             continue
         if outcome.status == "empty":
-            say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
+            say("digest", f"{digest.period.kind} digest {digest.period.label}: nothing to send ({outcome.note})")
             continue
-        late_text = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
-        say("digest", f"{due.period.kind} digest {due.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
+        late_text = f" ({schedule.duration_text(digest.late)} late)" if digest.late > schedule.LATE_WARNING else ""
+        say("digest", f"{digest.period.kind} digest {digest.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
             f"{_count(outcome.recipients, 'subscriber')} in campaign{'s' if len(outcome.campaigns) > 1 else ''} "
             f"{', '.join(map(str, outcome.campaigns))}", "warning" if late_text else "info")
 

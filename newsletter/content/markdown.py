@@ -46,7 +46,7 @@ def _markdown_parser() -> MarkdownIt:
     # html=False: raw HTML in an article arrives as escaped text, never as markup.
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     # Only web and mail links; anything else (javascript:, data:, file:) stays plain text.
-    md.validateLink = lambda url: url.strip().lower().startswith(_ALLOWED_LINK_SCHEMES)
+    md.validateLink = lambda url: url.strip().lower().startswith(_ALLOWED_LINK_SCHEMES)  # type: ignore[method-assign]
     return md
 
 

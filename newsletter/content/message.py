@@ -272,7 +272,7 @@ class MessageBuilder:
         if self.test:
             subject = TEST_PREFIX + subject
         boundary = "=_nl_" + hashlib.sha256(
-            f"{self.campaign_key}\0{rendered.language}".encode("utf-8")
+            f"{self.campaign_key}\0{rendered.language}".encode()
         ).hexdigest()[:24]  # "=_" never occurs in quoted-printable output
         from_line = "From: " + mailbox(config.sender_name, config.sender_address, header="From") + "\r\n"
         subject_line = policy.SMTP.fold("Subject", subject)

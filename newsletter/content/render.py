@@ -127,7 +127,7 @@ def render_digest(
         "title": subject,
         "items": items,
         "period": period,
-        "preheader": _preheader(" · ".join(i["title"] for i in items)),
+        "preheader": _preheader(" · ".join(str(i["title"]) for i in items)),
         "web_url": config.public_url + ARTICLE_PATH,
         "lang": _language_key(config, language),  # the digest's own words are in this language
     }
