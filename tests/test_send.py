@@ -42,7 +42,7 @@ class Site:
 
     async def run(self, campaign_id: int, config: Config | None = None, **options: Any) -> RunResult:
         config = config or self.config
-        defaults = {"concurrency": 4, "build_process": False, "slowdown_pause": 0.1}
+        defaults = {"concurrency": 4, "slowdown_pause": 0.1}
         opts = PoolOptions.from_config(config, **{**defaults, **options})
         return await run_campaign(config, self.db, campaign_id, owner=make_owner(), options=opts)
 
@@ -469,7 +469,7 @@ async def test_stop_finishes_what_is_in_flight_and_records_it(server, make_site)
         return None
 
     server.handler.on_data = stop_at_50
-    opts = PoolOptions.from_config(site.config, concurrency=4, build_process=False)
+    opts = PoolOptions.from_config(site.config, concurrency=4)
     result = await run_campaign(site.config, site.db, cid, owner=make_owner(), options=opts,
                                 on_start=pools.append)
     assert result.interrupted and not result.ok and result.status == "paused"
@@ -540,13 +540,6 @@ async def test_a_large_campaign_is_shared_by_two_processes_without_overlap(serve
     received = server.handler.by_rcpt()
     assert sorted(received) == sorted(site.emails)
     assert all(len(copies) == 1 for copies in received.values())
-
-
-async def test_a_builder_process_feeds_a_single_sending_process(server, make_site):
-    site = make_site(server.url, 300)
-    result = await site.run(site.campaign(), build_process=True, processes=1)
-    assert result.ok and result.progress.sent == 300
-    assert len({m.message_id for m in server.handler.messages}) == 300
 
 
 async def test_a_lease_held_elsewhere_is_respected_until_it_expires(server, make_site):

@@ -18,7 +18,7 @@ from ..delivery.campaigns import make_owner
 from ..digests.periods import zone_of
 from ..digests.plan import create_digest, period_for_command, plan_digest
 from ..errors import NewsletterError
-from ..feeds import poll as feeds
+from ..feeds import poll
 from ..lock import LockBusyError, run_lock
 from .common import App, echo_rows, echo_sample, json_option, pass_app
 from .send import run_with_progress
@@ -175,7 +175,7 @@ def feeds_group() -> None:
 @pass_app
 def feeds_add(app: App, address: str, no_check: bool) -> None:
     """Add a feed by http(s) URL or local file; it is fetched once to check it."""
-    feed = feeds.add_feed(app.db, address, timeout=app.config.feeds_timeout, check=not no_check)
+    feed = poll.add_feed(app.db, address, timeout=app.config.feeds_timeout, check=not no_check)
     if feed["outcome"] == "exists":
         app.info(f"{feed['address']} is already a feed (id {feed['id']}); nothing changed.")
         return
@@ -188,7 +188,7 @@ def feeds_add(app: App, address: str, no_check: bool) -> None:
 @pass_app
 def feeds_list(app: App, as_json: bool) -> None:
     """List the feeds with their item counts and the last poll's outcome."""
-    echo_rows(app, feeds.list_feeds(app.db), FEED_COLUMNS, as_json=as_json,
+    echo_rows(app, poll.list_feeds(app.db), FEED_COLUMNS, as_json=as_json,
               empty="No feeds. `newsletter feeds add URL` adds one.")
 
 
@@ -197,7 +197,7 @@ def feeds_list(app: App, as_json: bool) -> None:
 @pass_app
 def feeds_remove(app: App, feed: str) -> None:
     """Stop polling a feed; its articles stay, and its old items never come back as new."""
-    removed = feeds.remove_feed(app.db, feed)
+    removed = poll.remove_feed(app.db, feed)
     app.info(f"Removed feed {removed['id']}: {removed['address']}.")
 
 
@@ -206,7 +206,7 @@ def feeds_remove(app: App, feed: str) -> None:
 def feeds_poll(app: App) -> None:
     """Poll every feed now (`newsletter run` does this too)."""
     failed = 0
-    for result in feeds.poll_all(app.db, timeout=app.config.feeds_timeout):
+    for result in poll.poll_all(app.db, timeout=app.config.feeds_timeout):
         if result.error:
             failed += 1
             app.warn(f"{result.address}: {result.error}")
@@ -215,4 +215,4 @@ def feeds_poll(app: App) -> None:
             app.warn(f"{result.address}: {result.warning}")
         app.info(f"{result.address}: {len(result.new)} new, {result.seen} seen before")
     if failed:
-        raise feeds.FeedError(f"{failed} feed{'s' if failed > 1 else ''} could not be read; see above")
+        raise poll.FeedError(f"{failed} feed{'s' if failed > 1 else ''} could not be read; see above")

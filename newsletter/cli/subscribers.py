@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from ..audience import import_export as subscriber_io
-from ..audience import subscribers
+from ..audience import import_export, subscribers
 from ..config import LANGUAGES
 from ..errors import NewsletterError, SendError
 from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
@@ -175,7 +174,7 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
     Optional columns: name, lang, cadence, status, consent_at, consent_source. Bad rows are
     reported with their line number and skipped; the good rows are imported.
     """
-    report = subscriber_io.import_file(
+    report = import_export.import_file(
         app.db, file, encoding=encoding, default_status=default_status,
         default_language=app.config.publication_language,
     )
@@ -198,14 +197,14 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
 def export(app: App, fmt: str, output: Path | None) -> None:
     """Export every subscriber (without their secret tokens)."""
     if output is None:
-        number = subscriber_io.export(app.db, sys.stdout, fmt=fmt)
+        number = import_export.export(app.db, sys.stdout, fmt=fmt)
     else:
         try:
             out = output.open("w", encoding="utf-8", newline="")
         except OSError as exc:
             raise NewsletterError(f"cannot write {output}: {exc.strerror}") from exc
         with out:
-            number = subscriber_io.export(app.db, out, fmt=fmt)
+            number = import_export.export(app.db, out, fmt=fmt)
     app.info(f"Exported {number:,} subscribers" + (f" to {output}." if output else "."))
 
 

@@ -63,3 +63,14 @@ async def capture_server(outbox: Path) -> AsyncIterator[tuple[Relay, OutboxHandl
     finally:
         server.close()
         await server.wait_closed()
+
+
+@asynccontextmanager
+async def relays_or_capture(relays: list[Relay], outbox: Path) -> AsyncIterator[tuple[list[Relay], Path | None]]:
+    """The relays to send through: the configured ones, or (none configured) the capture
+    server writing to `outbox`; with the outbox when it is used, else None."""
+    if relays:
+        yield relays, None
+        return
+    async with capture_server(outbox) as (relay, _handler):
+        yield [relay], outbox

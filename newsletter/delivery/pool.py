@@ -42,6 +42,7 @@ from .relays import (
     RelayConfigError,
     RelayPicker,
     RelayUnavailable,
+    close_politely,
     connect,
     relays_from_config,
     tls_context,
@@ -68,10 +69,6 @@ class PoolOptions:
     slowdown_pause: float = 2.0  # seconds without new messages after a rate signal
     recover_after: int = 20  # successes before one more connection is allowed again
     idle_probe: float = 2.0  # RSET a connection idle longer than this before reusing it
-    # Build the bytes in a separate process (one-process runs only). Off by default: building
-    # costs ~30 µs a message against ~400 µs for sending it, so a second core does more
-    # good running a second shard (processes.py) than building.
-    build_process: bool = False
     processes: int = 1  # processes sharing the connections of a large run (processes.py)
     connect_attempts: int = 0  # consecutive failed connects before giving up; 0: 2 x concurrency
 
@@ -429,7 +426,7 @@ class Pool:
     async def _close(self, client: aiosmtplib.SMTP, *, polite: bool = True) -> None:
         self.open_connections -= 1
         if polite:
-            await _close(client)
+            await close_politely(client)
         else:
             client.close()
 
@@ -450,10 +447,3 @@ def _take_over_size(client: aiosmtplib.SMTP) -> bool:
 def _wire_size(data: bytes) -> int:
     # Bare LFs (none in message.py's output) would each gain a CR on the wire.
     return len(data) + data.count(b"\n") - data.count(b"\r\n")
-
-
-async def _close(client: aiosmtplib.SMTP) -> None:
-    try:
-        await client.quit(timeout=2)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        client.close()

@@ -173,7 +173,7 @@ def _shard_main(
     index = shard[0]
     db = open_db(Path(db_path), migrate=False)
     options = replace(PoolOptions.from_config(config), **changes)
-    options = replace(options, processes=1, build_process=False)
+    options = replace(options, processes=1)
     progress = Progress(campaign_id=campaign_id, due=0)
 
     def report(p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False) -> None:

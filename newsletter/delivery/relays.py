@@ -176,3 +176,11 @@ async def connect(
         busy = isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421
         raise RelayUnavailable(f"cannot connect to {relay.label}: {exc}", busy=busy) from exc
     return client
+
+
+async def close_politely(client: aiosmtplib.SMTP) -> None:
+    """QUIT (briefly), or just drop the connection when the relay does not answer."""
+    try:
+        await client.quit(timeout=2)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()

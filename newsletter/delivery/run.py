@@ -6,8 +6,7 @@ message to the outbox folder instead of sending it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,20 +16,11 @@ from ..config import Config
 from ..db import now
 from . import smtp_speedups
 from .campaigns import populate
-from .capture import capture_server
+from .capture import relays_or_capture
 from .ledger import Ledger, acquire_lease, finish_run, mark_sending
 from .pool import Pool, PoolOptions, Progress, RunResult
 from .processes import ShardedRun, run_shards, shard_count
-from .queue import count_due, feed_for
-
-
-@contextlib.asynccontextmanager
-async def _relays_or_capture(config: Config, options: PoolOptions) -> AsyncIterator[tuple[PoolOptions, Path | None]]:
-    if options.relays:
-        yield options, None
-        return
-    async with capture_server(config.outbox) as (relay, _handler):
-        yield replace(options, relays=[relay]), config.outbox
+from .queue import count_due, inline_feed
 
 
 async def run_campaign(
@@ -63,7 +53,8 @@ async def run_campaign(
         progress.due = count_due(db, campaign_id, at=at)
         shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
         path = db.execute("PRAGMA database_list").fetchone()[2]
-        async with _relays_or_capture(config, options) as (run_options, captured):
+        async with relays_or_capture(options.relays, config.outbox) as (relays, captured):
+            run_options = replace(options, relays=relays)
             if shards > 1 and path:
                 fallback = smtp_speedups.check()  # each shard's pool installs them itself
                 error, interrupted = await run_shards(
@@ -76,7 +67,7 @@ async def run_campaign(
                     min_backoff=options.min_backoff, max_backoff=options.max_backoff,
                     lifetime=options.lifetime,
                 )
-                feed = feed_for(config, db, campaign_id, at=at, process=options.build_process)
+                feed = inline_feed(config, db, campaign_id, at=at)
                 pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
                 if on_start:
                     on_start(pool)

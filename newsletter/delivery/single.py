@@ -19,10 +19,10 @@ from ..content.store import load_article
 from ..db import transaction
 from ..errors import SendError
 from .campaigns import envelope_sender
+from .capture import relays_or_capture
 from .outcomes import DEFERRED, SENT, Outcome, classify_exception, classify_reply
-from .pool import PoolOptions, _close
-from .relays import RelayPicker, RelayUnavailable, connect
-from .run import _relays_or_capture
+from .pool import PoolOptions
+from .relays import RelayPicker, RelayUnavailable, close_politely, connect
 
 
 async def send_one(
@@ -30,12 +30,11 @@ async def send_one(
 ) -> tuple[Outcome, Path | None]:
     """Send one message outside any campaign (test sends, confirmations): same SMTP path."""
     options = options or PoolOptions.from_config(config)
-    async with _relays_or_capture(config, options) as (run_options, captured):
-        relay = RelayPicker(run_options.relays).pick()
+    async with relays_or_capture(options.relays, config.outbox) as (relays, captured):
+        relay = RelayPicker(relays).pick()
         try:
             client = await connect(
-                relay, context=run_options.tls,
-                password=run_options.password, timeout=run_options.timeout,
+                relay, context=options.tls, password=options.password, timeout=options.timeout,
             )
         except RelayUnavailable as exc:
             return Outcome(DEFERRED, None, None, str(exc)), captured
@@ -44,7 +43,7 @@ async def send_one(
             outcome = classify_reply(250, reply)
         except Exception as exc:
             outcome = classify_exception(exc)
-        await _close(client)
+        await close_politely(client)
     return outcome, captured
 
 
