@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from .digests.periods import parse_schedule
 from .errors import ConfigError, NotInitialisedError
+from .periods import parse_schedule
 from .text import forbidden_char, is_line_break
 
 CONFIG_NAME = "newsletter.toml"

@@ -29,10 +29,10 @@ from .delivery.pool import RunResult
 from .delivery.records import latest_for, pending
 from .delivery.run import run_campaign
 from .digests import schedule
-from .digests.periods import format_local
 from .digests.plan import create_digest, due_digests, schedule_entries
 from .errors import NewsletterError
 from .feeds.poll import poll_all
+from .periods import format_local
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ import click
 
 from ..cron import Action, crontab_lines, pending_among, run_due
 from ..delivery.campaigns import make_owner
-from ..digests.periods import zone_of
 from ..digests.plan import create_digest, period_for_command, plan_digest
 from ..errors import NewsletterError
 from ..feeds import poll
 from ..lock import LockBusyError, run_lock
+from ..periods import zone_of
 from .common import App, echo_rows, echo_sample, json_option, pass_app
 from .send import run_with_progress
 

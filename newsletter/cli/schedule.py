@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..digests import schedule
-from ..digests.periods import format_local, parse_local_time
+from ..periods import format_local, parse_local_time
 from .common import App, echo_rows, json_option, pass_app
 
 SCHEDULE_COLUMNS = ["id", "article_slug", "due", "status", "campaign_id", "note"]

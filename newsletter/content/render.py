@@ -26,9 +26,9 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
+from .. import packaged_templates
 from ..config import Config
 from ..errors import ArticleError, NewsletterError
-from ..scaffold import packaged_templates
 from ..text import forbidden_char
 from .article import Article
 from .rendered import RenderedEmail

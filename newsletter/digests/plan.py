@@ -35,7 +35,7 @@ from ..content.store import get_article
 from ..db import now, transaction
 from ..delivery.ledger import new_campaign, queue_deliveries
 from ..errors import NewsletterError
-from .periods import (
+from ..periods import (
     Period,
     ScheduleEntry,
     format_local,
