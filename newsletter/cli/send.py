@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from ..delivery.run import run_campaign
 from ..delivery.single import send_test
 from .common import App, echo_sample, pass_app, say_captured, stderr_is_terminal
 from .schedule import add_scheduled
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 LOG_EVERY_S = 10.0
 
@@ -171,7 +174,7 @@ class _Reporter:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.bar: Any = None
+        self.bar: ProgressBar[int] | None = None
         self.shown = 0
         self.logged_at = time.monotonic()
 

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
+import multiprocessing.queues
 import os
 import queue
 import signal
@@ -34,6 +35,8 @@ from .pool import Pool, PoolOptions, Progress
 from .queue import inline_feed
 
 SHARD_MIN_DUE = 2000  # below this, one process is plenty
+# What a shard sends its parent: (progress or done, shard index, Progress as a dict, error, interrupted).
+ShardReport = tuple[str, int, dict[str, Any], str | None, bool]
 
 
 def shard_count(requested: int, *, due: int, concurrency: int) -> int:
@@ -73,7 +76,7 @@ async def run_shards(
 ) -> tuple[str | None, bool]:
     """Run `shards` processes to completion; returns (error, interrupted)."""
     context = multiprocessing.get_context("spawn")
-    results: Any = context.Queue()
+    results: multiprocessing.queues.Queue[ShardReport] = context.Queue()
     changes = {
         f.name: getattr(options, f.name) for f in fields(options) if f.name not in ("tls", "password")
     }
@@ -164,7 +167,7 @@ def _shard_main(
     at: str,
     shard: tuple[int, int],
     changes: dict[str, Any],
-    results: Any,
+    results: multiprocessing.queues.Queue[ShardReport],
     parent: int,
 ) -> None:
     """One shard process: a Pool over its rows, reporting progress through `results`."""

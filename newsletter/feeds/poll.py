@@ -33,6 +33,8 @@ import feedparser
 from sqlite_utils import Database
 
 from .. import __version__
+from ..content.parse import parse_text
+from ..content.store import add_article
 from ..db import now, transaction
 from ..digests.plan import mark_for_digest
 from ..errors import NewsletterError
@@ -465,9 +467,6 @@ StoreArticle = Callable[[Database, str, str], str]
 
 def store_markdown_article(db: Database, markdown: str, source: str) -> str:
     """Parse `markdown` as an article and store it (articles.add_article); return its slug."""
-    from ..content.parse import parse_text
-    from ..content.store import add_article
-
     article = parse_text(markdown, source=source, format="markdown")
     add_article(db, article)
     return article.slug
