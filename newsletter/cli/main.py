@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "newsletter.cli.articles:articles",
         "Add, list and show the articles you send (plain-text exports or Markdown).",
     ),
+    "check": (
+        "newsletter.cli.check:check",
+        "Will the mail reach the inbox? Check DNS (SPF, DKIM, DMARC, MX), the relays and the setup "
+        "before the first send; with ARTICLE, also that email as it would be sent.",
+    ),
     "cron": (
         "newsletter.cli.cron:cron_command",
         "Print the crontab lines that run `newsletter run` for this install.",
