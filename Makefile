@@ -39,6 +39,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/digest.py
+	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/import_graph.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info
