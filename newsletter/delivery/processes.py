@@ -111,6 +111,11 @@ async def run_shards(
         except queue.Empty:
             for index, process in enumerate(processes):
                 if index not in finished and not process.is_alive():
+                    if handle.interrupted and process.exitcode == -signal.SIGTERM:
+                        # Stopped while still starting (before it could handle the stop):
+                        # it had claimed nothing, so this is an interruption, not a crash.
+                        finished[index] = (None, True)
+                        continue
                     finished[index] = (
                         f"sending process {index} ended unexpectedly (exit code {process.exitcode})",
                         False,
@@ -173,6 +178,11 @@ def _shard_main(
     """One shard process: a Pool over its rows, reporting progress through `results`."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop takes over below
+    # A stop (SIGTERM from ShardedRun.stop) that arrives while this process is still
+    # starting must stop it like one that arrives later, not kill it (exit code -15, and
+    # the parent reports a crashed shard instead of an interrupted run).
+    stop_early = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop_early.set())
     index = shard[0]
     db = open_db(Path(db_path), migrate=False)
     options = replace(PoolOptions.from_config(config), **changes)
@@ -192,6 +202,8 @@ def _shard_main(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, pool.stop)
+        if stop_early.is_set():
+            pool.stop()
         error: str | None = None
         try:
             await pool.run()
