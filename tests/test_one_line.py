@@ -14,7 +14,7 @@ from newsletter.content.checks import check_line
 from newsletter.content.message import HeaderValueError, check_header_value
 from newsletter.content.render import render_article
 from newsletter.errors import ArticleError, ConfigError, NewsletterError
-from newsletter.feeds.poll import parse
+from newsletter.feeds.read import parse
 from newsletter.text import clean_line, forbidden_char
 
 # Line and paragraph separators, CR, LF, NUL, and other C0 and C1 controls (NEL among them).

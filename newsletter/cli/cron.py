@@ -18,6 +18,7 @@ from ..delivery.campaigns import make_owner
 from ..digests.plan import create_digest, period_for_command, plan_digest
 from ..errors import NewsletterError
 from ..feeds import poll
+from ..feeds.read import FeedError
 from ..lock import LockBusyError, run_lock
 from ..periods import zone_of
 from .common import App, echo_rows, echo_sample, json_option, pass_app
@@ -215,4 +216,4 @@ def feeds_poll(app: App) -> None:
             app.warn(f"{result.address}: {result.warning}")
         app.info(f"{result.address}: {len(result.new)} new, {result.seen} seen before")
     if failed:
-        raise poll.FeedError(f"{failed} feed{'s' if failed > 1 else ''} could not be read; see above")
+        raise FeedError(f"{failed} feed{'s' if failed > 1 else ''} could not be read; see above")
