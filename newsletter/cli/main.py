@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "newsletter.cli.articles:articles",
         "Add, list and show the articles you send (plain-text exports or Markdown).",
     ),
+    "bounces": (
+        "newsletter.cli.bounces:bounces_group",
+        "Read the return mailbox: bounces, complaints, mailto unsubscribes, auto-replies.",
+    ),
     "check": (
         "newsletter.cli.check:check",
         "Will the mail reach the inbox? Check DNS (SPF, DKIM, DMARC, MX), the relays and the setup "

@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..content.message import HeaderValueError, Recipient
-from .campaigns import builder_for, envelope_sender, get_campaign
+from .campaigns import builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item, fail_unbuildable
 
 BATCH = 200
@@ -74,7 +74,8 @@ def iter_batches(
                 continue
             items.append(
                 Item(
-                    did, sid, email, envelope_sender(config, token), builder.message_id(recipient),
+                    did, sid, email, envelope_sender(config, verp_token(did, campaign.campaign_key)),
+                    builder.message_id(recipient),
                     data, status, attempts, first,
                 )
             )
