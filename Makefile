@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/import_graph.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/bounces.py
 
 clean:

@@ -27,7 +27,7 @@ from .config import Config
 from .delivery.campaigns import AlreadySentError, create_campaign, make_owner
 from .delivery.ledger import CampaignBusyError
 from .delivery.pool import RunResult
-from .delivery.records import latest_for, pending
+from .delivery.records import broken, latest_for, pending
 from .delivery.run import run_campaign
 from .digests import schedule
 from .digests.plan import create_digest, due_digests, schedule_entries
@@ -168,6 +168,9 @@ def run_due(
             f"{', '.join(map(str, outcome.campaigns))}", "warning" if late_text else "info")
 
     # Unfinished campaigns (new digests among them) and deferred retries
+    for campaign_id in broken(db):
+        say("send", f"campaign {campaign_id} cannot be built and is left alone: fix it, then "
+            f"`newsletter cancel {campaign_id}` and send the article again", "warning")
     for campaign_id in pending(db, now_at=current):
         if campaign_id in ran:
             continue

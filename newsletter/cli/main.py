@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "newsletter.cli.bounces:bounces_group",
         "Read the return mailbox: bounces, complaints, mailto unsubscribes, auto-replies.",
     ),
+    "cancel": (
+        "newsletter.cli.send:cancel",
+        "Stop CAMPAIGN for good: what is queued or deferred is never sent.",
+    ),
     "check": (
         "newsletter.cli.check:check",
         "Will the mail reach the inbox? Check DNS (SPF, DKIM, DMARC, MX), the relays and the setup "

@@ -50,7 +50,7 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
     echo_table(
         rows,
         ["id", "kind", "status", "subject", "total", "sent", "queued", "sending", "deferred",
-         "bounced", "failed", "skipped", "rate", "elapsed", "eta"],
+         "bounced", "failed", "skipped", "cancelled", "rate", "elapsed", "eta"],
     )
 
 

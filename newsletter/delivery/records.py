@@ -16,7 +16,10 @@ from ..content.rendered import RenderedEmail, load_rendered
 from ..errors import SendError
 
 UNFINISHED = ("creating", "ready", "sending", "paused")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
+# Ended without finishing: `broken` (its messages cannot be built; waits for a cancel) and
+# `cancelled`. Neither is resumed by `send` or `newsletter run`.
+STOPPED = ("broken", "cancelled")
 
 
 class CampaignNotFoundError(SendError, LookupError):
@@ -118,9 +121,16 @@ def pending(db: Database, *, now_at: datetime) -> list[int]:
     """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
     marks = ", ".join("?" * len(UNFINISHED))
     rows = db.execute(
-        f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
+        # A broken or cancelled campaign is not retried: it would fail on every run.
+        f"SELECT id FROM campaigns WHERE kind != 'test' AND status NOT IN ('broken', 'cancelled')"
+        f" AND (status IN ({marks}) OR id IN ("
         " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
         " ORDER BY id",
         [*UNFINISHED, now_at.isoformat(timespec="microseconds")],
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def broken(db: Database) -> list[int]:
+    """Campaigns whose messages cannot be built: left alone, waiting for a cancel."""
+    return [row[0] for row in db.execute("SELECT id FROM campaigns WHERE status = 'broken' ORDER BY id")]

@@ -46,9 +46,10 @@ async def run_campaign(
     error: str | None = None
     interrupted = False
     fallback: str | None = None
+    broken = False
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
-        mark_sending(db, campaign_id)
+        mark_sending(db, campaign_id, owner=owner)
         at = now()
         progress.due = count_due(db, campaign_id, at=at)
         shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
@@ -57,7 +58,7 @@ async def run_campaign(
             run_options = replace(options, relays=relays)
             if shards > 1 and path:
                 fallback = smtp_speedups.check()  # each shard's pool installs them itself
-                error, interrupted = await run_shards(
+                error, interrupted, broken = await run_shards(
                     config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
                     shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
                 )
@@ -74,10 +75,10 @@ async def run_campaign(
                 try:
                     await pool.run()
                 finally:
-                    error, interrupted = pool.error, pool.interrupted
+                    error, interrupted, broken = pool.error, pool.interrupted, pool.broken
                     fallback = pool.smtp_fallback
     finally:
-        status, counts = finish_run(db, campaign_id, owner=owner)
+        status, counts = finish_run(db, campaign_id, owner=owner, broken=broken)
     next_retry = db.execute(
         "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'deferred'",
         [campaign_id],
