@@ -13,15 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlite_utils import Database
 
-from ..config import Config, find_config_file, load_config, unknown_environment
-from ..db import open_db
 from ..errors import NewsletterError
 from ..storage import storage_problem
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from ..config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +39,10 @@ class App:
 
     @cached_property
     def config(self) -> Config:
+        # Imported here, not at the top: config.py (email-validator) and db.py (sqlite-utils)
+        # are about 100 ms of the 150 ms `newsletter --help` took, and help needs neither.
+        from ..config import find_config_file, load_config, unknown_environment
+
         for name in unknown_environment():
             self.warn(f"ignoring {name}: it matches no setting (see the README's configuration table)")
         path = find_config_file(self.config_path)
@@ -47,6 +53,8 @@ class App:
 
     @cached_property
     def db(self) -> Database:
+        from ..db import open_db  # not at the top: see `config` above
+
         # Outside `init` a missing file is a mistyped path, not a new list.
         return open_db(self.config.database, create=False, source=self.config.sources["database"])
 
