@@ -4,8 +4,9 @@ SQLite's online backup API copies the pages under one read transaction, so the c
 database as it was at one moment, whatever other processes write meanwhile (in WAL mode
 they are not blocked). The copy goes to a temporary 0600 file beside the target, is opened
 and checked (PRAGMA integrity_check, and that it is a newsletter database), and only then
-takes the target's name. Leases are cleared in the copy: nobody is sending a restored
-database. Restoring is at-least-once for what the backup had not seen: rows sent after the
+takes the target's name. A campaign that was sending keeps its sender's lease in the copy:
+restored on the same machine, that sender is gone and `resume` takes over at once; on
+another machine, once the lease ends (sending.lease). Restoring is at-least-once for what the backup had not seen: rows sent after the
 copy was taken go out again, with the same Message-ID.
 
 `newsletter run` can keep one backup a day in backup.dir, the newest backup.keep of them.
@@ -70,8 +71,6 @@ def backup_database(db: Database, target: Path) -> Backup:
         copy = sqlite3.connect(tmp)
         try:
             db.conn.backup(copy)  # every page in one step: one consistent snapshot
-            with copy:
-                copy.execute("UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL")
             copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
         finally:
             copy.close()
