@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from newsletter.config import Config
 from newsletter.message import MessageBuilder, Recipient
+from newsletter.periods import period_from_key
 from newsletter.render import RenderedEmail, render_article, render_confirmation, render_digest
 from browser import artifacts_dir, contrast_failures, launched, open_html
 from render_fixtures import make_config, seed_shaped_article, wide_article
@@ -48,9 +50,11 @@ def article_email(config: Config, language: str) -> str:
 
 
 def digest_email(config: Config, language: str) -> str:
-    rendered = render_digest([seed_shaped_article(), wide_article()], config, language=language,
-                             period_label="week 48")
-    return as_sent(config, rendered, language, "digest:weekly:2026-W48")
+    articles = [seed_shaped_article(), wide_article()]
+    rendered = render_digest(articles, config, language=language,
+                             period=period_from_key("weekly:2026-W49", zone="Europe/Amsterdam"),
+                             released={a.slug: date(2026, 12, 1) for a in articles})
+    return as_sent(config, rendered, language, "digest:weekly:2026-W49")
 
 
 def confirm_email(config: Config, language: str) -> str:
