@@ -110,9 +110,11 @@ def render_article(article: Article, config: Config, *, language: str) -> Render
     web_url = article_url(config, article.slug)
     blocks = _blocks(article)
     first_text = next((b.text for b in article.blocks if b.kind == "paragraph"), "")
+    strings = _strings_for(config, language)
     context = {
         "title": _defuse(title),
         "blocks": blocks,
+        "byline": _byline(article, strings, language=_language_key(config, language)),
         "signature": [_defuse(line) for line in article.signature],
         "author": article.author,
         "published": article.published,
@@ -188,6 +190,19 @@ def _article_date(article: Article, released: date | None, strings: Mapping[str,
         except ValueError:  # the parser checked it; an odd stored one just shows no date
             day = released
     return date_words(day, language=language, strings=strings) if day else ""
+
+
+def _byline(article: Article, strings: Mapping[str, str], *, language: str) -> list[str]:
+    """The lines under the title: `Door Ann Jansen · 1 december 2026` from the front matter,
+    else the `Name - Role` lines the plain-text export ends with."""
+    first = []
+    if article.author:
+        first.append(_fill(strings["byline_author"], {"author": _defuse(article.author)}))
+    published = _article_date(article, None, strings, language=language)
+    if published:
+        first.append(published)
+    lines = [BYLINE_SEPARATOR.join(first)] if first else []
+    return lines + [_defuse(line) for line in article.signature]
 
 
 def _blocks(article: Article) -> list[dict[str, Any]]:
