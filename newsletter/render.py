@@ -234,6 +234,10 @@ def inline_css(html: str) -> str:
             html,
             allow_network=False,
             strip_important=False,  # the default strips !important in @media too: mobile breaks
+            # premailer copies a CSS height into the height attribute, overwriting it: the
+            # `height: auto` that keeps images in proportion would replace a logo's or an
+            # image's real height="60" with the invalid height="auto" Outlook then ignores.
+            disable_basic_attributes=["height"],
             keep_style_tags=False,
             disable_validation=True,
             cssutils_logging_level=logging.CRITICAL,
@@ -261,6 +265,9 @@ def _render(
         "publication": config.publication_name,
         "site_url": config.publication_site_url,
         "postal_address": config.publication_postal_address,
+        "logo_url": config.publication_logo_url,
+        "logo_width": config.publication_logo_width,
+        "logo_height": config.publication_logo_height,
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "name": NAME,
         "email": EMAIL,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,13 +71,22 @@ def launched() -> Iterator[Any]:
             browser.close()
 
 
-def open_html(browser: Any, html: str, *, width: int, height: int = 900) -> Any:
-    """A new page of `width` CSS pixels showing `html`, with no network but data: URLs."""
+def open_html(
+    browser: Any, html: str, *, width: int, height: int = 900,
+    files: Mapping[str, tuple[str, bytes]] | None = None,
+) -> Any:
+    """A new page of `width` CSS pixels showing `html`, with no network: data: URLs load, and
+    `files` (URL -> content type and bytes) answers for the URLs it names; the rest fail."""
     page = browser.new_page(viewport={"width": width, "height": height})
+    served = dict(files or {})
 
     def route(request_route: Any) -> None:
-        if request_route.request.url.startswith("data:"):
+        url = request_route.request.url
+        if url.startswith("data:"):
             request_route.continue_()
+        elif url in served:
+            content_type, body = served[url]
+            request_route.fulfill(status=200, content_type=content_type, body=body)
         else:
             request_route.abort()
 
