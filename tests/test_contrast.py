@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from newsletter.config import Config
-from newsletter.message import MessageBuilder, Recipient
-from newsletter.periods import period_from_key
-from newsletter.render import RenderedEmail, render_article, render_confirmation, render_digest
+from newsletter.content.message import MessageBuilder, Recipient
+from newsletter.digests.periods import period_from_key
+from newsletter.content.render import RenderedEmail, render_article, render_confirmation, render_digest
 from browser import artifacts_dir, contrast_failures, launched, open_html
 from render_fixtures import make_config, seed_shaped_article, wide_article
 
