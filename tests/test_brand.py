@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from newsletter.content.parse import parse_text
-from newsletter.config import Config
-from newsletter.errors import ConfigError
-from newsletter.digests.periods import period_from_key
-from newsletter.content.render import render_article, render_confirmation, render_digest
 from browser import artifacts_dir, launched, open_html
 from render_fixtures import make_config, seed_shaped_article
 from send_helpers import ARTICLE
+
+from newsletter.config import Config
+from newsletter.content.parse import parse_text
+from newsletter.content.render import render_article, render_confirmation, render_digest
+from newsletter.digests.periods import period_from_key
+from newsletter.errors import ConfigError
 
 MARKDOWN = "---\ntitle: Stille chips\nauthor: Ann Jansen\ndate: 2026-11-26\n---\nDe tekst van het stuk.\n"
 

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from newsletter.config import Config
-from newsletter.content.message import MessageBuilder, Recipient
-from newsletter.digests.periods import period_from_key
-from newsletter.content.render import RenderedEmail, render_article, render_confirmation, render_digest
 from browser import artifacts_dir, contrast_failures, launched, open_html
 from render_fixtures import make_config, seed_shaped_article, wide_article
 
+from newsletter.config import Config
+from newsletter.content.message import MessageBuilder, Recipient
+from newsletter.content.parse import parse_file
+from newsletter.content.render import RenderedEmail, render_article, render_confirmation, render_digest
+from newsletter.digests.periods import period_from_key
+
 LANGUAGES = ("nl", "en")
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def recipient(language: str) -> Recipient:
@@ -49,6 +51,23 @@ def article_email(config: Config, language: str) -> str:
     return as_sent(config, render_article(seed_shaped_article(), config, language=language), language, "article:1")
 
 
+def markdown_article_email(config: Config, language: str) -> str:
+    """A Markdown article with a byline, lists, a quote, code and a table."""
+    article = parse_file(FIXTURES / "quiet-chips.md")
+    return as_sent(config, render_article(article, config, language=language), language, "article:2")
+
+
+def wide_article_email(config: Config, language: str) -> str:
+    return as_sent(config, render_article(wide_article(), config, language=language), language, "article:3")
+
+
+def full_text_digest_email(config: Config, language: str) -> str:
+    articles = [seed_shaped_article(), parse_file(FIXTURES / "quiet-chips.md")]
+    rendered = render_digest(articles, config, language=language, full_text=True,
+                             period=period_from_key("daily:2026-12-01", zone="Europe/Amsterdam"))
+    return as_sent(config, rendered, language, "digest:daily:2026-12-01")
+
+
 def digest_email(config: Config, language: str) -> str:
     articles = [seed_shaped_article(), wide_article()]
     rendered = render_digest(articles, config, language=language,
@@ -64,7 +83,10 @@ def confirm_email(config: Config, language: str) -> str:
 # name -> the HTML of that page for (config, language). The web pages join this list.
 PAGES: dict[str, Callable[[Config, str], str]] = {
     "article": article_email,
+    "article-markdown": markdown_article_email,
+    "article-wide": wide_article_email,
     "digest": digest_email,
+    "digest-full-text": full_text_digest_email,
     "confirm": confirm_email,
 }
 

@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from click.testing import Result
-
-from newsletter.content.article import Article
-from newsletter.config import Config
-from newsletter.digests.periods import period_from_archive_key, period_from_key
-from newsletter.content.render import render_digest
 from render_fixtures import make_config, paragraph, seed_shaped_article
 from send_helpers import relay_env, server  # noqa: F401
 from smtp_server import Server
+
+from newsletter.config import Config
+from newsletter.content.article import Article
+from newsletter.content.render import render_digest
+from newsletter.digests.periods import period_from_archive_key, period_from_key
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
