@@ -167,7 +167,7 @@ def render_digest(
         digest_name = _fill(strings[f"digest_{period.kind}"], {"period": span})
     else:
         raise TypeError("render_digest needs the period (or a period_label)")
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "title": _defuse(_one_line(a.title, what="an article's title")),
             "summary": _defuse(a.summary),
@@ -208,7 +208,7 @@ def _article_date(article: Article, released: date | None, strings: Mapping[str,
 def _byline(article: Article, strings: Mapping[str, str], *, language: str) -> list[str]:
     """The lines under the title: `Door Ann Jansen · 1 december 2026` from the front matter,
     else the `Name - Role` lines the plain-text export ends with."""
-    first = []
+    first: list[str] = []
     if article.author:
         first.append(_fill(strings["byline_author"], {"author": _defuse(article.author)}))
     published = _article_date(article, None, strings, language=language)
