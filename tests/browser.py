@@ -35,8 +35,9 @@ MIN_CONTRAST = 4.5  # WCAG 2.x level AA for normal text
 
 
 def artifacts_dir() -> Path:
-    """Where screenshots go: $NEWSLETTER_TEST_ARTIFACTS, else tests/artifacts/ (gitignored)."""
-    chosen = os.environ.get("NEWSLETTER_TEST_ARTIFACTS")
+    """Where screenshots go: $TEST_ARTIFACTS, else tests/artifacts/ (gitignored). Not a
+    NEWSLETTER_* name: conftest clears those for every test."""
+    chosen = os.environ.get("TEST_ARTIFACTS")
     folder = Path(chosen) if chosen else Path(__file__).parent / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -6,7 +6,7 @@ meant. To check another page (the web pages of `newsletter serve`), add a functi
 returns its HTML for a configuration and a language to PAGES.
 
 Screenshots of the confirmation and digest emails at 600 and 375 px go to the test
-artefacts folder ($NEWSLETTER_TEST_ARTIFACTS, else tests/artifacts/) for a human to look at.
+artefacts folder ($TEST_ARTIFACTS, else tests/artifacts/) for a human to look at.
 """
 
 from __future__ import annotations
