@@ -35,3 +35,15 @@ class ArticleError(NewsletterError, ValueError):
 
 class SendError(NewsletterError):
     """A campaign cannot be sent (not one recipient's failure: the run itself)."""
+
+
+class LookupFailedError(NewsletterError, OSError):
+    """A DNS look-up of `newsletter check` got no usable answer (SERVFAIL, no resolver)."""
+
+
+class LookupTimeoutError(LookupFailedError, TimeoutError):
+    """A DNS server did not answer a look-up of `newsletter check` in time."""
+
+
+class SpfSyntaxError(NewsletterError, ValueError):
+    """An SPF record (or one it includes) that receivers cannot evaluate: a permerror."""
