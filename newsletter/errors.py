@@ -37,6 +37,10 @@ class SendError(NewsletterError):
     """A campaign cannot be sent (not one recipient's failure: the run itself)."""
 
 
+class InboundError(NewsletterError, OSError):
+    """A return mailbox (Maildir, mbox file, IMAP folder) cannot be read."""
+
+
 class LookupFailedError(NewsletterError, OSError):
     """A DNS look-up of `newsletter check` got no usable answer (SERVFAIL, no resolver)."""
 
