@@ -142,14 +142,17 @@ def test_the_contrast_check_catches_faint_text(browser: Any) -> None:
     assert [f["text"] for f in result["failures"]] == ["Blauw op blauw", "Doorschijnend"]
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("name", ["confirm", "digest"])
-def test_screenshots_of_the_confirm_and_digest_emails_are_kept(config: Config, browser: Any, name: str) -> None:
-    html = PAGES[name](config, "nl")
+def test_screenshots_of_the_confirm_and_digest_emails_are_kept(
+    config: Config, browser: Any, name: str, language: str
+) -> None:
+    html = PAGES[name](config, language)
     folder = artifacts_dir()
     for width in (600, 375):
         page = open_html(browser, html, width=width)
         try:
-            target = folder / f"{name}-nl-{width}.png"
+            target = folder / f"{name}-{language}-{width}.png"
             page.screenshot(path=str(target), full_page=True)
             scroll = page.evaluate("document.documentElement.scrollWidth")
         finally:
