@@ -37,6 +37,10 @@ class SendError(NewsletterError):
     """A campaign cannot be sent (not one recipient's failure: the run itself)."""
 
 
+class MessageTooLargeError(ArticleError):
+    """An article's email would be larger than sending.max_message_mb."""
+
+
 class InboundError(NewsletterError, OSError):
     """A return mailbox (Maildir, mbox file, IMAP folder) cannot be read."""
 
