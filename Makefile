@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/bounces.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

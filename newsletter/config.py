@@ -144,6 +144,31 @@ SETTINGS: tuple[Setting, ...] = (
         "Public URL of `newsletter serve` (unsubscribe, confirm, archive); empty means site_url",
     ),
     Setting(
+        "web.proxies",
+        "str",
+        "",
+        "Addresses of the reverse proxies in front of `newsletter serve` whose X-Forwarded-For/Proto "
+        "are believed, comma-separated (e.g. 127.0.0.1); empty believes none",
+    ),
+    Setting(
+        "subscribe.pending_ttl",
+        "int",
+        604800,
+        "Seconds a subscription may stay unconfirmed; then its data is deleted (default 7 days)",
+    ),
+    Setting(
+        "subscribe.per_address",
+        "int",
+        3,
+        "Confirmation emails the subscribe form sends to one address in 24 hours at most",
+    ),
+    Setting(
+        "subscribe.per_client",
+        "int",
+        10,
+        "Subscribe form posts one client address may make in an hour",
+    ),
+    Setting(
         "smtp.url",
         "smtp_url",
         "",
@@ -258,6 +283,10 @@ class Config:
     sender_address: str
     sender_envelope: str
     web_url: str
+    web_proxies: str
+    subscribe_pending_ttl: int
+    subscribe_per_address: int
+    subscribe_per_client: int
     smtp_url: str
     smtp_relays: tuple[tuple[str, int], ...]
     smtp_weight: int

@@ -1,6 +1,7 @@
 """`newsletter run`: everything that is due now, in one pass, made to be run by cron.
 
-In order: poll the feeds (new items become articles), read the return mailbox when
+In order: delete the subscriptions left unconfirmed past subscribe.pending_ttl, poll the
+feeds (new items become articles), read the return mailbox when
 bounces.source is set (so a bounced address is not mailed again in this pass), send the scheduled sends that are due,
 make and send the digests the schedule says are due, then resume unfinished campaigns and
 retry deferred deliveries whose time has come. Each step reports what it did through a
@@ -24,6 +25,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .audience import subscribers
 from .config import Config
 from .delivery import campaigns
 from .delivery import run as send
@@ -38,7 +40,7 @@ from .feeds import poll as feeds
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # feed, bounces, scheduled, digest, send, engine
+    kind: str  # subscribers, feed, bounces, scheduled, digest, send, engine
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -132,6 +134,12 @@ def run_due(
         summary.warnings += level == "warning"
         summary.failures += level == "error"
         report(Action(kind=kind, message=message, level=level))
+
+    # Subscriptions never confirmed: their data goes after subscribe.pending_ttl.
+    expired = subscribers.expire_pending(db, older_than=config.subscribe_pending_ttl)
+    if expired:
+        say("subscribers", f"deleted {_count(expired, 'pending subscription')} never confirmed within "
+            f"subscribe.pending_ttl ({schedule.duration_text(timedelta(seconds=config.subscribe_pending_ttl))})")
 
     if poll:
         _poll_feeds(config, db, say=say)

@@ -154,6 +154,7 @@ def next_id(db: Database) -> int:
 
 
 def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
+    """The subscriber whose links carry this token, or None."""
     row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE token = ?", [token]).fetchone()
     return _row_to_dict(row)
 
@@ -459,3 +460,111 @@ def events_for(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
         {"at": at, "kind": kind, "source": source, "actor": actor, "detail": json.loads(detail)}
         for at, kind, source, actor, detail in rows
     ]
+
+
+# ---- Through the subscriber's own links (`newsletter serve`; unsubscribe_by_token is above) ----
+# Each is one short write transaction, so a web burst never holds the lock for long. An
+# unknown token gives None: the web answers 404 and says nothing about why.
+
+
+def confirm_by_token(db: Database, token: str, *, source: str = "web", actor: str = "") -> str | None:
+    """Confirm the pending subscriber with this token: confirmed, already, or None.
+
+    None also for a subscriber who left (unsubscribed, bounced, complained): an old
+    confirmation link never brings them back; they subscribe again instead.
+    """
+    with transaction(db):
+        subscriber = get_by_token(db, token)
+        if subscriber is None or subscriber["status"] in SUPPRESSED:
+            return None
+        return confirm(db, subscriber["email"], source=source, actor=actor)
+
+
+def update_by_token(
+    db: Database,
+    token: str,
+    *,
+    language: str | None = None,
+    cadence: str | None = None,
+    source: str = "web",
+    actor: str = "",
+) -> dict[str, Any] | None:
+    """Change the language or cadence of the subscriber with this token; None if unknown."""
+    with transaction(db):
+        subscriber = get_by_token(db, token)
+        if subscriber is None:
+            return None
+        return update(db, subscriber["email"], language=language, cadence=cadence, source=source, actor=actor)
+
+
+@dataclass(frozen=True)
+class FormSubscription:
+    """What a subscribe form did: send_to is the subscriber to mail a confirmation to, or None."""
+
+    outcome: str  # created, resubscribed, exists, or limited (no more confirmations today)
+    send_to: int | None
+
+
+def subscribe_from_form(
+    db: Database,
+    email: str,
+    *,
+    name: str = "",
+    language: str = "en",
+    per_day: int = 3,
+    source: str = "web",
+) -> FormSubscription:
+    """Subscribe through a public form: pending until confirmed, whatever the address was.
+
+    An address that left or was erased becomes pending again and must confirm anew; an
+    active one is left alone (no email: it is subscribed). At most `per_day` confirmation
+    emails go to one address in 24 hours, counted by the `confirmation_requested` events
+    written here, so a form cannot be used to flood someone's inbox.
+    """
+    with transaction(db):
+        existing = find(db, email)
+        if existing is not None and existing["status"] == "active":
+            return FormSubscription("exists", None)
+        result = subscribe(db, email, name=name, language=language, source=source, actor="")
+        subscriber = result.subscriber
+        (recent,) = db.execute(
+            "SELECT count(*) FROM events WHERE subscriber_id = ? AND kind = 'confirmation_requested'"
+            " AND at > ?",
+            [subscriber["id"], now(later_by=-86400)],
+        ).fetchone()
+        if recent >= per_day:
+            return FormSubscription("limited", None)
+        log_event(db, kind="confirmation_requested", source=source, subscriber_id=subscriber["id"])
+        return FormSubscription(result.outcome, subscriber["id"])
+
+
+def expire_pending(db: Database, *, older_than: float, source: str = "cli") -> int:
+    """Delete subscribers pending (never confirmed) for more than `older_than` seconds.
+
+    Their data goes, as after an erasure; an address that had left before (it came back
+    pending through a form and never confirmed) keeps a suppression hash, so an import does
+    not make it active. Returns how many were deleted.
+    """
+    cutoff = now(later_by=-older_than)
+    with transaction(db):
+        rows = db.execute(
+            "SELECT id, email FROM subscribers WHERE status = 'pending'"
+            " AND coalesce(consent_at, created_at) < ?",
+            [cutoff],
+        ).fetchall()
+        stamp = now()
+        for subscriber_id, address in rows:
+            left_before = db.execute(
+                "SELECT 1 FROM events WHERE subscriber_id = ? AND (kind = 'resubscribed'"
+                " OR (kind = 'subscribed' AND json_extract(detail, '$.previously') IS NOT NULL)) LIMIT 1",
+                [subscriber_id],
+            ).fetchone()
+            db.execute("DELETE FROM subscribers WHERE id = ?", [subscriber_id])
+            if left_before:
+                db.execute(
+                    "INSERT OR REPLACE INTO suppressions (email_hash, reason, created_at) VALUES (?, 'expired', ?)",
+                    [email_hash(address), stamp],
+                )
+            log_event(db, kind="expired", source=source, subscriber_id=subscriber_id,
+                      detail={"pending_for_more_than_s": int(older_than)}, at=stamp)
+    return len(rows)

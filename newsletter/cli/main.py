@@ -105,6 +105,10 @@ def _register() -> None:
 
     cli.add_command(check)
 
+    from .serve import serve
+
+    cli.add_command(serve)
+
     from .cron import register as register_schedule
 
     register_schedule(cli)  # last: it adds --at to `send`

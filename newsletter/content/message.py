@@ -37,7 +37,7 @@ import idna
 from ..config import Config
 from ..errors import NewsletterError
 from .dkim import DkimSigner, load_signer
-from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, unsubscribe_url
+from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, preferences_url, unsubscribe_url
 
 TEST_PREFIX = "[TEST] "
 CRLF = b"\r\n"
@@ -264,6 +264,7 @@ class MessageBuilder:
             "email": recipient.email,
             "unsubscribe_url": unsub_url,
             "confirm_url": confirm_url(self.config, recipient.token),
+            "preferences_url": preferences_url(self.config, recipient.token),
         }
         return text, {key: html.escape(value) for key, value in text.items()}
 

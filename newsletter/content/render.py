@@ -56,11 +56,13 @@ NAME = placeholder("name")
 EMAIL = placeholder("email")
 UNSUBSCRIBE_URL = placeholder("unsubscribe_url")
 CONFIRM_URL = placeholder("confirm_url")
-PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url")
+PREFERENCES_URL = placeholder("preferences_url")
+PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url", "preferences_url")
 
 # URL paths of the web endpoints (`newsletter serve` implements them).
 UNSUBSCRIBE_PATH = "/u/"
 CONFIRM_PATH = "/c/"
+PREFERENCES_PATH = "/p/"
 ARTICLE_PATH = "/a/"  # the old short article address; the web server redirects it to ARCHIVE_PATH
 ARCHIVE_PATH = "/archive/"  # /archive/<slug> for an article, /archive/<digest key> for a digest
 BYLINE_SEPARATOR = " · "
@@ -103,6 +105,11 @@ def unsubscribe_url(config: Config, token: str) -> str:
 def confirm_url(config: Config, token: str) -> str:
     """The double opt-in confirmation URL of a subscriber."""
     return f"{config.public_url}{CONFIRM_PATH}{token}"
+
+
+def preferences_url(config: Config, token: str) -> str:
+    """The page where a subscriber changes cadence and language, or unsubscribes."""
+    return f"{config.public_url}{PREFERENCES_PATH}{token}"
 
 
 def archive_url(config: Config, key: str) -> str:
@@ -282,6 +289,7 @@ def _render(
         "logo_width": config.publication_logo_width,
         "logo_height": config.publication_logo_height,
         "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
         "name": NAME,
         "email": EMAIL,
         "t": _translator(strings, values),

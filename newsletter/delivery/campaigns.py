@@ -38,6 +38,7 @@ STOPPED = ("broken", "cancelled")
 
 __all__ = [
     "AlreadySentError",
+    "ArchiveEntry",
     "Campaign",
     "CampaignBrokenError",
     "CampaignBusyError",
@@ -48,6 +49,8 @@ __all__ = [
     "MessageBuilder",
     "Recipient",
     "RenderedEmail",
+    "archive_entries",
+    "archived_campaign",
     "builder_for",
     "campaign_counts",
     "create_campaign",
@@ -440,3 +443,55 @@ def latest_delivery_to(db: Database, subscriber_id: int) -> DeliveryRef | None:
         [subscriber_id],
     ).fetchone()
     return DeliveryRef(row[0], row[1], row[2], row[3], "recipient") if row else None
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One sent article or digest as the web archive lists it."""
+
+    kind: str  # article or digest
+    key: str  # the article's slug, or the digest's period key (daily:2026-11-26, weekly:2026-W48)
+    campaign_id: int
+    title: str
+    summary: str
+    sent_at: str
+
+
+def archive_entries(db: Database, *, limit: int = 1000) -> list[ArchiveEntry]:
+    """What went out, newest first: each article once (its latest campaign) and each digest
+    period once (its first campaign). A campaign counts once its sending has started."""
+    rows = db.execute(
+        """
+        SELECT c.kind, coalesce(c.article_slug, c.campaign_key), c.id,
+               coalesce(a.title, c.subject), coalesce(a.summary, ''), c.started_at
+        FROM campaigns AS c LEFT JOIN articles AS a ON a.slug = c.article_slug
+        WHERE c.id IN (
+            SELECT max(id) FROM campaigns WHERE kind = 'article' AND started_at IS NOT NULL
+            GROUP BY article_slug
+            UNION ALL
+            SELECT id FROM campaigns WHERE kind = 'digest' AND started_at IS NOT NULL
+            AND instr(campaign_key, '/') = 0
+        )
+        ORDER BY c.started_at DESC, c.id DESC LIMIT ?
+        """,
+        [limit],
+    ).fetchall()
+    return [ArchiveEntry(*row) for row in rows]
+
+
+def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
+    """The campaign whose email the archive shows for an article slug or a digest period key."""
+    if kind == "article":
+        sql = ("SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ?"
+               " AND started_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+        params = [key]
+    else:
+        # A period's subscribers may get different article sets (one campaign each, keyed
+        # KEY, KEY/2, ...); the archive shows the one that carried the most articles.
+        sql = ("SELECT * FROM campaigns AS c WHERE kind = 'digest' AND started_at IS NOT NULL"
+               " AND (campaign_key = ? OR campaign_key LIKE ? ESCAPE '\\')"
+               " ORDER BY (SELECT count(*) FROM digest_campaigns AS d WHERE d.campaign_id = c.id) DESC, id"
+               " LIMIT 1")
+        params = [key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"]
+    rows = list(db.query(sql, params))
+    return Campaign.from_row(rows[0]) if rows else None
