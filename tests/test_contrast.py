@@ -26,7 +26,7 @@ from newsletter.config import Config
 from newsletter.content.message import MessageBuilder, Recipient
 from newsletter.content.parse import parse_file
 from newsletter.content.render import RenderedEmail, render_article, render_confirmation, render_digest
-from newsletter.digests.periods import period_from_key
+from newsletter.periods import period_from_key
 
 LANGUAGES = ("nl", "en")
 FIXTURES = Path(__file__).parent / "fixtures"

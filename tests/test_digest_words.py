@@ -20,7 +20,7 @@ from smtp_server import Server
 from newsletter.config import Config
 from newsletter.content.article import Article
 from newsletter.content.render import render_digest
-from newsletter.digests.periods import period_from_archive_key, period_from_key
+from newsletter.periods import period_from_archive_key, period_from_key
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

@@ -32,7 +32,7 @@ from web_helpers import (  # noqa: F401
 )
 
 from newsletter.audience import subscribers
-from newsletter.delivery.campaigns import archive_entries, archived_campaign
+from newsletter.delivery.records import archive_entries, archived_campaign
 from newsletter.digests.plan import mark_for_digest
 
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}

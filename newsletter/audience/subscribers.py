@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
-import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +21,8 @@ from sqlite_utils import Database
 from ..config import LANGUAGES
 from ..db import now, transaction
 from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
+from ..text import forbidden_char
+from .events import for_subscriber, highest_subscriber_id, log_event, log_many
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Addresses in these states are never mailed again, and never re-activated by an import.
@@ -73,23 +73,6 @@ def current_actor() -> str:
         return "unknown"
 
 
-def log_event(
-    db: Database,
-    *,
-    kind: str,
-    source: str,
-    subscriber_id: int | None,
-    actor: str = "",
-    detail: dict[str, Any] | None = None,
-    at: str | None = None,
-) -> None:
-    """Append one event. Callers hold the transaction that made the change."""
-    db.execute(
-        "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        [at or now(), subscriber_id, kind, source, actor, json.dumps(detail or {}, sort_keys=True)],
-    )
-
-
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     value = (value or "").strip().lower()
     if value not in choices:
@@ -97,15 +80,12 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-# C0 and C1 controls and the Unicode line and paragraph separators: the name goes into
-# the To header, where message.py refuses them (and one such name would stop every send).
-_NAME_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def check_name(name: str) -> str:
     """A subscriber's name as stored: stripped, one line, no control characters, at most 200."""
     name = (name or "").strip()
-    if _NAME_CONTROL_RE.search(name):
+    # The name goes into the To header, where message.py refuses the same characters
+    # (text.py): one such name would stop every send.
+    if forbidden_char(name) is not None:
         raise NewsletterError("a name must be one line of text without control characters")
     if len(name) > 200:
         raise NewsletterError("a name must be at most 200 characters")
@@ -146,11 +126,8 @@ def next_id(db: Database) -> int:
     again, and the events log (which keeps erased subscribers' events by id) would then
     show their history as the newcomer's.
     """
-    (highest,) = db.execute(
-        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), "
-        "coalesce((SELECT max(subscriber_id) FROM events), 0))"
-    ).fetchone()
-    return highest + 1
+    (highest,) = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()
+    return max(highest, highest_subscriber_id(db)) + 1
 
 
 def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
@@ -278,6 +255,69 @@ def set_status(
     return previous
 
 
+def suppress_bounced(
+    db: Database,
+    subscriber_id: int,
+    *,
+    campaign_id: int,
+    code: int | None,
+    enhanced: str | None,
+    at: str | None = None,
+) -> bool:
+    """A hard bounce: suppress the subscriber for good (STANDARDS.md: 5.1.x, 5.2.1), logged.
+
+    The same change as set_status(..., "bounced"), by id, inside the caller's transaction
+    (the ledger's, which writes the delivery's outcome with it). The event holds the SMTP
+    and enhanced codes only: the reply text may quote the address, and events outlive
+    erasure (the text stays on the delivery row, which erasure deletes). Returns False
+    when the subscriber was not active or pending (nothing is written).
+    """
+    stamp = at or now()
+    status = _status_by_id(db, subscriber_id)
+    if status not in ("active", "pending"):
+        return False
+    _move(db, subscriber_id, "bounced", stamp=stamp)  # as record_bounce does for a returned one
+    log_event(db, kind="bounced", source="send", subscriber_id=subscriber_id, at=stamp,
+              detail={"previous_status": status, "campaign": campaign_id, "code": code, "enhanced": enhanced})
+    return True
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """One subscriber of an import, checked already (address normalised, choices valid)."""
+
+    email: str
+    name: str
+    language: str
+    status: str
+    cadence: str
+    consent_at: str
+    consent_source: str
+
+
+def add_imported(
+    db: Database, new: Sequence[NewSubscriber], *, details: Sequence[str], actor: str, at: str
+) -> None:
+    """Insert checked, new subscribers with their `subscribed` events (`details`: JSON each).
+
+    The caller (an import) holds the transaction and has made sure none of them exists or
+    is suppressed.
+    """
+    first_id = next_id(db)
+    db.conn.executemany(
+        "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
+        "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (first_id + i, r.email, r.name, r.language, r.status, r.cadence, new_token(),
+             r.consent_at, r.consent_source, at, at,
+             at if r.status == "active" else None,
+             at if r.status in SUPPRESSED else None)
+            for i, r in enumerate(new)
+        ],
+    )
+    log_many(db, ((at, first_id + i, "subscribed", "import", actor, detail)
+                  for i, detail in enumerate(details)))
 def _status_by_id(db: Database, subscriber_id: int) -> str | None:
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
     return row[0] if row else None
@@ -452,14 +492,8 @@ def counts(db: Database) -> dict[str, int]:
 
 
 def events_for(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT at, kind, source, actor, detail FROM events WHERE subscriber_id = ? ORDER BY id",
-        [subscriber_id],
-    ).fetchall()
-    return [
-        {"at": at, "kind": kind, "source": source, "actor": actor, "detail": json.loads(detail)}
-        for at, kind, source, actor, detail in rows
-    ]
+    """A subscriber's history of events, oldest first."""
+    return for_subscriber(db, subscriber_id)
 
 
 # ---- Through the subscriber's own links (`newsletter serve`; unsubscribe_by_token is above) ----

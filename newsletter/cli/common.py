@@ -13,14 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlite_utils import Database
 
-from ..config import Config, find_config_file, load_config, unknown_environment
-from ..db import open_db
 from ..errors import NewsletterError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from ..config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +38,10 @@ class App:
 
     @cached_property
     def config(self) -> Config:
+        # Imported here, not at the top: config.py (email-validator) and db.py (sqlite-utils)
+        # are about 100 ms of the 150 ms `newsletter --help` took, and help needs neither.
+        from ..config import find_config_file, load_config, unknown_environment
+
         for name in unknown_environment():
             self.warn(f"ignoring {name}: it matches no setting (see the README's configuration table)")
         path = find_config_file(self.config_path)
@@ -46,6 +52,8 @@ class App:
 
     @cached_property
     def db(self) -> Database:
+        from ..db import open_db  # not at the top: see `config` above
+
         return open_db(self.config.database)
 
     def info(self, message: str) -> None:

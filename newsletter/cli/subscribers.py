@@ -9,10 +9,8 @@ from typing import Any
 
 import click
 
-from ..audience import import_export as subscriber_io
-from ..audience import subscribers
+from ..audience import import_export, subscribers
 from ..config import LANGUAGES
-from ..delivery.single import send_confirmation
 from ..errors import NewsletterError, SendError
 from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
 
@@ -53,6 +51,10 @@ def subscribe(app: App, email: str, name: str, language: str | None, cadence: st
 
 
 def _send_confirmation(app: App, subscriber: dict[str, Any]) -> None:
+    # Imported here, not at the top: the sending engine (aiosmtplib, premailer, lxml) is most
+    # of the start-up time of `subscribers list` and `count`, which never send anything.
+    from ..delivery.single import send_confirmation
+
     email = subscriber["email"]
     try:
         _, captured = asyncio.run(send_confirmation(app.config, app.db, subscriber["id"]))
@@ -172,7 +174,7 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
     Optional columns: name, lang, cadence, status, consent_at, consent_source. Bad rows are
     reported with their line number and skipped; the good rows are imported.
     """
-    report = subscriber_io.import_file(
+    report = import_export.import_file(
         app.db, file, encoding=encoding, default_status=default_status,
         default_language=app.config.publication_language,
     )
@@ -195,14 +197,14 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
 def export(app: App, fmt: str, output: Path | None) -> None:
     """Export every subscriber (without their secret tokens)."""
     if output is None:
-        number = subscriber_io.export(app.db, sys.stdout, fmt=fmt)
+        number = import_export.export(app.db, sys.stdout, fmt=fmt)
     else:
         try:
             out = output.open("w", encoding="utf-8", newline="")
         except OSError as exc:
             raise NewsletterError(f"cannot write {output}: {exc.strerror}") from exc
         with out:
-            number = subscriber_io.export(app.db, out, fmt=fmt)
+            number = import_export.export(app.db, out, fmt=fmt)
     app.info(f"Exported {number:,} subscribers" + (f" to {output}." if output else "."))
 
 

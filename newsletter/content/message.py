@@ -36,6 +36,7 @@ import idna
 
 from ..config import Config
 from ..errors import NewsletterError
+from ..text import forbidden_char
 from .dkim import DkimSigner, load_signer
 from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, preferences_url, unsubscribe_url
 
@@ -76,9 +77,6 @@ class Recipient:
     language: str
 
 
-# Every character str.splitlines() breaks on is here (NEL U+0085 too): Python's header
-# folding turns each into a real line break, which would start a header of its own.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _DOMAIN_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 _LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -131,7 +129,7 @@ def check_header_value(value: str, *, what: str) -> str:
     """Refuse CR, LF and other control characters: no value may start a header of its own."""
     if not isinstance(value, str):
         raise HeaderValueError(f"{what} must be text, not {type(value).__name__}")
-    if _CONTROL_RE.search(value):
+    if forbidden_char(value) is not None:  # text.py: Python's folding would break the header there
         raise HeaderValueError(f"{what} contains a line break or control character: {value!r}")
     return value
 
@@ -283,7 +281,7 @@ class MessageBuilder:
         if self.test:
             subject = TEST_PREFIX + subject
         boundary = "=_nl_" + hashlib.sha256(
-            f"{self.campaign_key}\0{rendered.language}".encode("utf-8")
+            f"{self.campaign_key}\0{rendered.language}".encode()
         ).hexdigest()[:24]  # "=_" never occurs in quoted-printable output
         from_line = "From: " + mailbox(config.sender_name, config.sender_address, header="From") + "\r\n"
         subject_line = policy.SMTP.fold("Subject", subject)

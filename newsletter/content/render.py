@@ -21,7 +21,6 @@ import re
 import textwrap
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,11 +30,13 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
+from .. import packaged_templates
 from ..config import Config
 from ..errors import ArticleError, NewsletterError
-from ..scaffold import packaged_templates
+from ..text import forbidden_char
 from .article import Article
 from .dates import date_words, day_words, range_words
+from .rendered import RenderedEmail
 
 STRINGS_FILE = "strings.toml"
 FALLBACK_LANGUAGE = "en"
@@ -84,17 +85,6 @@ class DigestPeriod(Protocol):
 
 class TemplateError(NewsletterError):
     """An email template or strings.toml cannot be loaded or rendered."""
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    """One campaign's email in one language, inlined, with personal placeholders left in."""
-
-    subject: str
-    html: str  # premailer-inlined once per campaign; contains personal placeholders
-    text: str  # plain text with the same content as the HTML, with placeholders
-    language: str
-    name_fallback: str = ""  # put in place of {nl:name} for a subscriber without a name
 
 
 def unsubscribe_url(config: Config, token: str) -> str:
@@ -192,7 +182,7 @@ def render_digest(
         "title": digest_name,
         "items": items,
         "period": span,
-        "preheader": _preheader(" · ".join(i["title"] for i in items)),
+        "preheader": _preheader(" · ".join(str(i["title"]) for i in items)),
         # a digest has a page of its own only when it is a period's digest
         "web_url": archive_url(config, period.archive_key) if period is not None else "",
         "lang": key,  # the digest's own words are in this language
@@ -400,11 +390,8 @@ def _defuse(text: str) -> str:
     return text.replace("{nl:", "{\u2060nl:") if "{nl:" in text else text
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
 def _one_line(text: str, *, what: str) -> str:
-    if _CONTROL_RE.search(text):
+    if forbidden_char(text) is not None:
         raise ArticleError(f"{what} contains a line break or control character: {text!r}")
     return text.strip()
 

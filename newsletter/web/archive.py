@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..config import Config
 from ..content.render import ARTICLE_PATH, PLACEHOLDER_RE, RenderedEmail
-from ..delivery.campaigns import ArchiveEntry, archive_entries, archived_campaign
+from ..delivery.records import ArchiveEntry, archive_entries, archived_campaign
 from .pages import ARCHIVE_CSP, page, pick_language
 from .store import Store
 
