@@ -70,8 +70,7 @@ BYLINE_SEPARATOR = " · "
 
 
 class DigestPeriod(Protocol):
-    """What a digest needs of its period (digests.periods.Period has it); a protocol, so the
-    content wing does not import the digests wing that calls it."""
+    """What a digest needs of its period (periods.Period has it): only these four."""
 
     @property
     def kind(self) -> str: ...  # daily or weekly
