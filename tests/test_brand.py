@@ -17,8 +17,8 @@ from send_helpers import ARTICLE
 from newsletter.config import Config
 from newsletter.content.parse import parse_text
 from newsletter.content.render import render_article, render_confirmation, render_digest
-from newsletter.periods import period_from_key
 from newsletter.errors import ConfigError
+from newsletter.periods import period_from_key
 
 MARKDOWN = "---\ntitle: Stille chips\nauthor: Ann Jansen\ndate: 2026-11-26\n---\nDe tekst van het stuk.\n"
 
