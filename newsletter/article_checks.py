@@ -27,6 +27,11 @@ def check_line(value: str, *, what: str, source: str, where: str = "") -> str:
             raise ArticleError(
                 f"{source}: the {what}{at} contains a line break; it must be one line of text"
             )
+        if unicodedata.category(char) == "Cs":  # YAML's "\ud83c\udf89" is two halves, not one emoji
+            raise ArticleError(
+                f"{source}: the {what}{at} contains U+{ord(char):04X}, half of a character "
+                "(a \\u escape of a surrogate?); write the character itself"
+            )
         if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS:
             raise ArticleError(
                 f"{source}: the {what}{at} contains the control character U+{ord(char):04X}; "

@@ -20,8 +20,8 @@ from sqlite_utils import Database
 from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
 from .config import Config
 from .db import now, open_db, transaction
+from .errors import HeaderValueError
 from .ledger import Item
-from .message import HeaderValueError
 
 BATCH = 200
 

@@ -14,7 +14,8 @@ from . import subscribers
 from .articles import Article
 from .config import Config
 from .errors import NewsletterError
-from .message import MessageBuilder, Recipient, ascii_address
+from .headers import ascii_address
+from .message import MessageBuilder, Recipient
 from .render import render_article
 
 PREVIEW_TOKEN = "preview"  # not a subscriber's token: the web server will find no one
