@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from sqlite_utils import Database
 
-from .config import Config, find_config_file, load_config, unknown_environment
+from .config import Config, find_config_file, load_config, placeholders, unknown_environment
 from .db import open_db
 from .errors import NewsletterError
 
@@ -33,6 +33,7 @@ class App:
     db_path: str | None = None
     quiet: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
+    _placeholders_said: bool = field(default=False, repr=False)
 
     @cached_property
     def config(self) -> Config:
@@ -55,6 +56,24 @@ class App:
 
     def warn(self, message: str) -> None:
         click.echo(f"Warning: {message}", err=True)
+
+    def placeholder_warning(self) -> str | None:
+        """The warning for settings still on a placeholder, the first time it is asked in a
+        run (send, digest and run say it once, and still go on)."""
+        if self._placeholders_said:
+            return None
+        self._placeholders_said = True
+        found = placeholders(self.config)
+        if not found:
+            return None
+        return (f"newsletter.toml is not filled in: {'; '.join(found)}. "
+                "Subscribers see these; set them before a real send.")
+
+    def warn_placeholders(self) -> None:
+        """Warn (once per run) about settings still on a placeholder."""
+        message = self.placeholder_warning()
+        if message:
+            self.warn(message)
 
 
 pass_app = click.make_pass_decorator(App)

@@ -56,6 +56,9 @@ def run_command(app: App, no_feeds: bool) -> None:
     0 at once when another run is still busy, exit 1 only when something failed.
     """
     config = app.config
+    placeholder_warning = app.placeholder_warning()
+    if placeholder_warning:
+        _log_line(app, placeholder_warning, level="warning")
     try:
         with run_lock(config.root):
             db = app.db
@@ -123,6 +126,7 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
     A digest whose sending was interrupted is finished by the next run.
     """
     config, db = app.config, app.db
+    app.warn_placeholders()
     period = period_for_command(kind, zone=config.publication_time_zone, key=key)
     if dry_run:
         plan = plan_digest(db, period)

@@ -79,6 +79,7 @@ def send(
     """
     _apply_limits(app, concurrency, rate)
     config, db = app.config, app.db
+    app.warn_placeholders()
     if dry_run:
         _dry_run(app, article)
         return

@@ -373,6 +373,38 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known)
 
 
+# RFC 2606 reserves these for examples: mail to or from them never arrives anywhere.
+_PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+
+
+def placeholders(config: Config) -> list[str]:
+    """The settings still on an example placeholder (or empty where subscribers need a value),
+    each as `key (what it holds)`; empty when the configuration is ready for a real send."""
+    found = []
+    for key, value, domain in (
+        ("sender.address", config.sender_address, config.sender_address.rpartition("@")[2]),
+        ("publication.site_url", config.publication_site_url, urlsplit(config.publication_site_url).hostname),
+        ("web.url", config.web_url, urlsplit(config.web_url).hostname),
+        ("publication.list_id", config.publication_list_id, config.publication_list_id),
+    ):
+        domain = (domain or "").lower().rstrip(".")
+        if any(domain == d or domain.endswith("." + d) for d in _PLACEHOLDER_DOMAINS):
+            found.append(f"{key} ({value} is a placeholder)")
+    if not config.publication_postal_address.strip():
+        found.append("publication.postal_address (empty; the footer of every email shows it)")
+    return found
+
+
+def list_id_for(site_url: str) -> str | None:
+    """A List-Id label derived from the site's host (`www.` dropped), or None without one."""
+    host = (urlsplit(site_url).hostname or "").rstrip(".")
+    host = host[4:] if host.startswith("www.") and host.count(".") > 1 else host
+    try:
+        return host.encode("idna").decode("ascii").lower() if "." in host else None
+    except UnicodeError:
+        return None
+
+
 def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:
     where = f"{setting.key} (from {source})"
     checker = _CHECKERS[setting.kind]
