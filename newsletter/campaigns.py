@@ -148,8 +148,8 @@ def _latest_for(db: Database, slug: str) -> dict[str, Any] | None:
 
 
 def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: int = 5) -> DryRun:
-    """How many would get the article, the first few of them, and the subject."""
-    article = load_article(db, article_ref)
+    """How many would get the article, the first few of them, and the subject; writes nothing."""
+    article = load_article(db, article_ref, store=False)
     rendered = render_article(article, config, language=config.publication_language)
     count = db.execute(f"SELECT count(*) {_audience_sql()}").fetchone()[0]
     first = [r[0] for r in db.execute(f"SELECT email {_audience_sql()} ORDER BY id LIMIT ?", [sample])]

@@ -166,7 +166,8 @@ def run_due(
         if due.skip:
             say("digest", f"skipped the {due.period.kind} digest for {due.period.label}: it was due "
                 f"{format_local(due.occurrence, zone=zone)}, {schedule.duration_text(due.late)} ago, more "
-                f"than schedule.late_limit; its articles go out with the next digest (up to a week back)", "warning")
+                f"than schedule.late_limit; its articles go out with the next digest (up to a week back), or send "
+                f"it now with `newsletter digest --period {due.period.kind} --for {due.period.key} --late`", "warning")
             continue
         try:
             outcome = create_digest(config, db, due.period)
@@ -176,6 +177,8 @@ def run_due(
             continue
         if outcome.status == "empty":
             say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
+            continue
+        if outcome.status == "skipped":  # another run skipped it a moment ago and said so
             continue
         late_text = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
         say("digest", f"{due.period.kind} digest {due.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
