@@ -152,12 +152,17 @@ class Ledger:
         self.max_backoff = max_backoff
         self.lifetime = lifetime
         self._renew_at = 0.0  # monotonic time of the next lease renewal
+        # Who may still get this campaign's message: confirmations go to pending subscribers
+        # (one who confirmed or left meanwhile is skipped), everything else to active ones.
+        kind = db.execute("SELECT kind FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        self.audience = "pending" if kind is not None and kind[0] == "confirmation" else "active"
 
     def commit(self, results: Sequence[Result], claims: Sequence[Item]) -> tuple[list[Item], list[Item]]:
         """Write `results` and claim `claims` in one transaction, renewing the lease.
 
         Returns (claimed, skipped): a claim is skipped, and never sent, when its subscriber
-        is no longer active (unsubscribed, bounced or complained since the campaign began).
+        is no longer active (unsubscribed, bounced or complained since the campaign began),
+        or for a confirmation campaign no longer pending.
         Raises LeaseLostError, after writing the results, if the lease is no longer ours.
         """
         stamp = now()
@@ -203,7 +208,7 @@ class Ledger:
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
             for sid, status in conn.execute(f"SELECT id, status FROM subscribers WHERE id IN ({marks})", part):
-                if status == "active":
+                if status == self.audience:
                     del inactive[sid]
                 else:
                     inactive[sid] = status
