@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newsletter import subscriber_io  # noqa: E402
+from newsletter.audience import import_export as subscriber_io  # noqa: E402
 from newsletter.db import open_db, transaction  # noqa: E402
 
 DOMAINS = ["gmail.com", "outlook.com", "hotmail.com", "ziggo.nl", "kpn.nl", "xs4all.nl",

@@ -25,17 +25,17 @@ sys.path.insert(0, str(ROOT / "tests"))  # the test fixtures hold the seed-shape
 
 from render_fixtures import make_config, seed_shaped_article  # noqa: E402
 
-from newsletter.message import MessageBuilder, Recipient  # noqa: E402
-from newsletter.project import init_directory  # noqa: E402
-from newsletter.render import (  # noqa: E402
+from newsletter.content.dkim import generate_key_pair  # noqa: E402
+from newsletter.content.message import MessageBuilder, Recipient  # noqa: E402
+from newsletter.content.render import (
     _environment,
+    _strings_for,
     _template_dirs,
     _translator,
-    _strings_for,
     render_article,
     unsubscribe_url,
 )
-from newsletter.signing import generate_key_pair  # noqa: E402
+from newsletter.scaffold import init_directory  # noqa: E402
 
 
 def timed(func: Callable[[int], object], count: int, repeat: int = 5) -> float:

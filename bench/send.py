@@ -183,9 +183,9 @@ def _is_resource_tracker(pid: int) -> bool:
 
 
 def message_size(directory: Path) -> int:
-    from newsletter.campaigns import Recipient, builder_for, get_campaign
     from newsletter.config import load_config
     from newsletter.db import open_db
+    from newsletter.delivery.campaigns import Recipient, builder_for, get_campaign
 
     config = load_config(directory / "newsletter.toml")
     db = open_db(config.database)

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from .digests.periods import parse_schedule
 from .errors import ConfigError, NotInitialisedError
-from .periods import parse_schedule
 
 CONFIG_NAME = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"

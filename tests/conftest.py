@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from newsletter.cli import cli
-from newsletter.project import init_directory
+from newsletter.cli.main import cli
+from newsletter.scaffold import init_directory
 
 
 @pytest.fixture(autouse=True)

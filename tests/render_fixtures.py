@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from newsletter.articles import Article, Block
 from newsletter.config import Config, load_config
+from newsletter.content.article import Article, Block
 
 PARAGRAPHS = [
     "Groningen wil de komende tien jaar uitgroeien tot een van de belangrijkste plekken in "

@@ -7,18 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.articles import (
-    Article,
-    Block,
-    add_article,
-    get_article,
-    list_articles,
-    load_article,
-    parse_file,
-    parse_text,
-    slugify,
-    summarise,
-)
+from newsletter.content.article import Article, Block
+from newsletter.content.checks import slugify, summarise
+from newsletter.content.parse import parse_file, parse_text
+from newsletter.content.store import add_article, get_article, list_articles, load_article
 from newsletter.db import open_db
 from newsletter.errors import ArticleError
 

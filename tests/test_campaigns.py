@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from send_helpers import add_subscribers, make_config, open_workdb, write_article
 
-from newsletter.campaigns import (
+from newsletter.delivery.campaigns import (
     AlreadySentError,
     create_campaign,
     dry_run,

@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 
 from newsletter import __version__
-from newsletter.cli import cli
+from newsletter.cli.main import cli
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

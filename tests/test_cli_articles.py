@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from newsletter.cli_articles import articles
+from newsletter.cli.articles import articles
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DUTCH = FIXTURES / "zuinige-chips.txt"

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from click.testing import Result
-
 from send_helpers import add_subscribers, make_config, open_workdb, relay_env, server  # noqa: F401
 from smtp_server import Server
 from sqlite_utils import Database

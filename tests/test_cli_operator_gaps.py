@@ -17,7 +17,7 @@ from click.testing import Result
 from send_helpers import add_subscribers, make_config, open_workdb, relay_env, server, write_article  # noqa: F401
 from smtp_server import Server
 
-from newsletter.project import init_directory
+from newsletter.scaffold import init_directory
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

@@ -9,10 +9,10 @@ from datetime import date
 from pathlib import Path
 
 import dkim as dkimpy
-
-from newsletter.db import now, open_db
-from newsletter.preview import preview_recipient, write_preview
 from render_fixtures import PARAGRAPHS, SIGNATURE, TITLE, make_config, seed_shaped_article
+
+from newsletter.content.preview import preview_recipient, write_preview
+from newsletter.db import now, open_db
 
 TOKEN = "c0nf1rm3d_T0k3n-abcdefghijklmnopqrstuv"
 

@@ -44,7 +44,7 @@ def test_send_sends_and_status_shows_the_counts(workdir, server, relay_env, invo
 def test_plain_timestamped_lines_and_no_progress_bar_when_stderr_is_not_a_terminal(
     workdir, server, relay_env, invoke, monkeypatch
 ):
-    monkeypatch.setattr("newsletter.cli_send.LOG_EVERY_S", 0)
+    monkeypatch.setattr("newsletter.cli.send.LOG_EVERY_S", 0)
     add_subscribers(_db(workdir), 3)
     write_article(workdir)
     result = invoke("send", "artikel.txt")

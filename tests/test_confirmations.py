@@ -19,10 +19,10 @@ from send_helpers import make_config, open_workdb, relay_env, server  # noqa: F4
 from smtp_server import Server
 from sqlite_utils import Database
 
-from newsletter.confirmations import resend_all_pending
+from newsletter.delivery.confirmations import resend_all_pending
 from newsletter.db import open_db
 from newsletter.migrations import MIGRATIONS
-from newsletter.subscribers import confirm
+from newsletter.audience.subscribers import confirm
 
 SUBJECT = "Bevestig je aanmelding voor Testblad"
 

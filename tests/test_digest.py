@@ -9,9 +9,12 @@ import pytest
 import time_machine
 from sqlite_utils import Database
 
-from newsletter.articles import add_article, parse_text
+from newsletter.audience.subscribers import subscribe
+from newsletter.content.parse import parse_text
+from newsletter.content.store import add_article
 from newsletter.db import open_db
-from newsletter.digest import (
+from newsletter.digests.periods import period_from_key
+from newsletter.digests.plan import (
     due_digests,
     mark_for_digest,
     offered,
@@ -19,8 +22,6 @@ from newsletter.digest import (
     recorded,
     schedule_entries,
 )
-from newsletter.periods import period_from_key
-from newsletter.subscribers import subscribe
 
 AMS = "Europe/Amsterdam"
 LIMIT = timedelta(hours=12)
@@ -130,7 +131,7 @@ def test_articles_whose_own_digest_never_went_out_make_a_digest_on_their_own(db:
 
 
 def test_the_digest_command_means_the_last_ended_period_and_refuses_one_still_running() -> None:
-    from newsletter.digest import DigestError, period_for_command
+    from newsletter.digests.plan import DigestError, period_for_command
 
     now_at = utc("2026-11-26 12:00")
     assert period_for_command("daily", zone=AMS, now_at=now_at).key == "daily:2026-11-25"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import dkim
 import pytest
+from render_fixtures import make_config, seed_shaped_article
 
 from newsletter.config import Config
-from newsletter.message import MessageBuilder, Recipient
-from newsletter.render import render_article
-from newsletter.signing import DkimError, DkimSigner, KeyPair, generate_key_pair, load_signer
-from render_fixtures import make_config, seed_shaped_article
+from newsletter.content.dkim import DkimError, DkimSigner, KeyPair, generate_key_pair, load_signer
+from newsletter.content.message import MessageBuilder, Recipient
+from newsletter.content.render import render_article
 
 TOKEN = "Zx9_8yW-7vU6tS5rQ4pO3nM2lK1jI0hG"
 ANN = Recipient(subscriber_id=1, email="ann@example.nl", name="Ann Jansen-Één", token=TOKEN, language="nl")

@@ -11,9 +11,9 @@ import pytest
 from feed_server import FeedServer
 from sqlite_utils import Database
 
-from newsletter.articles import get_article
+from newsletter.content.store import get_article
 from newsletter.db import open_db
-from newsletter.feeds import (
+from newsletter.feeds.poll import (
     FeedError,
     add_feed,
     get_feed,

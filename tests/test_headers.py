@@ -27,13 +27,15 @@ from hypothesis import strategies as st
 from send_helpers import ARTICLE, add_subscribers, make_config, open_workdb, relay_env, server  # noqa: F401
 from smtp_server import Server
 
-from newsletter.campaigns import create_campaign, make_owner
+from newsletter.delivery.campaigns import create_campaign, make_owner
 from newsletter.config import Config
 from newsletter.errors import HeaderValueError
-from newsletter.headers import address_header, header_text, unstructured_header
-from newsletter.message import MessageBuilder, Recipient
-from newsletter.render import RenderedEmail
-from newsletter.send import PoolOptions, run_campaign, send_confirmation
+from newsletter.content.headers import address_header, header_text, unstructured_header
+from newsletter.content.message import MessageBuilder, Recipient
+from newsletter.content.render import RenderedEmail
+from newsletter.delivery.pool import PoolOptions
+from newsletter.delivery.run import run_campaign
+from newsletter.delivery.single import send_confirmation
 
 TOKEN = "q3Zk8mN2pX7vR4tY9wB1cD6fG0hJ5lS_-aEuIoPzAA"
 AMS = ZoneInfo("Europe/Amsterdam")

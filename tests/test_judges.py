@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from newsletter.articles import Article
-from newsletter.config import Config
-from newsletter.message import MessageBuilder, Recipient
-from newsletter.render import render_article, render_confirmation, render_digest
 from render_fixtures import make_config, seed_shaped_article, wide_article
+
+from newsletter.config import Config
+from newsletter.content.article import Article
+from newsletter.content.message import MessageBuilder, Recipient
+from newsletter.content.render import render_article, render_confirmation, render_digest
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "newsletter-screenshots"
 ANN = Recipient(subscriber_id=42, email="ann.jansen@example.nl", name="Ann Jansen", token="Xq7-Lm2_Pz9Rt4Vw8Yb1Nc6Kd3Hf5Gj0", language="nl")
@@ -166,7 +166,7 @@ def test_chromium_keeps_wide_content_inside_a_phone_screen(config: Config, tmp_p
 
 
 def test_chromium_keeps_a_parsed_markdown_article_inside_a_phone_screen(config: Config, tmp_path: Path) -> None:
-    from newsletter.articles import parse_file
+    from newsletter.content.parse import parse_file
 
     article = parse_file(Path(__file__).parent / "fixtures" / "quiet-chips.md")
     html = personal_html(config, article)

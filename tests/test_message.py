@@ -12,17 +12,17 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from render_fixtures import PARAGRAPHS, TITLE, make_config, seed_shaped_article
 
 from newsletter.config import Config
-from newsletter.message import (
+from newsletter.content.message import (
     HeaderValueError,
     MessageBuilder,
     Recipient,
     make_message_id,
     qp_encode,
 )
-from newsletter.render import RenderedEmail, render_article, render_confirmation
-from render_fixtures import PARAGRAPHS, TITLE, make_config, seed_shaped_article
+from newsletter.content.render import RenderedEmail, render_article, render_confirmation
 
 TOKEN = "q3Zk8mN2pX7vR4tY9wB1cD6fG0hJ5lS_-aEuIoPzAA"
 ANN = Recipient(subscriber_id=17, email="ann@example.nl", name="Ann Jansen-Één", token=TOKEN, language="nl")

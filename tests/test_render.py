@@ -6,19 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
-from newsletter.articles import Article
-from newsletter.config import Config
-from newsletter.errors import ArticleError
-from newsletter.render import (
-    CONFIRM_URL,
-    NAME,
-    UNSUBSCRIBE_URL,
-    TemplateError,
-    render_article,
-    render_confirmation,
-    render_digest,
-)
 from render_fixtures import (
     PARAGRAPHS,
     SIGNATURE,
@@ -29,6 +16,19 @@ from render_fixtures import (
     seed_shaped_article,
     wide_article,
 )
+
+from newsletter.config import Config
+from newsletter.content.article import Article
+from newsletter.content.render import (
+    CONFIRM_URL,
+    NAME,
+    UNSUBSCRIBE_URL,
+    TemplateError,
+    render_article,
+    render_confirmation,
+    render_digest,
+)
+from newsletter.errors import ArticleError
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time_machine
 from sqlite_utils import Database
 
 from newsletter.db import open_db
-from newsletter.schedule import (
+from newsletter.digests.schedule import (
     ScheduleError,
     cancel,
     claim_due,

@@ -17,11 +17,13 @@ import trustme
 from send_helpers import add_subscribers, make_config, open_workdb, server, statuses, write_article  # noqa: F401
 from smtp_server import DROP, STALL, Server, authenticator
 
-from newsletter.campaigns import CampaignBusyError, create_campaign, make_owner
 from newsletter.config import Config
-from newsletter.ledger import acquire_lease
-from newsletter.render import confirm_url
-from newsletter.send import Pool, PoolOptions, RunResult, run_campaign, send_confirmation, send_test
+from newsletter.content.render import confirm_url
+from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, make_owner
+from newsletter.delivery.ledger import acquire_lease
+from newsletter.delivery.pool import Pool, PoolOptions, RunResult
+from newsletter.delivery.run import run_campaign
+from newsletter.delivery.single import send_confirmation, send_test
 
 
 class Site:
@@ -190,7 +192,7 @@ async def test_a_refused_envelope_sender_fails_the_messages_without_suppressing_
 
 
 def test_sender_address_codes_are_never_a_hard_bounce_of_the_recipient():
-    from newsletter.replies import classify_reply
+    from newsletter.delivery.outcomes import classify_reply
 
     for code, text in ((550, "5.1.7 bad sender mailbox syntax"), (553, "5.1.8 sender domain unknown")):
         outcome = classify_reply(code, text)
@@ -296,10 +298,10 @@ async def test_a_subscriber_who_unsubscribed_after_queueing_is_never_mailed(serv
 
 
 async def test_a_subscriber_erased_while_their_message_waits_for_a_connection_is_never_mailed(server, make_site):
-    from newsletter.feed import inline_feed
-    from newsletter.ledger import Ledger
-    from newsletter.send import Progress
-    from newsletter.subscribers import erase
+    from newsletter.audience.subscribers import erase
+    from newsletter.delivery.ledger import Ledger
+    from newsletter.delivery.pool import Progress
+    from newsletter.delivery.queue import inline_feed
 
     site = make_site(server.url, 5)
     cid = site.campaign()

@@ -6,8 +6,8 @@ import pytest
 from send_helpers import make_config
 from smtp_server import Server
 
-from newsletter import smtp_fastpath
-from newsletter.send import send_one
+from newsletter.delivery import smtp_speedups as smtp_fastpath
+from newsletter.delivery.single import send_one
 
 SAMPLES = [
     b"",

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from newsletter import subscriber_io, subscribers
+from newsletter.audience import import_export as subscriber_io
+from newsletter.audience import subscribers
 from newsletter.db import open_db
 from newsletter.errors import ImportFileError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from newsletter import subscribers
+from newsletter.audience import subscribers
 from newsletter.db import open_db
 from newsletter.errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
 

@@ -1,0 +1,365 @@
+"""Subscribers: add, confirm, unsubscribe, change, list, import, export and erase.
+
+Every change writes an event (what, when, through what: cli, import, web, bounce; and who).
+Events never hold an address or a name, so erasing a subscriber leaves no personal data
+behind but the one-way hash that keeps the address suppressed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlite_utils import Database
+
+from ..config import LANGUAGES
+from ..db import now, transaction
+from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+# Addresses in these states are never mailed again, and never re-activated by an import.
+SUPPRESSED = ("unsubscribed", "bounced", "complained")
+CADENCES = ("each", "daily", "weekly")
+SOURCES = ("cli", "import", "web", "bounce", "send")
+TOKEN_BYTES = 18  # 144 bits, 24 URL-safe characters: short enough for List-Unsubscribe
+COLUMNS = (
+    "id, email, name, language, status, cadence, token, consent_at, consent_source, "
+    "created_at, updated_at, confirmed_at, unsubscribed_at"
+)
+
+
+def normalize_email(text: str) -> str:
+    """The address as stored (domain lower-cased, IDNA-normalised); InvalidEmailError if invalid.
+
+    Syntax only: no DNS look-up, so imports stay fast and work offline. Non-ASCII before
+    the @ needs SMTPUTF8 end to end, which neither the sender nor most receivers offer, so
+    such an address is refused here rather than failing at every send; a non-ASCII domain
+    is fine (it is sent in its xn-- form).
+    """
+    candidate = (text or "").strip()
+    if not candidate:
+        raise InvalidEmailError("the email address is empty")
+    try:
+        return validate_email(candidate, check_deliverability=False, allow_smtputf8=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidEmailError(f"{candidate!r} is not an email address: {exc}") from None
+
+
+def email_hash(email: str) -> str:
+    """A one-way hash of a normalised address, the same whatever its case."""
+    return hashlib.sha256(f"newsletter-suppression:{email.casefold()}".encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A random secret for a subscriber's links (unsubscribe, confirm, web view)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def current_actor() -> str:
+    """Who is acting, for the event log: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def log_event(
+    db: Database,
+    *,
+    kind: str,
+    source: str,
+    subscriber_id: int | None,
+    actor: str = "",
+    detail: dict[str, Any] | None = None,
+    at: str | None = None,
+) -> None:
+    """Append one event. Callers hold the transaction that made the change."""
+    db.execute(
+        "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        [at or now(), subscriber_id, kind, source, actor, json.dumps(detail or {}, sort_keys=True)],
+    )
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    value = (value or "").strip().lower()
+    if value not in choices:
+        raise NewsletterError(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+# C0 and C1 controls and the Unicode line and paragraph separators: the name goes into
+# the To header, where message.py refuses them (and one such name would stop every send).
+_NAME_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_name(name: str) -> str:
+    """A subscriber's name as stored: stripped, one line, no control characters, at most 200."""
+    name = (name or "").strip()
+    if _NAME_CONTROL_RE.search(name):
+        raise NewsletterError("a name must be one line of text without control characters")
+    if len(name) > 200:
+        raise NewsletterError("a name must be at most 200 characters")
+    return name
+
+
+def _row_to_dict(cursor_row: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    if cursor_row is None:
+        return None
+    return dict(zip([c.strip() for c in COLUMNS.split(",")], cursor_row, strict=True))
+
+
+def find(db: Database, email: str) -> dict[str, Any] | None:
+    """The subscriber with this address (any case, a domain in Unicode or xn-- form), or None."""
+    try:
+        # Stored addresses are normalised; COLLATE NOCASE alone folds only ASCII letters.
+        address = normalize_email(email)
+    except InvalidEmailError:
+        address = email.strip()
+    row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE email = ?", [address]).fetchone()
+    return _row_to_dict(row)
+
+
+def get(db: Database, email: str) -> dict[str, Any]:
+    """The subscriber with this address; SubscriberNotFoundError if there is none."""
+    found = find(db, email)
+    if found is None:
+        raise SubscriberNotFoundError(
+            f"no subscriber {email.strip()!r}; `newsletter subscribers list` shows who there is"
+        )
+    return found
+
+
+def next_id(db: Database) -> int:
+    """The id for a new subscriber: never one an erased subscriber had.
+
+    The table has no AUTOINCREMENT, so SQLite would hand out an erased subscriber's id
+    again, and the events log (which keeps erased subscribers' events by id) would then
+    show their history as the newcomer's.
+    """
+    (highest,) = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), "
+        "coalesce((SELECT max(subscriber_id) FROM events), 0))"
+    ).fetchone()
+    return highest + 1
+
+
+def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
+    row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE token = ?", [token]).fetchone()
+    return _row_to_dict(row)
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    """outcome: created, exists (nothing changed) or resubscribed (explicit new opt-in)."""
+
+    outcome: str
+    subscriber: dict[str, Any]
+
+
+def subscribe(
+    db: Database,
+    email: str,
+    *,
+    name: str = "",
+    language: str = "en",
+    cadence: str = "each",
+    confirmed: bool = False,
+    source: str = "cli",
+    actor: str | None = None,
+) -> SubscribeResult:
+    """Add a subscriber: pending (double opt-in) unless confirmed.
+
+    An address already pending or active is left as it is. An address that unsubscribed,
+    bounced, complained or was erased comes back only through this explicit call, and the
+    new opt-in is logged.
+    """
+    address = normalize_email(email)
+    name = check_name(name)
+    language = _check_choice(language, LANGUAGES, "language")
+    cadence = _check_choice(cadence, CADENCES, "cadence")
+    actor = current_actor() if actor is None else actor
+    status = "active" if confirmed else "pending"
+    stamp = now()
+    with transaction(db):
+        existing = find(db, address)
+        if existing and existing["status"] not in SUPPRESSED:
+            return SubscribeResult("exists", existing)
+        if existing:
+            db.execute(
+                "UPDATE subscribers SET status = ?, name = COALESCE(NULLIF(?, ''), name), "
+                "language = ?, cadence = ?, consent_at = ?, consent_source = ?, updated_at = ?, "
+                "confirmed_at = ?, unsubscribed_at = NULL WHERE id = ?",
+                [status, name, language, cadence, stamp, source, stamp,
+                 stamp if confirmed else None, existing["id"]],
+            )
+            log_event(db, kind="resubscribed", source=source, subscriber_id=existing["id"],
+                      actor=actor, detail={"previous_status": existing["status"], "status": status},
+                      at=stamp)
+            return SubscribeResult("resubscribed", get(db, address))
+        erased = db.execute(
+            "DELETE FROM suppressions WHERE email_hash = ? RETURNING reason", [email_hash(address)]
+        ).fetchone()
+        new_id = next_id(db)
+        db.execute(
+            "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
+            "consent_source, created_at, updated_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [new_id, address, name, language, status, cadence, new_token(), stamp, source, stamp, stamp,
+             stamp if confirmed else None],
+        )
+        detail: dict[str, Any] = {"status": status, "cadence": cadence}
+        if erased:
+            detail["previously"] = erased[0]
+        log_event(db, kind="subscribed", source=source, subscriber_id=new_id,
+                  actor=actor, detail=detail, at=stamp)
+        return SubscribeResult("resubscribed" if erased else "created", get(db, address))
+
+
+def confirm(db: Database, email: str, *, source: str = "cli", actor: str | None = None) -> str:
+    """Confirm a pending subscriber. Returns confirmed or already (nothing changed)."""
+    with transaction(db):
+        subscriber = get(db, email)
+        if subscriber["status"] == "active":
+            return "already"
+        if subscriber["status"] != "pending":
+            raise NewsletterError(
+                f"{subscriber['email']} is {subscriber['status']}, not pending; "
+                "subscribe them again with `newsletter subscribe` if they opted in anew"
+            )
+        stamp = now()
+        db.execute(
+            "UPDATE subscribers SET status = 'active', confirmed_at = ?, updated_at = ? WHERE id = ?",
+            [stamp, stamp, subscriber["id"]],
+        )
+        log_event(db, kind="confirmed", source=source, subscriber_id=subscriber["id"],
+                  actor=current_actor() if actor is None else actor, at=stamp)
+    return "confirmed"
+
+
+def set_status(
+    db: Database,
+    email: str,
+    status: str,
+    *,
+    source: str,
+    actor: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> str:
+    """Move a subscriber to `status` (unsubscribed, bounced, complained, ...), logged.
+
+    Returns the previous status; a call that changes nothing writes nothing.
+    """
+    status = _check_choice(status, STATUSES, "status")
+    with transaction(db):
+        subscriber = get(db, email)
+        previous = subscriber["status"]
+        if previous == status:
+            return previous
+        stamp = now()
+        db.execute(
+            "UPDATE subscribers SET status = ?, updated_at = ?, "
+            "unsubscribed_at = CASE WHEN ? IN ('unsubscribed', 'bounced', 'complained') "
+            "THEN ? ELSE unsubscribed_at END WHERE id = ?",
+            [status, stamp, status, stamp, subscriber["id"]],
+        )
+        log_event(db, kind=status, source=source, subscriber_id=subscriber["id"],
+                  actor=current_actor() if actor is None else actor,
+                  detail={"previous_status": previous, **(detail or {})}, at=stamp)
+    return previous
+
+
+def unsubscribe(db: Database, email: str, *, source: str = "cli", actor: str | None = None) -> str:
+    """Unsubscribe an address. Returns unsubscribed, or already when it was."""
+    previous = set_status(db, email, "unsubscribed", source=source, actor=actor)
+    return "already" if previous == "unsubscribed" else "unsubscribed"
+
+
+def update(
+    db: Database,
+    email: str,
+    *,
+    name: str | None = None,
+    language: str | None = None,
+    cadence: str | None = None,
+    source: str = "cli",
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Change a subscriber's name, language or cadence; logged. Returns the updated row."""
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = check_name(name)
+    if language is not None:
+        changes["language"] = _check_choice(language, LANGUAGES, "language")
+    if cadence is not None:
+        changes["cadence"] = _check_choice(cadence, CADENCES, "cadence")
+    with transaction(db):
+        subscriber = get(db, email)
+        changed = {k: v for k, v in changes.items() if subscriber[k] != v}
+        if not changed:
+            return subscriber
+        stamp = now()
+        assignments = ", ".join(f"{k} = ?" for k in changed)
+        db.execute(
+            f"UPDATE subscribers SET {assignments}, updated_at = ? WHERE id = ?",
+            [*changed.values(), stamp, subscriber["id"]],
+        )
+        # The name is personal data: log that it changed, not what it became.
+        detail = {k: ("(changed)" if k == "name" else v) for k, v in changed.items()}
+        log_event(db, kind="changed", source=source, subscriber_id=subscriber["id"],
+                  actor=current_actor() if actor is None else actor, detail=detail, at=stamp)
+        return get(db, email)
+
+
+def erase(db: Database, email: str, *, source: str = "cli", actor: str | None = None) -> None:
+    """Delete a subscriber's personal data (GDPR art. 17), keeping a hash that suppresses the address."""
+    with transaction(db):
+        subscriber = get(db, email)
+        stamp = now()
+        db.execute("DELETE FROM subscribers WHERE id = ?", [subscriber["id"]])
+        db.execute(
+            "INSERT OR REPLACE INTO suppressions (email_hash, reason, created_at) VALUES (?, 'erased', ?)",
+            [email_hash(subscriber["email"]), stamp],
+        )
+        log_event(db, kind="erased", source=source, subscriber_id=subscriber["id"],
+                  actor=current_actor() if actor is None else actor, at=stamp)
+
+
+def is_suppressed_hash(db: Database, email: str) -> bool:
+    """Whether this address was erased (only its hash remains)."""
+    return db.execute(
+        "SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(email)]
+    ).fetchone() is not None
+
+
+def iter_subscribers(db: Database, *, status: str | None = None) -> Iterator[dict[str, Any]]:
+    """Subscribers in id order, streamed (never the whole list in memory)."""
+    where, params = "", []
+    if status:
+        where, params = "WHERE status = ?", [_check_choice(status, STATUSES, "status")]
+    for row in db.execute(f"SELECT {COLUMNS} FROM subscribers {where} ORDER BY id", params):
+        yield _row_to_dict(row)  # type: ignore[misc]
+
+
+def counts(db: Database) -> dict[str, int]:
+    """The number of subscribers per status (every status present, zeros included)."""
+    result = dict.fromkeys(STATUSES, 0)
+    for status, number in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
+        result[status] = number
+    return result
+
+
+def events_for(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT at, kind, source, actor, detail FROM events WHERE subscriber_id = ? ORDER BY id",
+        [subscriber_id],
+    ).fetchall()
+    return [
+        {"at": at, "kind": kind, "source": source, "actor": actor, "detail": json.loads(detail)}
+        for at, kind, source, actor, detail in rows
+    ]

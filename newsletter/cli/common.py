@@ -1,0 +1,152 @@
+"""What every command shares: the application context, error mapping and output helpers.
+
+Click stays at this edge: core modules raise NewsletterError, and NewsletterGroup turns
+each into `Error: <message>` with exit code 1. Data goes to stdout, messages to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlite_utils import Database
+
+from ..config import Config, find_config_file, load_config, placeholders, unknown_environment
+from ..db import open_db
+from ..errors import NewsletterError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """Lazily loaded configuration and database for one command run."""
+
+    config_path: str | None = None
+    db_path: str | None = None
+    quiet: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _placeholders_said: bool = field(default=False, repr=False)
+
+    @cached_property
+    def config(self) -> Config:
+        for name in unknown_environment():
+            self.warn(f"ignoring {name}: it matches no setting (see the README's configuration table)")
+        path = find_config_file(self.config_path)
+        overrides = dict(self.overrides)
+        if self.db_path:
+            overrides["database"] = str(Path(self.db_path).resolve())
+        return load_config(path, overrides=overrides)
+
+    @cached_property
+    def db(self) -> Database:
+        return open_db(self.config.database)
+
+    def info(self, message: str) -> None:
+        """A progress or summary line on stderr, unless --quiet."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        click.echo(f"Warning: {message}", err=True)
+
+    def placeholder_warning(self) -> str | None:
+        """The warning for settings still on a placeholder, the first time it is asked in a
+        run (send, digest and run say it once, and still go on)."""
+        if self._placeholders_said:
+            return None
+        self._placeholders_said = True
+        found = placeholders(self.config)
+        if not found:
+            return None
+        return (f"newsletter.toml is not filled in: {'; '.join(found)}. "
+                "Subscribers see these; set them before a real send.")
+
+    def warn_placeholders(self) -> None:
+        """Warn (once per run) about settings still on a placeholder."""
+        message = self.placeholder_warning()
+        if message:
+            self.warn(message)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+class NewsletterGroup(click.Group):
+    """A click group that reports the project's errors as `Error: ...` with exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except sqlite3.OperationalError as exc:
+            # Another process held the write lock longer than the busy timeout.
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise click.ClickException(
+                f"the database is busy ({exc}): another newsletter command is writing to it. "
+                "Try again when it has finished."
+            ) from exc
+
+
+def json_option(func: F) -> F:
+    """Add --json to a list or show command."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Print rows as aligned columns on stdout (an empty list prints nothing)."""
+    if not rows:
+        return
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+
+
+def echo_rows(app: App, rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, empty: str) -> None:
+    """A list command's output: JSON, or a table, or (nothing to list) `empty` on stderr."""
+    if as_json:
+        echo_json(rows)
+    elif rows:
+        echo_table(rows, columns)
+    else:
+        app.info(empty)
+
+
+def echo_sample(sample: list[str], total: int) -> None:
+    """The first few addresses of a dry run, and how many more there are."""
+    for email in sample:
+        click.echo(f"  {email}")
+    if total > len(sample):
+        click.echo(f"  ... and {total - len(sample)} more")
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def say_captured(app: App, captured: Path | None, count: int) -> None:
+    """Tell the user plainly when messages went to the built-in capture server, not out."""
+    if captured is not None:
+        app.info(
+            f"No SMTP relay is configured (smtp.url), so the built-in capture server took "
+            f"{'this message' if count == 1 else 'the messages'}: NOTHING LEFT THIS MACHINE. "
+            f"See {captured}/*.eml."
+        )
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,334 @@
+"""Sending commands: `send`, `resume`, `retry` and `status`.
+
+Click only: parse, call delivery/campaigns.py and delivery/run.py, show progress (a bar
+when stderr is a terminal, timestamped lines otherwise, so cron gets a clean log), print
+the summary and
+map the outcome to an exit code: 0 when every delivery reached a final state or is
+deferred by design, 1 when the run itself failed or was interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ..db import now
+from ..delivery.campaigns import (
+    UNFINISHED,
+    Campaign,
+    campaign_counts,
+    create_campaign,
+    dry_run,
+    get_campaign,
+    list_campaigns,
+    make_owner,
+)
+from ..delivery.pool import Pool, Progress, RunResult
+from ..delivery.processes import ShardedRun
+from ..delivery.run import run_campaign
+from ..delivery.single import send_test
+from .common import (
+    App,
+    echo_json,
+    echo_sample,
+    echo_table,
+    json_option,
+    pass_app,
+    say_captured,
+    stderr_is_terminal,
+)
+
+LOG_EVERY_S = 10.0
+
+
+def _limits(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--rate", type=float, help="Messages per second at most, 0 for no limit (sending.rate)."
+    )(func)
+    return click.option(
+        "--concurrency", type=click.IntRange(1, 500), help="SMTP connections at once (sending.concurrency)."
+    )(func)
+
+
+def _apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
+    if concurrency is not None:
+        app.overrides["sending.concurrency"] = concurrency
+    if rate is not None:
+        app.overrides["sending.rate"] = rate
+
+
+@click.command()
+@click.argument("article")
+@click.option("--dry-run", is_flag=True, help="Show how many would get it, and to whom; send nothing.")
+@click.option("--again", is_flag=True, help="Send an article that was sent before, as a new campaign.")
+@click.option("--to", "to", metavar="ADDRESS", help="Send one test copy to ADDRESS only; no campaign.")
+@_limits
+@pass_app
+def send(
+    app: App, article: str, dry_run: bool, again: bool, to: str | None,
+    concurrency: int | None, rate: float | None,
+) -> None:
+    """Send ARTICLE (a file or a stored slug) to every active subscriber.
+
+    The campaign and one delivery row per subscriber are written before the first
+    connection; an interrupted campaign of the same article is resumed, not restarted.
+    """
+    _apply_limits(app, concurrency, rate)
+    config, db = app.config, app.db
+    app.warn_placeholders()
+    if dry_run:
+        _dry_run(app, article)
+        return
+    if to:
+        outcome, captured = asyncio.run(send_test(config, db, article, to=to))
+        say_captured(app, captured, 1 if outcome.status == "sent" else 0)
+        if outcome.status != "sent":
+            raise click.ClickException(
+                f"the test copy to {to} was not accepted: {outcome.code or ''} {outcome.text}".replace("  ", " ")
+            )
+        app.info(f"Sent a test copy to {to} ({outcome.text}). No campaign was touched.")
+        return
+    owner = make_owner()
+    campaign = create_campaign(config, db, article, owner=owner, again=again)
+    if campaign.status in UNFINISHED and campaign.started_at:
+        app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
+    else:
+        app.info(f"Campaign {campaign.id}: {campaign.subject!r} to {campaign.total} subscribers.")
+    run_with_progress(app, campaign.id, owner=owner)
+
+
+@click.command()
+@click.argument("campaign_id", metavar="CAMPAIGN", type=int)
+@_limits
+@pass_app
+def resume(app: App, campaign_id: int, concurrency: int | None, rate: float | None) -> None:
+    """Finish an interrupted CAMPAIGN (after Ctrl-C, a crash or a failed run)."""
+    _apply_limits(app, concurrency, rate)
+    campaign = get_campaign(app.db, campaign_id)
+    app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
+    run_with_progress(app, campaign_id, owner=make_owner())
+
+
+@click.command()
+@click.argument("campaign_id", metavar="CAMPAIGN", type=int)
+@click.option("--now", "right_now", is_flag=True, help="Retry every deferred delivery now, ignoring the backoff.")
+@_limits
+@pass_app
+def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, rate: float | None) -> None:
+    """Send the deliveries of CAMPAIGN that are due (deferred ones whose time has come).
+
+    Safe to run from cron: it does nothing when nothing is due.
+    """
+    _apply_limits(app, concurrency, rate)
+    db = app.db
+    get_campaign(db, campaign_id)
+    if right_now:
+        with db.conn:
+            db.conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
+                [now(), campaign_id],
+            )
+    run_with_progress(app, campaign_id, owner=make_owner())
+
+
+def _dry_run(app: App, article: str) -> None:
+    report = dry_run(app.config, app.db, article)
+    click.echo(f"Subject:    {report.subject}")
+    click.echo(f"Recipients: {report.count}")
+    echo_sample(report.sample, report.count)
+    if report.previous:
+        click.echo(f"Note: already sent as campaign {report.previous}; sending needs --again.")
+    app.info("Dry run: nothing was written and nothing was sent.")
+
+
+def run_with_progress(app: App, campaign_id: int, *, owner: str) -> None:
+    """Send one campaign as every command does: a progress bar on a terminal, timestamped
+    lines otherwise, Ctrl-C finishing what is in flight, then the summary.
+
+    Used by send, resume and retry here, and by digest.
+    """
+    config, db = app.config, app.db
+    reporter = _Reporter(app)
+
+    def on_start(pool: Pool | ShardedRun) -> None:
+        loop = asyncio.get_running_loop()
+
+        def interrupted() -> None:
+            app.info("\nStopping: finishing the messages in flight (Ctrl-C again to force)...")
+            loop.remove_signal_handler(signal.SIGINT)
+            pool.stop()
+
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+        loop.add_signal_handler(signal.SIGTERM, pool.stop)
+
+    try:
+        result = asyncio.run(
+            run_campaign(config, db, campaign_id, owner=owner, on_progress=reporter, on_start=on_start)
+        )
+    finally:
+        reporter.close()
+    _summary(app, result)
+
+
+class _Reporter:
+    """A progress bar on a terminal; a timestamped line every few seconds otherwise."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.bar: Any = None
+        self.shown = 0
+        self.logged_at = time.monotonic()
+
+    def __call__(self, progress: Progress) -> None:
+        if self.app.quiet:
+            return
+        if stderr_is_terminal():
+            if self.bar is None:
+                self.bar = click.progressbar(
+                    length=max(progress.due, 1), label=f"campaign {progress.campaign_id}",
+                    show_eta=True, show_pos=True, file=sys.stderr,
+                    item_show_func=lambda _: f"{progress.rate:.0f}/s",
+                )
+                self.bar.__enter__()
+            self.bar.update(progress.done - self.shown, progress.done)
+            self.shown = progress.done
+        elif time.monotonic() - self.logged_at >= LOG_EVERY_S:
+            self.logged_at = time.monotonic()
+            self.app.info(_line(progress))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _line(progress: Progress) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    eta = f", ETA {progress.eta:.0f}s" if progress.eta is not None else ""
+    return (
+        f"{stamp} campaign {progress.campaign_id}: {progress.done}/{progress.due} done, "
+        f"{progress.sent} sent, {progress.deferred} deferred, {progress.bounced} bounced, "
+        f"{progress.failed} failed, {progress.skipped} skipped, {progress.rate:.0f}/s{eta}"
+    )
+
+
+def _summary(app: App, result: RunResult) -> None:
+    p, c = result.progress, result.counts
+    app.info(
+        f"Campaign {result.campaign_id}: this run {p.sent} sent, {p.deferred} deferred, "
+        f"{p.bounced} bounced, {p.failed} failed, {p.skipped} skipped in {p.elapsed:.1f}s "
+        f"({p.rate:.0f}/s). Campaign {result.status}: {c['sent']} of "
+        f"{sum(c.values())} sent."
+    )
+    if p.slowdowns:
+        app.info(f"The relay asked to slow down {p.slowdowns} time(s); the pool went down to "
+                 f"{p.lowest_concurrency} connection(s) and back to {p.concurrency}.")
+    say_captured(app, result.captured_to, p.sent)
+    left = c["queued"] + c["sending"]
+    if c["deferred"] and result.next_retry_at:
+        app.info(
+            f"{c['deferred']} deferred; the next attempt is due at "
+            f"{result.next_retry_at[:19].replace('T', ' ')} UTC: run `newsletter retry "
+            f"{result.campaign_id}` then (or from cron)."
+        )
+    if result.error:
+        raise click.ClickException(
+            f"{result.error}\n{left} not sent yet; fix that, then run "
+            f"`newsletter resume {result.campaign_id}`."
+        )
+    if result.interrupted:
+        raise click.ClickException(
+            f"interrupted: {left} not sent yet. Run `newsletter resume {result.campaign_id}` "
+            "to finish the campaign."
+        )
+
+
+@click.command()
+@click.argument("campaign_id", metavar="CAMPAIGN", type=int, required=False)
+@click.option("--failures", is_flag=True, help="List the recipients that were not sent, with the reply.")
+@json_option
+@pass_app
+def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> None:
+    """Per campaign: deliveries per status, rate, elapsed time and ETA."""
+    db = app.db
+    campaigns = [get_campaign(db, campaign_id)] if campaign_id else list_campaigns(db)
+    if failures:
+        rows = _failures(app, [c.id for c in campaigns])
+        if as_json:
+            echo_json(rows)
+        else:
+            echo_table(rows, ["campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt"])
+        return
+    rows = [_campaign_row(app, c) for c in campaigns]
+    if as_json:
+        echo_json(rows if campaign_id is None else rows[0])
+        return
+    if not rows:
+        app.info("No campaigns yet: `newsletter send ARTICLE` starts one.")
+        return
+    echo_table(
+        rows,
+        ["id", "kind", "status", "subject", "total", "sent", "queued", "sending", "deferred",
+         "bounced", "failed", "skipped", "rate", "elapsed", "eta"],
+    )
+
+
+def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
+    db = app.db
+    counts = campaign_counts(db, campaign.id)
+    last, next_retry = db.execute(
+        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
+        " FROM deliveries WHERE campaign_id = ?",
+        [campaign.id],
+    ).fetchone()
+    elapsed = rate = eta = None
+    if campaign.started_at:
+        # From the first run's start to the end (or the last message, or now while sending).
+        end = campaign.finished_at or (now() if campaign.lease_owner else last) or campaign.started_at
+        span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
+        elapsed = round(span, 1)
+        rate = round(counts["sent"] / span, 1) if span > 0 else None
+        remaining = counts["queued"] + counts["sending"]
+        if rate and remaining and campaign.lease_owner:
+            eta = round(remaining / rate, 1)
+    subject = campaign.subject if len(campaign.subject) <= 40 else campaign.subject[:39] + "…"
+    return {
+        "id": campaign.id,
+        "kind": campaign.kind,
+        "article": campaign.article_slug,
+        "status": campaign.status,
+        "subject": subject,
+        "total": campaign.total,
+        **counts,
+        "rate": rate,
+        "elapsed": elapsed,
+        "eta": eta,
+        "next_retry_at": next_retry,
+        "created_at": campaign.created_at,
+        "finished_at": campaign.finished_at,
+    }
+
+
+def _failures(app: App, ids: list[int]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return [
+        {
+            "campaign": r[0], "email": r[1], "status": r[2], "code": r[3], "enhanced": r[4],
+            "attempts": r[5], "reply": r[6], "next_attempt": r[7],
+        }
+        for r in app.db.execute(
+            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
+            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
+            " ORDER BY d.campaign_id, d.id",
+            ids,
+        )
+    ]

@@ -1,0 +1,279 @@
+"""`newsletter run`: everything that is due now, in one pass, made to be run by cron.
+
+In order: poll the feeds (new items become articles), send the scheduled sends that are due,
+make and send the digests the schedule says are due, then resume unfinished campaigns and
+retry deferred deliveries whose time has come. Each step reports what it did through a
+callback, one Action at a time, and never prints: the CLI turns each into one timestamped
+line. A broken feed or a late send is a warning; only a run that could not do its job (the
+engine failed, a digest could not be made) counts as a failure, so cron mail means something.
+
+The caller holds the directory lock (lock.py), so two runs never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .config import Config
+from .delivery import campaigns
+from .delivery import run as send
+from .digests import schedule
+from .digests.periods import format_local
+from .digests.plan import create_digest, due_digests, schedule_entries
+from .errors import NewsletterError
+from .feeds import poll as feeds
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a run did or noticed."""
+
+    kind: str  # feed, scheduled, digest, send, engine
+    message: str
+    level: str = "info"  # info, warning or error
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class RunSummary:
+    """The counts of a run; `failures` > 0 means the run itself failed somewhere."""
+
+    actions: int = 0
+    warnings: int = 0
+    failures: int = 0
+
+
+Report = Callable[[Action], None]
+
+
+class Engine:
+    """The sending engine (delivery/campaigns.py, delivery/run.py) as `run` uses it."""
+
+    def __init__(self, config: Config, db: Database) -> None:
+        self.config, self.db = config, db
+        self._campaigns, self._send = campaigns, send
+        self.owner = campaigns.make_owner()
+
+    def send_article(self, slug: str) -> tuple[int, Any]:
+        """Make (or resume) the article's campaign and send it; (campaign id, run result)."""
+        try:
+            campaign = self._campaigns.create_campaign(self.config, self.db, slug, owner=self.owner)
+        except self._campaigns.AlreadySentError:
+            # A run that died after the campaign was made and sent: it is done.
+            row = self.db.execute(
+                "SELECT id FROM campaigns WHERE kind = 'article' AND article_slug = ? ORDER BY id DESC LIMIT 1",
+                [slug],
+            ).fetchone()
+            return row[0], None
+        return campaign.id, self.run(campaign.id)
+
+    def run(self, campaign_id: int) -> Any:
+        return asyncio.run(self._send.run_campaign(self.config, self.db, campaign_id, owner=self.owner))
+
+    def pending(self, *, now_at: datetime) -> list[int]:
+        """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
+        unfinished = tuple(self._campaigns.UNFINISHED)
+        marks = ", ".join("?" * len(unfinished))
+        rows = self.db.execute(
+            f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
+            " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
+            " ORDER BY id",
+            [*unfinished, now_at.isoformat(timespec="microseconds")],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def pending_among(self, campaign_ids: list[int], *, now_at: datetime | None = None) -> list[int]:
+        """Those of `campaign_ids` that have work now (see `pending`)."""
+        wanted = set(campaign_ids)
+        return [i for i in self.pending(now_at=now_at or datetime.now(UTC)) if i in wanted]
+
+    def is_busy(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._campaigns.CampaignBusyError)
+
+
+def load_engine(config: Config, db: Database) -> Engine:
+    """The sending engine over this configuration and database."""
+    return Engine(config, db)
+
+
+def run_due(
+    config: Config,
+    db: Database,
+    *,
+    report: Report,
+    now_at: datetime | None = None,
+    engine: Engine | None = None,
+    poll: bool = True,
+) -> RunSummary:
+    """Do everything that is due at `now_at` (default: now); report each action."""
+    current = (now_at or datetime.now(UTC)).astimezone(UTC)
+    summary = RunSummary()
+    zone = config.publication_time_zone
+    late_limit = timedelta(seconds=config.schedule_late_limit)
+
+    def say(kind: str, message: str, level: str = "info") -> None:
+        summary.actions += 1
+        summary.warnings += level == "warning"
+        summary.failures += level == "error"
+        report(Action(kind=kind, message=message, level=level))
+
+    if poll:
+        _poll_feeds(config, db, say=say)
+
+    engine = engine or Engine(config, db)
+
+    # Scheduled sends
+    ran: set[int] = set()  # campaigns this pass already ran: a failed one waits for the next
+    claim = schedule.claim_due(db, late_limit=late_limit, now_at=current)
+    for due, late in claim.skipped:
+        say("scheduled", f"skipped scheduled send {due.id} ({due.article_slug}): it was due "
+            f"{format_local(due.due_at, zone=zone)}, {schedule.duration_text(late)} ago, more than "
+            f"schedule.late_limit ({schedule.duration_text(late_limit)}); send it by hand if it still matters",
+            "warning")
+    for due, late in claim.to_send:
+        if late > schedule.LATE_WARNING:
+            say("scheduled", f"scheduled send {due.id} ({due.article_slug}) is "
+                f"{schedule.duration_text(late)} late (due {format_local(due.due_at, zone=zone)}); sending it now",
+                "warning")
+        try:
+            campaign_id, result = engine.send_article(due.article_slug)
+        except NewsletterError as exc:
+            if engine.is_busy(exc):
+                say("scheduled", f"scheduled send {due.id}: its campaign is being sent by another process")
+                continue
+            schedule.mark_failed(db, due.id, note=str(exc))
+            say("scheduled", f"scheduled send {due.id} ({due.article_slug}) failed: {exc}", "error")
+            continue
+        except Exception as exc:  # noqa: BLE001 - cron must report it and go on with the rest
+            # Left `started`: the next run tries again, resuming whatever was made.
+            say("scheduled", f"scheduled send {due.id} ({due.article_slug}) failed, will retry: "
+                f"{type(exc).__name__}: {exc}", "error")
+            continue
+        schedule.mark_sent(db, due.id, campaign_id=campaign_id)
+        ran.add(campaign_id)
+        say("scheduled", f"sent scheduled {due.article_slug} as campaign {campaign_id}{_result_text(result)}",
+            "error" if getattr(result, "error", None) else "info")
+
+    # Digests
+    entries = schedule_entries(daily=config.schedule_daily, weekly=config.schedule_weekly)
+    for due in due_digests(db, entries, zone=zone, late_limit=late_limit, now_at=current):
+        if due.skip:
+            say("digest", f"skipped the {due.period.kind} digest for {due.period.label}: it was due "
+                f"{format_local(due.occurrence, zone=zone)}, {schedule.duration_text(due.late)} ago, more "
+                f"than schedule.late_limit; its articles go out with the next digest (up to a week back), or send "
+                f"it now with `newsletter digest --period {due.period.kind} --for {due.period.key} --late`", "warning")
+            continue
+        try:
+            outcome = create_digest(config, db, due.period)
+        except Exception as exc:  # noqa: BLE001 - nothing was written; the next run tries again
+            reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
+            say("digest", f"could not make the {due.period.kind} digest for {due.period.label}: {reason}", "error")
+            continue
+        if outcome.status == "empty":
+            say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
+            continue
+        if outcome.status == "skipped":  # another run skipped it a moment ago and said so
+            continue
+        late_text = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
+        say("digest", f"{due.period.kind} digest {due.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
+            f"{_count(outcome.recipients, 'subscriber')} in campaign{'s' if len(outcome.campaigns) > 1 else ''} "
+            f"{', '.join(map(str, outcome.campaigns))}", "warning" if late_text else "info")
+
+    # Unfinished campaigns (new digests among them) and deferred retries
+    for campaign_id in engine.pending(now_at=current):
+        if campaign_id in ran:
+            continue
+        try:
+            result = engine.run(campaign_id)
+        except Exception as exc:  # noqa: BLE001 - one campaign's trouble does not stop the others
+            if engine.is_busy(exc):
+                say("send", f"campaign {campaign_id} is being sent by another process; left to it")
+                continue
+            reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
+            say("send", f"campaign {campaign_id} failed: {reason}", "error")
+            continue
+        say("send", f"campaign {campaign_id}{_result_text(result)}",
+            "error" if getattr(result, "error", None) else "info")
+    return summary
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _poll_feeds(config: Config, db: Database, *, say: Callable[..., None]) -> None:
+    for result in feeds.poll_all(db, timeout=config.feeds_timeout, language=None):
+        if result.error:
+            say("feed", f"{result.address}: {result.error}", "warning")
+            continue
+        if result.warning:
+            say("feed", f"{result.address}: {result.warning}", "warning")
+        if result.new:
+            say("feed", f"{result.address}: {len(result.new)} new article{'s' if len(result.new) != 1 else ''}"
+                f" ({', '.join(result.new[:3])}{', ...' if len(result.new) > 3 else ''}),"
+                f" {result.queued} for the digests")
+
+
+def _result_text(result: Any) -> str:
+    if result is None:
+        return " (already sent)"
+    counts = getattr(result, "counts", {}) or {}
+    shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    error = getattr(result, "error", None)
+    text = f": {getattr(result, 'status', '')}" + (f" ({shown})" if shown else "")
+    return text + (f"; error: {error}" if error else "")
+
+
+def command_prefix(*, executable: str | None = None) -> list[str]:
+    """How to start this very install: its console script beside the interpreter, or
+    `python -m newsletter` with the absolute interpreter path (cron has a bare PATH)."""
+    python = Path(executable or sys.executable).absolute()
+    script = python.parent / "newsletter"
+    if script.is_file():
+        return [str(script)]
+    return [str(python), "-m", "newsletter"]
+
+
+def crontab_lines(
+    *,
+    config_path: Path,
+    every_minutes: int = 5,
+    log_path: Path | None = None,
+    db_path: Path | None = None,
+    executable: str | None = None,
+) -> list[str]:
+    """The crontab lines for this install: `newsletter run` every few minutes.
+
+    Everything goes to a log file; only when a run fails (exit 1) is the end of the log
+    printed, and cron mails what a job prints: so cron mail means a real failure.
+    """
+    if not 1 <= every_minutes <= 59:
+        raise NewsletterError(f"--every must be between 1 and 59 minutes, not {every_minutes}")
+    config_path = config_path.absolute()
+    directory = config_path.parent
+    log = (log_path or directory / "newsletter-run.log").absolute()
+    database = ["--db", str(db_path.absolute())] if db_path else []
+    command = shlex.join([*command_prefix(executable=executable), "--config", str(config_path), *database, "run"])
+    schedule_text = "*" if every_minutes == 1 else f"*/{every_minutes}"
+    # cron turns an unescaped % into a line break.
+    command = command.replace("%", "\\%")
+    log_text = shlex.quote(str(log)).replace("%", "\\%")
+    directory_text = shlex.quote(str(directory)).replace("%", "\\%")
+    return [
+        f"# newsletter: run what is due every {every_minutes} minute{'s' if every_minutes != 1 else ''}"
+        " (digests, scheduled sends, retries, feeds).",
+        "# The log keeps every line; cron mails only the end of it when a run fails.",
+        f"{schedule_text} * * * * cd {directory_text} && {command} >> {log_text} 2>&1 || tail -n 20 {log_text}",
+    ]
+
+
+__all__ = ["Action", "Engine", "RunSummary", "command_prefix", "crontab_lines", "load_engine", "run_due"]

@@ -1,0 +1,284 @@
+"""Campaigns: one send of one article, with its delivery rows written before any connection.
+
+Creating a campaign renders the article once per language, stores those rendered emails in
+the campaign row (so a resumed run rebuilds the very same bytes) and writes one `queued`
+delivery row per active subscriber whose cadence is `each`, in chunks of INSERT ... SELECT
+so the subscriber list never passes through Python. A crash half-way through that leaves
+the campaign in `creating`; whoever resumes it finishes the rows first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import uuid
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..config import LANGUAGES, Config
+from ..content.message import MessageBuilder, Recipient
+from ..content.render import RenderedEmail, render_article
+from ..content.store import load_article
+from ..db import now
+from ..errors import SendError
+
+CHUNK = 10_000
+UNFINISHED = ("creating", "ready", "sending", "paused")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+
+__all__ = [
+    "AlreadySentError",
+    "Campaign",
+    "CampaignBusyError",
+    "CampaignNotFoundError",
+    "DryRun",
+    "MessageBuilder",
+    "Recipient",
+    "RenderedEmail",
+    "builder_for",
+    "campaign_counts",
+    "create_campaign",
+    "dry_run",
+    "get_campaign",
+    "list_campaigns",
+    "load_article",
+    "make_owner",
+    "populate",
+]
+
+
+class CampaignNotFoundError(SendError, LookupError):
+    """No campaign has that id."""
+
+
+class AlreadySentError(SendError):
+    """The article was sent before; sending it again needs --again."""
+
+
+class CampaignBusyError(SendError):
+    """Another process holds the campaign's lease and is sending it."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign row, with its rendered emails decoded."""
+
+    id: int
+    kind: str
+    article_slug: str | None
+    subject: str
+    status: str
+    campaign_key: str
+    total: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    lease_owner: str | None
+    lease_expires_at: str | None
+    rendered: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Campaign:
+        rendered = {
+            lang: RenderedEmail(**fields) for lang, fields in json.loads(row["rendered"]).items()
+        }
+        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
+        return cls(**columns, rendered=rendered)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What `send --dry-run` reports: nothing is written, nothing is sent."""
+
+    slug: str
+    subject: str
+    count: int
+    sample: list[str]
+    previous: int | None  # id of an earlier campaign of this article, if any
+
+
+def make_owner() -> str:
+    """A lease owner name: host and pid (so a dead holder is recognised) plus a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def get_campaign(db: Database, campaign_id: int) -> Campaign:
+    rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
+    if not rows:
+        raise CampaignNotFoundError(
+            f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns"
+        )
+    return Campaign.from_row(rows[0])
+
+
+def list_campaigns(db: Database) -> list[Campaign]:
+    return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
+
+
+def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
+    """Deliveries per status, every status present (zero when none)."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    for row in db.query(
+        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
+        [campaign_id],
+    ):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def _audience_sql() -> str:
+    # Only confirmed (active) subscribers who want every article get an article campaign.
+    return "FROM subscribers WHERE status = 'active' AND cadence = 'each'"
+
+
+def _latest_for(db: Database, slug: str) -> dict[str, Any] | None:
+    rows = list(
+        db.query(
+            "SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [slug],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: int = 5) -> DryRun:
+    """How many would get the article, the first few of them, and the subject; writes nothing."""
+    article = load_article(db, article_ref, store=False)
+    rendered = render_article(article, config, language=config.publication_language)
+    count = db.execute(f"SELECT count(*) {_audience_sql()}").fetchone()[0]
+    first = [r[0] for r in db.execute(f"SELECT email {_audience_sql()} ORDER BY id LIMIT ?", [sample])]
+    previous = _latest_for(db, article.slug)
+    return DryRun(
+        slug=article.slug,
+        subject=rendered.subject,
+        count=count,
+        sample=first,
+        previous=previous["id"] if previous else None,
+    )
+
+
+def create_campaign(
+    config: Config,
+    db: Database,
+    article_ref: str | Path,
+    *,
+    owner: str,
+    again: bool = False,
+) -> Campaign:
+    """The campaign to send for an article: a new one, or the unfinished one to resume.
+
+    Raises AlreadySentError when the article was sent before and `again` is false. `owner`
+    holds the campaign's lease while its rows are written, so nobody sends it half-made.
+    """
+    article = load_article(db, article_ref)
+    previous = _latest_for(db, article.slug)
+    if previous and previous["status"] in UNFINISHED:
+        # An interrupted campaign of this article: `send` finishes it rather than start over.
+        return get_campaign(db, previous["id"])
+    if previous and not again and previous["status"] == "waiting":
+        raise AlreadySentError(
+            f"{article.slug!r} was already sent as campaign {previous['id']}, which is waiting "
+            f"to retry its deferred deliveries: `newsletter retry {previous['id']}` sends those "
+            "that are due. Pass --again to send the article once more as a new campaign."
+        )
+    if previous and not again:
+        raise AlreadySentError(
+            f"{article.slug!r} was already sent as campaign {previous['id']} "
+            f"on {previous['created_at'][:16].replace('T', ' ')} UTC. "
+            f"`newsletter status {previous['id']}` shows how it went; "
+            "pass --again to send it once more as a new campaign."
+        )
+    # Render before writing anything: a bad article never leaves a half-made campaign.
+    rendered = {lang: render_article(article, config, language=lang) for lang in LANGUAGES}
+    subject = rendered[config.publication_language].subject
+    stamp = now()
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Checked again under the write lock: two `send`s started together create one.
+        latest = _latest_for(db, article.slug)
+        if latest is not None and (latest["status"] in UNFINISHED or (
+            previous is None or latest["id"] != previous["id"]
+        )):
+            db.conn.rollback()
+            return get_campaign(db, latest["id"])
+        cursor = db.conn.execute(
+            "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered,"
+            " lease_owner, lease_expires_at, created_at, updated_at)"
+            " VALUES ('article', ?, ?, 'creating', ?, ?, ?, ?, ?, ?)",
+            [
+                article.slug,
+                subject,
+                secrets.token_hex(8),
+                json.dumps({k: asdict(v) for k, v in rendered.items()}, ensure_ascii=False),
+                owner,
+                now(later_by=60),
+                stamp,
+                stamp,
+            ],
+        )
+        campaign_id = cursor.lastrowid
+        db.conn.execute(
+            "UPDATE articles SET sent_at = coalesce(sent_at, ?) WHERE slug = ?",
+            [stamp, article.slug],
+        )
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
+    assert campaign_id is not None
+    populate(db, campaign_id)
+    with db.conn:  # created: from here on, whoever runs it takes the lease
+        db.conn.execute(
+            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = ? AND lease_owner = ?",
+            [campaign_id, owner],
+        )
+    return get_campaign(db, campaign_id)
+
+
+def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
+    """Write the missing delivery rows of a `creating` campaign; return the total.
+
+    Chunked, each chunk its own short transaction, resumable after a crash: it continues
+    after the highest subscriber id already queued.
+    """
+    while True:
+        status = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        if status is None or status[0] != "creating":
+            break
+        with db.conn:
+            last = db.execute(
+                "SELECT coalesce(max(subscriber_id), 0) FROM deliveries WHERE campaign_id = ?",
+                [campaign_id],
+            ).fetchone()[0]
+            cursor = db.conn.execute(
+                f"INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status) "
+                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? ORDER BY id LIMIT ?",
+                [campaign_id, last, chunk],
+            )
+            if cursor.rowcount < chunk:
+                total = db.execute(
+                    "SELECT count(*) FROM deliveries WHERE campaign_id = ?", [campaign_id]
+                ).fetchone()[0]
+                db.conn.execute(
+                    "UPDATE campaigns SET status = 'ready', total = ?, updated_at = ? WHERE id = ?",
+                    [total, now(), campaign_id],
+                )
+    return db.execute("SELECT total FROM campaigns WHERE id = ?", [campaign_id]).fetchone()[0]
+
+
+def builder_for(config: Config, campaign: Campaign, *, test: bool = False) -> MessageBuilder:
+    """The per-recipient byte builder over the campaign's stored rendered emails."""
+    return MessageBuilder(config, campaign.rendered, campaign_key=campaign.campaign_key, test=test)
+
+
+def envelope_sender(config: Config, token: str) -> str:
+    """The envelope sender (bounce address), with {token} filled in for VERP."""
+    template = config.sender_envelope or config.sender_address
+    return template.replace("{token}", token)

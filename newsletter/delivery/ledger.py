@@ -1,0 +1,300 @@
+"""The delivery ledger: the campaign lease and every status write of a sending run.
+
+The crash window is what makes a duplicate possible, so it is kept to what is in flight:
+a row is marked `sending` in the same transaction that hands it to a connection, and its
+outcome is written in the transaction right after the reply. The pool never has more rows
+marked `sending` than connections allowed, so a kill -9 leaves at most that many rows with
+an unknown outcome; each is retried with its stored Message-ID. The writes of many
+replies and claims share one transaction, so SQLite is never the bottleneck.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlite_utils import Database
+
+from ..db import now
+from ..errors import SendError
+from .campaigns import CampaignBusyError, campaign_counts
+from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
+
+
+class LeaseLostError(SendError):
+    """Another process took over the campaign while this one was sending it."""
+
+
+class Item(NamedTuple):
+    """One delivery ready to go: the row, the envelope and the final bytes."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    envelope: str
+    message_id: str
+    data: bytes
+    status: str  # the row's status before it was claimed
+    attempts: int
+    first_attempt_at: str | None
+
+
+class Result(NamedTuple):
+    """What happened to a claimed item; outcome None means it was never attempted."""
+
+    item: Item
+    outcome: Outcome | None
+    relay: str
+
+
+def _holder_is_dead(owner: str) -> bool:
+    """True when the lease holder was a process on this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire_lease(db: Database, campaign_id: int, *, owner: str, ttl: float) -> None:
+    """Take the campaign's lease or raise CampaignBusyError naming who holds it.
+
+    A lease is free when nobody holds it, when it expired (its holder stopped renewing),
+    or when its holder was a process on this machine that is gone (kill -9).
+    """
+    stamp = now()
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(
+            "SELECT lease_owner, lease_expires_at FROM campaigns WHERE id = ?", [campaign_id]
+        ).fetchone()
+        if row is None:
+            raise SendError(f"there is no campaign {campaign_id}")
+        holder, expires = row
+        if holder and holder != owner and expires and expires > stamp and not _holder_is_dead(holder):
+            host, _, rest = holder.partition(":")
+            raise CampaignBusyError(
+                f"campaign {campaign_id} is being sent by process {rest.partition(':')[0]} on "
+                f"{host} (lease until {expires[:19].replace('T', ' ')} UTC). Wait for it to "
+                f"finish; if that process is gone, run `newsletter resume {campaign_id}` after "
+                "the lease ends."
+            )
+        db.conn.execute(
+            "UPDATE campaigns SET lease_owner = ?, lease_expires_at = ?, "
+            "status = CASE WHEN status = 'creating' THEN 'creating' ELSE 'sending' END, "
+            "started_at = coalesce(started_at, ?), last_run_at = ?, updated_at = ? WHERE id = ?",
+            [owner, now(later_by=ttl), stamp, stamp, stamp, campaign_id],
+        )
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
+
+
+def finish_run(db: Database, campaign_id: int, *, owner: str) -> tuple[str, dict[str, int]]:
+    """Store the counts, set the campaign's status from its rows, release the lease."""
+    counts = campaign_counts(db, campaign_id)
+    if counts["queued"] or counts["sending"]:
+        status = "paused"
+    elif counts["deferred"]:
+        status = "waiting"
+    else:
+        status = "done"
+    stamp = now()
+    with db.conn:
+        db.conn.execute(
+            "UPDATE campaigns SET status = CASE WHEN status = 'creating' THEN 'creating' ELSE ? END,"
+            " sent = ?, deferred = ?, failed = ?, bounced = ?, skipped = ?, updated_at = ?,"
+            " finished_at = CASE WHEN ? = 'done' THEN coalesce(finished_at, ?) END,"
+            " lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = ? AND (lease_owner = ? OR lease_owner IS NULL)",
+            [
+                status, counts["sent"], counts["deferred"], counts["failed"], counts["bounced"],
+                counts["skipped"], stamp, status, stamp, campaign_id, owner,
+            ],
+        )
+    return status, counts
+
+
+class Ledger:
+    """The status writes of one run of one campaign, under its lease."""
+
+    def __init__(
+        self,
+        db: Database,
+        campaign_id: int,
+        *,
+        owner: str,
+        ttl: float,
+        min_backoff: int,
+        max_backoff: int,
+        lifetime: int,
+    ) -> None:
+        self.db = db
+        self.campaign_id = campaign_id
+        self.owner = owner
+        self.ttl = ttl
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.lifetime = lifetime
+        self._renew_at = 0.0  # monotonic time of the next lease renewal
+        # Who may still get this campaign's message: confirmations go to pending subscribers
+        # (one who confirmed or left meanwhile is skipped), everything else to active ones.
+        kind = db.execute("SELECT kind FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        self.audience = "pending" if kind is not None and kind[0] == "confirmation" else "active"
+
+    def commit(self, results: Sequence[Result], claims: Sequence[Item]) -> tuple[list[Item], list[Item]]:
+        """Write `results` and claim `claims` in one transaction, renewing the lease.
+
+        Returns (claimed, skipped): a claim is skipped, and never sent, when its subscriber
+        is no longer active (unsubscribed, bounced or complained since the campaign began),
+        or for a confirmation campaign no longer pending.
+        Raises LeaseLostError, after writing the results, if the lease is no longer ours.
+        """
+        stamp = now()
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if time.monotonic() >= self._renew_at:
+                renewed = conn.execute(
+                    "UPDATE campaigns SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+                    [now(later_by=self.ttl), self.campaign_id, self.owner],
+                ).rowcount
+                self._renew_at = time.monotonic() + self.ttl / 6
+            else:
+                # Still ours? (Cheaper than rewriting the campaign row every transaction.)
+                renewed = conn.execute(
+                    "SELECT 1 FROM campaigns WHERE id = ? AND lease_owner = ?",
+                    [self.campaign_id, self.owner],
+                ).fetchone() is not None
+            if results:
+                self._write_results(results, stamp)
+            claimed: list[Item] = []
+            skipped: list[Item] = []
+            if claims and renewed:
+                claimed, skipped = self._claim(claims, stamp)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        if not renewed:
+            raise LeaseLostError(
+                f"campaign {self.campaign_id} was taken over by another process; this run "
+                "stopped. `newsletter status` shows where it stands."
+            )
+        return claimed, skipped
+
+    def _claim(self, claims: Sequence[Item], stamp: str) -> tuple[list[Item], list[Item]]:
+        conn = self.db.conn
+        ids = [item.subscriber_id for item in claims]
+        # Everyone not found here is inactive, including a subscriber erased since the feed
+        # read the row (the erasure deleted the delivery row too: nothing is left to mark).
+        inactive: dict[int, str] = dict.fromkeys(ids, "erased")
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for sid, status in conn.execute(f"SELECT id, status FROM subscribers WHERE id IN ({marks})", part):
+                if status == self.audience:
+                    del inactive[sid]
+                else:
+                    inactive[sid] = status
+        claimed = [i for i in claims if i.subscriber_id not in inactive]
+        skipped = [i for i in claims if i.subscriber_id in inactive]
+        if skipped:
+            conn.executemany(
+                "UPDATE deliveries SET status = 'skipped', reply_text = ?, last_attempt_at = ?"
+                " WHERE id = ?",
+                [
+                    (f"not sent: the subscriber is {inactive[i.subscriber_id]} now", stamp, i.delivery_id)
+                    for i in skipped
+                ],
+            )
+        if claimed:
+            conn.executemany(
+                "UPDATE deliveries SET status = 'sending', message_id = ?, last_attempt_at = ?"
+                " WHERE id = ?",
+                [(i.message_id, stamp, i.delivery_id) for i in claimed],
+            )
+        return claimed, skipped
+
+    def _write_results(self, results: Sequence[Result], stamp: str) -> None:
+        conn = self.db.conn
+        updates = []
+        restores = []
+        bounced = []
+        for item, outcome, relay in results:
+            if outcome is None:
+                # Never attempted (no connection): back to how it was, no attempt counted.
+                previous = "queued" if item.status == "sending" else item.status
+                restores.append((previous, item.delivery_id))
+                continue
+            status = outcome.status
+            attempts = item.attempts + 1
+            first = item.first_attempt_at or stamp
+            next_at = None
+            text = outcome.text
+            if status == DEFERRED:
+                age = (datetime.fromisoformat(stamp) - datetime.fromisoformat(first)).total_seconds()
+                if age >= self.lifetime:
+                    status = FAILED
+                    text = f"gave up after {attempts} attempts over {age / 3600:.0f} h: {text}"
+                else:
+                    delay = min(self.max_backoff, self.min_backoff * 2 ** (attempts - 1))
+                    next_at = now(later_by=delay)
+            if status == BOUNCED:
+                bounced.append((item, outcome))
+            updates.append(
+                (
+                    status, attempts, outcome.code, outcome.enhanced, text, outcome.queue_id,
+                    relay, stamp if status == SENT else None, stamp, first, next_at,
+                    item.delivery_id,
+                )
+            )
+        if updates:
+            conn.executemany(
+                "UPDATE deliveries SET status = ?, attempts = ?, reply_code = ?, enhanced_code = ?,"
+                " reply_text = ?, queue_id = ?, relay = ?, sent_at = ?, last_attempt_at = ?,"
+                " first_attempt_at = ?, next_attempt_at = ? WHERE id = ?",
+                updates,
+            )
+        if restores:
+            conn.executemany("UPDATE deliveries SET status = ? WHERE id = ?", restores)
+        for item, outcome in bounced:
+            # A hard bounce suppresses the address for good (STANDARDS.md: 5.1.x, 5.2.1).
+            changed = conn.execute(
+                "UPDATE subscribers SET status = 'bounced', updated_at = ?"
+                " WHERE id = ? AND status IN ('active', 'pending')",
+                [stamp, item.subscriber_id],
+            ).rowcount
+            if changed:
+                conn.execute(
+                    "INSERT INTO events (at, subscriber_id, kind, source, actor, detail)"
+                    " VALUES (?, ?, 'bounced', 'send', '', ?)",
+                    [
+                        stamp,
+                        item.subscriber_id,
+                        json.dumps(
+                            {
+                                "campaign": self.campaign_id,
+                                "code": outcome.code,
+                                "enhanced": outcome.enhanced,
+                                "reply": outcome.text,
+                            },
+                            ensure_ascii=False,
+                        ),
+                    ],
+                )

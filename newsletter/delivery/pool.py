@@ -1,0 +1,447 @@
+"""The sending engine: an asyncio pool of reused SMTP connections fed from the ledger.
+
+One dispatcher owns every database write. Workers (one per connection) only send: each
+takes a claimed item, runs `sendmail(envelope, [recipient], bytes)` over its connection
+(one recipient per transaction, the pre-built bytes untouched), classifies the reply and
+hands the result back. The dispatcher writes the results that arrived and claims the next
+rows in one transaction, and claims only as many rows as connections may be busy, so the
+rows marked `sending` are exactly the ones in flight. Rate limit (token bucket) and the
+pool-wide slow-down on 421/4.7.x also live in the dispatcher: a row is claimed only when
+it may be sent at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import aiosmtplib
+
+from ..config import Config
+from ..errors import SendError
+from .ledger import Item, Ledger, Result
+from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
+from .relays import (
+    Relay,
+    RelayConfigError,
+    RelayPicker,
+    RelayUnavailable,
+    connect,
+    relays_from_config,
+    tls_context,
+)
+
+BUFFER_HIGH = 600  # built items waiting for a connection; bounds memory (~20 KB each)
+
+
+@dataclass
+class PoolOptions:
+    """How a run sends: relays, TLS, limits, retry schedule (from Config, tests may adjust)."""
+
+    relays: list[Relay]
+    tls: ssl.SSLContext | None
+    password: str | None
+    concurrency: int = 8
+    rate: float = 0.0
+    per_connection: int = 100
+    timeout: float = 30.0
+    min_backoff: int = 300
+    max_backoff: int = 4000
+    lifetime: int = 432000
+    lease_ttl: float = 60.0
+    slowdown_pause: float = 2.0  # seconds without new messages after a rate signal
+    recover_after: int = 20  # successes before one more connection is allowed again
+    idle_probe: float = 2.0  # RSET a connection idle longer than this before reusing it
+    # Build the bytes in a separate process (one-process runs only). Off by default: building
+    # costs ~30 µs a message against ~400 µs for sending it, so a second core does more
+    # good running a second shard (processes.py) than building.
+    build_process: bool = False
+    processes: int = 1  # processes sharing the connections of a large run (processes.py)
+    connect_attempts: int = 0  # consecutive failed connects before giving up; 0: 2 x concurrency
+
+    @classmethod
+    def from_config(cls, config: Config, **changes: object) -> PoolOptions:
+        relays = relays_from_config(config)
+        needs_tls = any(r.tls != "none" for r in relays)
+        options = cls(
+            relays=relays,
+            tls=tls_context(config) if needs_tls else None,
+            password=config.smtp_password() if any(r.username for r in relays) else None,
+            concurrency=config.sending_concurrency,
+            rate=config.sending_rate,
+            per_connection=config.sending_per_connection,
+            processes=config.sending_processes,
+            timeout=config.smtp_timeout,
+            min_backoff=config.retry_min_backoff,
+            max_backoff=config.retry_max_backoff,
+            lifetime=config.retry_lifetime,
+        )
+        return replace(options, **changes)  # type: ignore[arg-type]
+
+
+@dataclass
+class Progress:
+    """Counters of one run, for the progress bar and the summary."""
+
+    campaign_id: int
+    due: int
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    skipped: int = 0
+    slowdowns: int = 0
+    connections: int = 0
+    lowest_concurrency: int = 0
+    concurrency: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.deferred + self.failed + self.bounced + self.skipped
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        rate = self.rate
+        return (self.due - self.done) / rate if rate > 0 else None
+
+
+@dataclass
+class RunResult:
+    """How a run ended. `error` is set when the run itself failed (exit code 1)."""
+
+    campaign_id: int
+    status: str  # the campaign's status afterwards
+    counts: dict[str, int]
+    progress: Progress
+    error: str | None = None
+    interrupted: bool = False
+    next_retry_at: str | None = None
+    captured_to: Path | None = None  # the outbox, when the capture relay was used
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.interrupted
+
+
+class Pool:
+    """Connections, throttling and the dispatcher of one run."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        feed: AsyncIterator[list[Item]],
+        options: PoolOptions,
+        progress: Progress,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.feed = feed
+        self.options = options
+        self.progress = progress
+        self.on_progress = on_progress
+        self.picker = RelayPicker(options.relays)
+        self.work: asyncio.Queue[Item | None] = asyncio.Queue()
+        self.results: list[Result] = []
+        self.buffer: deque[Item] = deque()
+        self.wake = asyncio.Event()
+        self.space = asyncio.Event()
+        self.feed_done = False
+        self.stopping = False
+        self.interrupted = False
+        self.error: str | None = None
+        self.allowed = options.concurrency
+        self.pause_until = 0.0
+        self.successes = 0
+        self.tokens = 1.0
+        self.tokens_at = time.monotonic()
+        self.connect_failures = 0
+        self.open_connections = 0
+        self._last_report = 0.0
+        self._renew = False
+        progress.concurrency = progress.lowest_concurrency = options.concurrency
+
+    def stop(self) -> None:
+        """Stop taking new work (Ctrl-C); what is in flight finishes and is recorded."""
+        self.interrupted = True
+        self.stopping = True
+        self.wake.set()
+        self.space.set()
+
+    def fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+        self.stopping = True
+        self.wake.set()
+        self.space.set()
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
+        producer = asyncio.create_task(self._produce())
+        keeper = asyncio.create_task(self._keep_lease())
+        try:
+            await self._dispatch()
+        finally:
+            for _ in workers:
+                self.work.put_nowait(None)
+            await asyncio.gather(*workers, return_exceptions=True)
+            keeper.cancel()
+            producer.cancel()
+            await asyncio.gather(producer, keeper, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.feed.aclose()  # type: ignore[attr-defined]
+            if self.on_progress:
+                self.on_progress(self.progress)
+
+    async def _produce(self) -> None:
+        try:
+            async for items in self.feed:
+                self.buffer.extend(items)
+                self.wake.set()
+                while len(self.buffer) >= BUFFER_HIGH and not self.stopping:
+                    self.space.clear()
+                    await self.space.wait()
+                if self.stopping:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a message that cannot be built stops the run, loudly
+            self.fail(f"building the messages failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.feed_done = True
+            self.wake.set()
+
+    async def _keep_lease(self) -> None:
+        # Renewed by every write anyway; this covers a run where no reply arrives for long.
+        while True:
+            await asyncio.sleep(self.options.lease_ttl / 3)
+            self._renew = True
+            self.wake.set()  # an empty commit in the dispatcher renews the lease
+
+    def _take_tokens(self, wanted: int, loop: asyncio.AbstractEventLoop) -> int:
+        if self.options.rate <= 0 or wanted <= 0:
+            return wanted
+        rate = self.options.rate
+        now_m = time.monotonic()
+        burst = max(1.0, rate / 10)
+        self.tokens = min(burst, self.tokens + (now_m - self.tokens_at) * rate)
+        self.tokens_at = now_m
+        granted = min(wanted, int(self.tokens))
+        self.tokens -= granted
+        if granted < wanted:
+            loop.call_later((1 - self.tokens % 1) / rate, self.wake.set)
+        return granted
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        outstanding = 0
+        while True:
+            await self.wake.wait()
+            # One more turn of the loop lets the replies that arrived together be written
+            # together: fewer, larger transactions.
+            await asyncio.sleep(0)
+            self.wake.clear()
+            results, self.results = self.results, []
+            outstanding -= len(results)
+            for result in reversed(results):
+                if result.outcome is None and not self.stopping:
+                    self.buffer.appendleft(result.item)  # never attempted: try it again
+            claims: list[Item] = []
+            if not self.stopping:
+                wanted = min(self.allowed - outstanding, len(self.buffer))
+                if loop.time() < self.pause_until:
+                    wanted = 0
+                    loop.call_at(self.pause_until, self.wake.set)
+                wanted = self._take_tokens(wanted, loop)
+                claims = [self.buffer.popleft() for _ in range(max(0, wanted))]
+                if len(self.buffer) < BUFFER_HIGH // 2:
+                    self.space.set()
+            if results or claims or self._renew:
+                self._renew = False
+                try:
+                    claimed, skipped = self.ledger.commit(results, claims)
+                except SendError as exc:  # lease lost: results are written, nothing claimed
+                    self.fail(str(exc))
+                    claimed, skipped = [], []
+                except sqlite3.Error as exc:
+                    # Nothing of this batch was written: its rows stay `sending`, which a
+                    # resumed run treats as in flight (retried with the same Message-ID).
+                    self.fail(f"writing the delivery statuses failed ({exc})")
+                    claimed, skipped = [], []
+                outstanding += len(claimed)
+                for item in claimed:
+                    self.work.put_nowait(item)
+                self._count(results, len(skipped))
+            if outstanding == 0 and (self.stopping or (self.feed_done and not self.buffer)):
+                return
+
+    def _count(self, results: list[Result], skipped: int) -> None:
+        progress = self.progress
+        progress.skipped += skipped
+        for result in results:
+            outcome = result.outcome
+            if outcome is None:
+                continue
+            if outcome.status == SENT:
+                progress.sent += 1
+                self.successes += 1
+                if self.successes >= self.options.recover_after and self.allowed < self.options.concurrency:
+                    # Additive increase after a multiplicative decrease (as TCP does).
+                    self.allowed += 1
+                    self.successes = 0
+            elif outcome.status == DEFERRED:
+                progress.deferred += 1
+            elif outcome.status == BOUNCED:
+                progress.bounced += 1
+            elif outcome.status == FAILED:
+                progress.failed += 1
+            if outcome.slow_down:
+                self._slow_down()
+        progress.concurrency = self.allowed
+        now_m = time.monotonic()
+        if self.on_progress and now_m - self._last_report >= 0.2:
+            self._last_report = now_m
+            self.on_progress(progress)
+
+    def _slow_down(self) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        self.successes = 0
+        if loop_time < self.pause_until:
+            return  # one signal per pause: eight connections hearing 421 at once is one event
+        self.progress.slowdowns += 1
+        self.allowed = max(1, self.allowed // 2)
+        self.progress.lowest_concurrency = min(self.progress.lowest_concurrency, self.allowed)
+        self.pause_until = loop_time + self.options.slowdown_pause
+
+    def _result(self, result: Result) -> None:
+        self.results.append(result)
+        self.wake.set()
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        client: aiosmtplib.SMTP | None = None
+        relay: Relay | None = None
+        size_option = False
+        used = 0
+        last = 0.0
+        limit = self.options.connect_attempts or 2 * self.options.concurrency
+        try:
+            while True:
+                item = await self.work.get()
+                if item is None:
+                    return
+                if client is not None and (used >= self.options.per_connection or not client.is_connected):
+                    await self._close(client)
+                    client = None
+                if client is not None and loop.time() - last > self.options.idle_probe:
+                    # A relay may drop a connection that sat idle; probe it before trusting a
+                    # message to it (after a 250 the session is already reset: no RSET needed).
+                    try:
+                        await client.rset()
+                    except (aiosmtplib.SMTPException, OSError):
+                        await self._close(client, polite=False)
+                        client = None
+                if client is None:
+                    relay = self.picker.pick()
+                    try:
+                        client = await connect(
+                            relay, context=self.options.tls,
+                            password=self.options.password, timeout=self.options.timeout,
+                        )
+                    except RelayConfigError as exc:
+                        self._result(Result(item, None, relay.label))
+                        self.fail(str(exc))
+                        continue
+                    except Exception as exc:
+                        # Any failure to open a connection (RelayUnavailable or a surprise)
+                        # hands the item back: the run must never wait for it forever.
+                        if isinstance(exc, RelayUnavailable) and exc.busy and self.open_connections:
+                            # 421 while our other connections work: the relay allows no
+                            # more of them. A rate signal, not an outage: the pool slows
+                            # down and this worker retires, one connection fewer.
+                            self._result(Result(item, None, relay.label))
+                            self._slow_down()
+                            return
+                        self.picker.mark_down(relay)
+                        self.connect_failures += 1
+                        self._result(Result(item, None, relay.label))
+                        if self.connect_failures >= limit:
+                            reason = str(exc) if isinstance(exc, RelayUnavailable) else (
+                                f"cannot connect to {relay.label}: {type(exc).__name__}: {exc}"
+                            )
+                            self.fail(f"{reason} ({self.connect_failures} attempts in a row)")
+                        await asyncio.sleep(min(5.0, 0.1 * self.connect_failures))
+                        continue
+                    self.connect_failures = 0
+                    self.open_connections += 1
+                    self.progress.connections += 1
+                    used = 0
+                    size_option = _take_over_size(client)
+                assert relay is not None
+                try:
+                    _, reply = await client.sendmail(
+                        item.envelope, [item.email], item.data,
+                        mail_options=[f"SIZE={_wire_size(item.data)}"] if size_option else None,
+                    )
+                    outcome: Outcome = classify_reply(250, reply)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # every failure is an outcome for this row
+                    outcome = classify_exception(exc)
+                used += 1
+                last = loop.time()
+                if outcome.drop_connection:
+                    await self._close(client, polite=False)
+                    client = None
+                self._result(Result(item, outcome, relay.label))
+        finally:
+            if client is not None:
+                await self._close(client)
+
+    async def _close(self, client: aiosmtplib.SMTP, *, polite: bool = True) -> None:
+        self.open_connections -= 1
+        if polite:
+            await _close(client)
+        else:
+            client.close()
+
+
+def _take_over_size(client: aiosmtplib.SMTP) -> bool:
+    """Declare SIZE (RFC 1870) ourselves; True when the relay supports it.
+
+    aiosmtplib computes SIZE by running a line-ending regex over the whole message, once
+    more than the DATA command does anyway: about a tenth of the CPU per message. Our
+    bytes have CRLF line ends already, so their size is a cheap count.
+    """
+    if not client.supports_extension("size"):
+        return False
+    client.esmtp_extensions.pop("size", None)
+    return True
+
+
+def _wire_size(data: bytes) -> int:
+    # Bare LFs (none in message.py's output) would each gain a CR on the wire.
+    return len(data) + data.count(b"\n") - data.count(b"\r\n")
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit(timeout=2)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()

@@ -1,0 +1,203 @@
+"""Run one campaign's pool in several processes, so a large send uses more than one core.
+
+The SMTP client is CPU-bound in Python (about 400 µs per message), so one process cannot
+keep a fast relay busy. Each shard process takes the rows whose id is k modulo n, its
+share of the connections and of the rate, and runs an ordinary Pool with its own ledger
+writes; all share the parent's lease (same owner, each renews it), so the guarantees are
+the same: every shard marks at most its own connections' worth of rows `sending`, and
+their sum is the configured concurrency. The parent only waits, adds up the progress
+and forwards a stop; Ctrl-C on a terminal reaches every shard anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, fields, replace
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..db import open_db
+from .ledger import Ledger
+from .pool import Pool, PoolOptions, Progress
+from .queue import inline_feed
+
+SHARD_MIN_DUE = 2000  # below this, one process is plenty
+
+
+def shard_count(requested: int, *, due: int, concurrency: int) -> int:
+    """How many processes a run of `due` messages should use."""
+    if due < SHARD_MIN_DUE:
+        return 1
+    return max(1, min(requested, os.cpu_count() or 1, concurrency))
+
+
+class ShardedRun:
+    """The parent's handle on the shard processes: stop() asks each to stop."""
+
+    def __init__(self, processes: Sequence[BaseProcess]) -> None:
+        self.processes = processes
+        self.interrupted = False
+
+    def stop(self) -> None:
+        self.interrupted = True
+        for process in self.processes:
+            if process.pid and process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+
+async def run_shards(
+    config: Config,
+    db_path: Path,
+    campaign_id: int,
+    *,
+    owner: str,
+    at: str,
+    options: PoolOptions,
+    shards: int,
+    progress: Progress,
+    on_progress: Callable[[Progress], None] | None,
+    on_start: Callable[[ShardedRun], None] | None,
+) -> tuple[str | None, bool]:
+    """Run `shards` processes to completion; returns (error, interrupted)."""
+    context = multiprocessing.get_context("spawn")
+    results: Any = context.Queue()
+    changes = {
+        f.name: getattr(options, f.name) for f in fields(options) if f.name not in ("tls", "password")
+    }
+    processes = []
+    for index in range(shards):
+        share = {
+            **changes,
+            "concurrency": options.concurrency // shards + (index < options.concurrency % shards),
+            "rate": options.rate / shards,
+        }
+        processes.append(
+            context.Process(
+                target=_shard_main,
+                args=(config, str(db_path), campaign_id, owner, at, (index, shards), share, results,
+                      os.getpid()),
+                name=f"newsletter-shard-{index}",
+            )
+        )
+    for process in processes:
+        process.start()
+    handle = ShardedRun(processes)
+    if on_start:
+        on_start(handle)
+    loop = asyncio.get_running_loop()
+    latest: dict[int, dict[str, Any]] = {}
+    finished: dict[int, tuple[str | None, bool]] = {}
+    while len(finished) < shards:
+        try:
+            kind, index, snapshot, error, interrupted = await loop.run_in_executor(
+                None, results.get, True, 0.25
+            )
+        except queue.Empty:
+            for index, process in enumerate(processes):
+                if index not in finished and not process.is_alive():
+                    finished[index] = (
+                        f"sending process {index} ended unexpectedly (exit code {process.exitcode})",
+                        False,
+                    )
+            continue
+        latest[index] = snapshot
+        if kind == "done":
+            finished[index] = (error, interrupted)
+        _add_up(progress, list(latest.values()))
+        if on_progress:
+            on_progress(progress)
+    for process in processes:
+        await loop.run_in_executor(None, process.join, 10)
+    errors = [e for e, _ in finished.values() if e]
+    return (errors[0] if errors else None), handle.interrupted or any(i for _, i in finished.values())
+
+
+def _add_up(total: Progress, snapshots: list[dict[str, Any]]) -> None:
+    counted = ("sent", "deferred", "failed", "bounced", "skipped", "slowdowns", "connections", "concurrency")
+    for name in counted:
+        setattr(total, name, sum(s[name] for s in snapshots))
+    lowest = [s["lowest_concurrency"] for s in snapshots]
+    total.lowest_concurrency = sum(lowest)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make a kill -9 of the sender kill its shards too.
+
+    A shard that outlived its parent would go on sending while a resumed run re-sends its
+    in-flight rows: exactly the duplicates the ledger is there to prevent. Linux kills us
+    with the parent (PR_SET_PDEATHSIG); elsewhere a watcher thread notices the orphaning.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.1)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _shard_main(
+    config: Config,
+    db_path: str,
+    campaign_id: int,
+    owner: str,
+    at: str,
+    shard: tuple[int, int],
+    changes: dict[str, Any],
+    results: Any,
+    parent: int,
+) -> None:
+    """One shard process: a Pool over its rows, reporting progress through `results`."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop takes over below
+    index = shard[0]
+    db = open_db(Path(db_path), migrate=False)
+    options = replace(PoolOptions.from_config(config), **changes)
+    options = replace(options, processes=1, build_process=False)
+    progress = Progress(campaign_id=campaign_id, due=0)
+
+    def report(p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False) -> None:
+        results.put((kind, index, asdict(p), error, interrupted))
+
+    async def main() -> None:
+        ledger = Ledger(
+            db, campaign_id, owner=owner, ttl=options.lease_ttl, min_backoff=options.min_backoff,
+            max_backoff=options.max_backoff, lifetime=options.lifetime,
+        )
+        feed = inline_feed(config, db, campaign_id, at=at, shard=shard)
+        pool = Pool(ledger, feed, options, progress, on_progress=report)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, pool.stop)
+        error: str | None = None
+        try:
+            await pool.run()
+            error = pool.error
+        except Exception as exc:  # reported to the parent, which says what to do
+            error = f"{type(exc).__name__}: {exc}"
+        report(progress, "done", error, pool.interrupted)
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.conn.close()

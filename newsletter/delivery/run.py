@@ -1,0 +1,100 @@
+"""Run one campaign: take its lease, send what is due through a Pool (or several processes), close the run.
+
+Without configured relays the run goes to the built-in capture server, which writes each
+message to the outbox folder instead of sending it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from ..config import Config
+from ..db import now
+from .campaigns import populate
+from .capture import capture_server
+from .ledger import Ledger, acquire_lease, finish_run
+from .pool import Pool, PoolOptions, Progress, RunResult
+from .processes import ShardedRun, run_shards, shard_count
+from .queue import count_due, feed_for
+
+
+@contextlib.asynccontextmanager
+async def _relays_or_capture(config: Config, options: PoolOptions) -> AsyncIterator[tuple[PoolOptions, Path | None]]:
+    if options.relays:
+        yield options, None
+        return
+    async with capture_server(config.outbox) as (relay, _handler):
+        yield replace(options, relays=[relay]), config.outbox
+
+
+async def run_campaign(
+    config: Config,
+    db: Database,
+    campaign_id: int,
+    *,
+    owner: str,
+    options: PoolOptions | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_start: Callable[[Pool | ShardedRun], None] | None = None,
+) -> RunResult:
+    """Send what is due in a campaign, under its lease. Raises CampaignBusyError if held.
+
+    `on_start` receives the pool, or the handle on its processes for a sharded run (either
+    has stop(): the CLI wires Ctrl-C to it); `on_progress` gets the counters a few times a
+    second.
+    """
+    options = options or PoolOptions.from_config(config)
+    acquire_lease(db, campaign_id, owner=owner, ttl=options.lease_ttl)
+    progress = Progress(campaign_id=campaign_id, due=0)
+    captured: Path | None = None
+    error: str | None = None
+    interrupted = False
+    try:
+        populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
+        with db.conn:
+            db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
+        at = now()
+        progress.due = count_due(db, campaign_id, at=at)
+        shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
+        path = db.execute("PRAGMA database_list").fetchone()[2]
+        async with _relays_or_capture(config, options) as (run_options, captured):
+            if shards > 1 and path:
+                error, interrupted = await run_shards(
+                    config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
+                    shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
+                )
+            else:
+                ledger = Ledger(
+                    db, campaign_id, owner=owner, ttl=options.lease_ttl,
+                    min_backoff=options.min_backoff, max_backoff=options.max_backoff,
+                    lifetime=options.lifetime,
+                )
+                feed = feed_for(config, db, campaign_id, at=at, process=options.build_process)
+                pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
+                if on_start:
+                    on_start(pool)
+                try:
+                    await pool.run()
+                finally:
+                    error, interrupted = pool.error, pool.interrupted
+    finally:
+        status, counts = finish_run(db, campaign_id, owner=owner)
+    next_retry = db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'deferred'",
+        [campaign_id],
+    ).fetchone()[0]
+    return RunResult(
+        campaign_id=campaign_id,
+        status=status,
+        counts=counts,
+        progress=progress,
+        error=error,
+        interrupted=interrupted,
+        next_retry_at=next_retry,
+        captured_to=captured,
+    )

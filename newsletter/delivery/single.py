@@ -1,0 +1,107 @@
+"""One-off messages outside any campaign: a test copy of an article and the double opt-in email.
+
+They take the same SMTP path as a campaign (relays, TLS, reply classification), one
+connection per message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from ..config import Config
+from ..content.message import MessageBuilder, Recipient
+from ..content.render import render_article, render_confirmation
+from ..content.store import load_article
+from ..db import now
+from ..errors import SendError
+from .campaigns import envelope_sender
+from .outcomes import DEFERRED, SENT, Outcome, classify_exception, classify_reply
+from .pool import PoolOptions, _close
+from .relays import RelayPicker, RelayUnavailable, connect
+from .run import _relays_or_capture
+
+
+async def send_one(
+    config: Config, *, envelope: str, recipient: str, data: bytes, options: PoolOptions | None = None
+) -> tuple[Outcome, Path | None]:
+    """Send one message outside any campaign (test sends, confirmations): same SMTP path."""
+    options = options or PoolOptions.from_config(config)
+    async with _relays_or_capture(config, options) as (run_options, captured):
+        relay = RelayPicker(run_options.relays).pick()
+        try:
+            client = await connect(
+                relay, context=run_options.tls,
+                password=run_options.password, timeout=run_options.timeout,
+            )
+        except RelayUnavailable as exc:
+            return Outcome(DEFERRED, None, None, str(exc)), captured
+        try:
+            _, reply = await client.sendmail(envelope, [recipient], data)
+            outcome = classify_reply(250, reply)
+        except Exception as exc:
+            outcome = classify_exception(exc)
+        await _close(client)
+    return outcome, captured
+
+
+async def send_test(
+    config: Config, db: Database, article_ref: str | Path, *, to: str, options: PoolOptions | None = None
+) -> tuple[Outcome, Path | None]:
+    """One copy of the article to `to` only, marked as a test; no campaign is touched."""
+    article = load_article(db, article_ref)
+    language = config.publication_language
+    rendered = {language: render_article(article, config, language=language)}
+    builder = MessageBuilder(config, rendered, campaign_key=f"test{int(time.time())}", test=True)
+    recipient = Recipient(subscriber_id=0, email=to, name="", token="test", language=language)
+    return await send_one(
+        config, envelope=envelope_sender(config, "test"), recipient=to,
+        data=builder.build(recipient), options=options,
+    )
+
+
+async def send_confirmation(
+    config: Config, db: Database, subscriber_id: int, *, options: PoolOptions | None = None
+) -> tuple[Outcome, Path | None]:
+    """Send the double opt-in email (with the confirm link) to a pending subscriber.
+
+    Logs a `confirmation_sent` (or `confirmation_failed`) event. Raises SendError when the
+    relay did not accept it, saying why; the subscriber simply stays pending. Returns the
+    outcome and, with the built-in capture server, the folder the message went to.
+    """
+    row = db.execute(
+        "SELECT email, name, token, language, status FROM subscribers WHERE id = ?", [subscriber_id]
+    ).fetchone()
+    if row is None:
+        raise SendError(f"there is no subscriber {subscriber_id}")
+    email, name, token, language, status = row
+    if status != "pending":
+        raise SendError(f"{email} is {status}, not pending: no confirmation email is needed")
+    rendered = {language: render_confirmation(config, language=language)}
+    builder = MessageBuilder(config, rendered, campaign_key=f"confirm{int(time.time() * 1000)}")
+    recipient = Recipient(subscriber_id=subscriber_id, email=email, name=name, token=token, language=language)
+    outcome, captured = await send_one(
+        config, envelope=envelope_sender(config, token), recipient=email,
+        data=builder.build(recipient), options=options,
+    )
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, 'send', '', ?)",
+            [
+                now(), subscriber_id,
+                "confirmation_sent" if outcome.status == SENT else "confirmation_failed",
+                # The code only: a reply text may quote the address, and events outlive erasure.
+                json.dumps({"code": outcome.code}),
+            ],
+        )
+    if outcome.status != SENT:
+        code = f"{outcome.code} " if outcome.code else ""
+        raise SendError(
+            f"the confirmation email to {email} was not accepted ({code}{outcome.text}). "
+            "The subscriber stays pending; try again later with "
+            f"`newsletter subscribers resend-confirmation {email}`."
+        )
+    return outcome, captured
