@@ -39,7 +39,7 @@ class Setting:
     """One configurable value: its dotted key, kind, default and the help shown to users."""
 
     key: str
-    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, relays, daily_time, weekly_time
+    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, relays, daily_time, weekly_time, nameservers
     default: Any
     help: str
     env_name: str = ""
@@ -168,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dkim.selector", "str", "", "DKIM selector, empty for no signature"),
     Setting("dkim.domain", "str", "", "DKIM signing domain (d=), normally the From domain"),
     Setting("dkim.key_file", "path", "", "PEM file of the DKIM private key"),
+    Setting(
+        "check.nameservers",
+        "nameservers",
+        "",
+        "DNS servers `newsletter check` asks, as 'host' or 'host:port' separated by commas "
+        "(e.g. '127.0.0.1:5353'); empty means the system's resolvers",
+    ),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -213,6 +220,7 @@ class Config:
     dkim_selector: str
     dkim_domain: str
     dkim_key_file: Path | None
+    check_nameservers: tuple[tuple[str, int], ...]
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
@@ -509,6 +517,26 @@ def _as_relays(value: Any, root: Path) -> tuple[tuple[str, int], ...]:
     return tuple(relays)
 
 
+def _as_nameservers(value: Any, root: Path) -> tuple[tuple[str, int], ...]:
+    """'host' or 'host:port' (an IPv6 address as [::1]:5353), separated by commas."""
+    text = _as_str(value, root)
+    servers = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":") if rest.startswith(":") else ("" if not rest else "x")
+        elif item.count(":") == 1:
+            host, _, port = item.partition(":")
+        else:
+            host, port = item, ""  # a name, an IPv4 address or a bare IPv6 address
+        if not host or any(c.isspace() for c in host):
+            raise ValueError(f"{item!r} is not a host or host:port")
+        if port and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError(f"the port of {item!r} must be a number from 1 to 65535")
+        servers.append((host, int(port) if port else 53))
+    return tuple(servers)
+
+
 def _as_lang(value: Any, root: Path) -> str:
     text = _as_str(value, root).lower()
     if text not in LANGUAGES:
@@ -556,6 +584,7 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "url": _as_url,
     "smtp_url": _as_smtp_url,
     "relays": _as_relays,
+    "nameservers": _as_nameservers,
     "lang": _as_lang,
     "zone": _as_zone,
     "daily_time": _as_daily_time,

@@ -40,3 +40,15 @@ class SendError(NewsletterError):
 class HeaderValueError(NewsletterError, ValueError):
     """A value cannot go into a header: a line break or control character (header injection),
     an address that is not plain ASCII, or a malformed token or domain."""
+
+
+class LookupFailedError(NewsletterError, OSError):
+    """A DNS look-up of `newsletter check` got no usable answer (SERVFAIL, no resolver)."""
+
+
+class LookupTimeoutError(LookupFailedError, TimeoutError):
+    """A DNS server did not answer a look-up of `newsletter check` in time."""
+
+
+class SpfSyntaxError(NewsletterError, ValueError):
+    """An SPF record (or one it includes) that receivers cannot evaluate: a permerror."""

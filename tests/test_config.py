@@ -153,3 +153,19 @@ def test_the_readme_configuration_table_lists_every_setting() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     missing = [s.key for s in SETTINGS if f"| `{s.key}` | `{s.env}` |" not in readme]
     assert missing == []
+
+
+def test_check_nameservers_take_hosts_and_ports_from_the_environment(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    environ = {"NEWSLETTER_CHECK_NAMESERVERS": "127.0.0.1:5353, ns1.example.nl,[::1]:54, ::1"}
+    config = load_config(path, environ=environ)
+    assert config.check_nameservers == (("127.0.0.1", 5353), ("ns1.example.nl", 53), ("::1", 54), ("::1", 53))
+    assert load_config(path, environ={}).check_nameservers == ()
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:dns", "127.0.0.1:0", "[::1]x", "bad host:53"])
+def test_a_malformed_check_nameserver_names_the_variable(tmp_path: Path, value: str) -> None:
+    path = write_config(tmp_path, "")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"NEWSLETTER_CHECK_NAMESERVERS": value})
+    assert "check.nameservers (from environment variable NEWSLETTER_CHECK_NAMESERVERS)" in str(info.value)

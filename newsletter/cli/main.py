@@ -101,6 +101,10 @@ def _register() -> None:
     for command in (send, resume, retry, status):
         cli.add_command(command)
 
+    from .check import check
+
+    cli.add_command(check)
+
     from .cron import register as register_schedule
 
     register_schedule(cli)  # last: it adds --at to `send`

@@ -10,11 +10,9 @@ import click
 from ..config import Config
 from ..content.dkim import generate_key_pair
 from ..content.parse import parse_file
-from ..content.preview import preview_recipient, write_preview
+from ..content.preview import GMAIL_CLIP_BYTES, preview_recipient, write_preview
 from ..errors import NotInitialisedError
 from .common import App, pass_app
-
-GMAIL_CLIP_BYTES = 102 * 1024
 
 
 @click.command()

@@ -63,6 +63,14 @@ class DkimSigner:
             )
         self._key = key
 
+    @property
+    def key_bits(self) -> int:
+        return self._key.key_size
+
+    def record_value(self) -> str:
+        """The DNS TXT record that publishes this key's public half (v=DKIM1; k=rsa; p=...)."""
+        return _record_value(self._key.public_key())
+
     def sign(self, message: bytes, *, include_headers: Sequence[str], now: int | None = None) -> bytes:
         """The DKIM-Signature header (CRLF-terminated, folded) to put before `message`.
 
@@ -193,9 +201,6 @@ def generate_key_pair(*, selector: str, domain: str, out_dir: Path, bits: int = 
         serialization.PrivateFormat.TraditionalOpenSSL,  # PKCS#1, what dkimpy reads
         serialization.NoEncryption(),
     )
-    public_der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
     path = out_dir / f"{selector}.{domain}.private.pem"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -216,5 +221,12 @@ def generate_key_pair(*, selector: str, domain: str, out_dir: Path, bits: int = 
         selector=selector,
         domain=domain,
         record_name=f"{selector}._domainkey.{domain}",
-        record_value="v=DKIM1; k=rsa; p=" + base64.b64encode(public_der).decode("ascii"),
+        record_value=_record_value(key.public_key()),
     )
+
+
+def _record_value(public_key: rsa.RSAPublicKey) -> str:
+    public_der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public_der).decode("ascii")

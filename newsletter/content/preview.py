@@ -19,6 +19,17 @@ from .message import MessageBuilder, Recipient
 from .render import render_article
 
 PREVIEW_TOKEN = "preview"  # not a subscriber's token: the web server will find no one
+GMAIL_CLIP_BYTES = 102 * 1024  # Gmail shows "[Message clipped]" for an HTML part above this
+
+
+@dataclass(frozen=True)
+class PreviewMessage:
+    """The message one recipient would get: the wire bytes, and its text and HTML parts."""
+
+    data: bytes
+    text: str
+    html: str
+    recipient: Recipient
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,15 @@ def preview_recipient(db: Any, config: Config, email: str | None) -> tuple[Recip
     )
 
 
+def build_preview(article: Article, config: Config, *, recipient: Recipient) -> PreviewMessage:
+    """Render the article and build the message for `recipient`, as a send would."""
+    rendered = render_article(article, config, language=recipient.language)
+    builder = MessageBuilder(config, {rendered.language: rendered}, campaign_key=f"preview:{article.slug}")
+    data = builder.build(recipient)
+    text, html = builder.personalised(recipient)
+    return PreviewMessage(data=data, text=text, html=html, recipient=recipient)
+
+
 def write_preview(
     article: Article,
     config: Config,
@@ -59,10 +79,8 @@ def write_preview(
     subscriber: bool = False,
 ) -> PreviewFiles:
     """Render the article for `recipient` and write <slug>.eml, <slug>.html and <slug>.txt."""
-    rendered = render_article(article, config, language=recipient.language)
-    builder = MessageBuilder(config, {rendered.language: rendered}, campaign_key=f"preview:{article.slug}")
-    data = builder.build(recipient)
-    text, html = builder.personalised(recipient)
+    message = build_preview(article, config, recipient=recipient)
+    data, text, html = message.data, message.text, message.html
     stem = article.slug or "article"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -115,7 +115,8 @@ class RelayPicker:
         self._down_until[relay] = time.monotonic() + DOWN_FOR_S
 
 
-def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+def ssl_error_of(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind `exc` (aiosmtplib wraps it in its own exceptions), if any."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError):
@@ -168,7 +169,7 @@ async def connect(
         ) from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
         client.close()
-        ssl_error = _ssl_error(exc)
+        ssl_error = ssl_error_of(exc)
         if ssl_error is not None and isinstance(ssl_error, ssl.SSLCertVerificationError):
             raise RelayConfigError(
                 f"{relay.label}: the TLS certificate is not trusted "
