@@ -381,8 +381,17 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known)
 
 
-# RFC 2606 reserves these for examples: mail to or from them never arrives anywhere.
-_PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+# RFC 2606 and RFC 6761: names that can never be anyone's real domain.
+RESERVED_DOMAINS = ("example.com", "example.org", "example.net", "example.edu")
+RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local")
+
+
+def is_placeholder_domain(domain: str) -> bool:
+    """A domain reserved for examples (the defaults `init` writes are such names)."""
+    domain = domain.lower().rstrip(".")
+    if domain.rpartition(".")[2] in RESERVED_TLDS:
+        return True
+    return any(domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS)
 
 
 def placeholders(config: Config) -> list[str]:
@@ -391,12 +400,12 @@ def placeholders(config: Config) -> list[str]:
     found = []
     for key, value, domain in (
         ("sender.address", config.sender_address, config.sender_address.rpartition("@")[2]),
+        ("sender.envelope", config.sender_envelope, config.sender_envelope.rpartition("@")[2]),
         ("publication.site_url", config.publication_site_url, urlsplit(config.publication_site_url).hostname),
         ("web.url", config.web_url, urlsplit(config.web_url).hostname),
         ("publication.list_id", config.publication_list_id, config.publication_list_id),
     ):
-        domain = (domain or "").lower().rstrip(".")
-        if any(domain == d or domain.endswith("." + d) for d in _PLACEHOLDER_DOMAINS):
+        if value and is_placeholder_domain(domain or ""):
             found.append(f"{key} ({value} is a placeholder)")
     if not config.publication_postal_address.strip():
         found.append("publication.postal_address (empty; the footer of every email shows it)")
