@@ -1,7 +1,7 @@
 """Header lines made from user text: the one place a Subject, From or To line is written.
 
 Every message (article, digest, confirmation, test, preview) gets its Subject, From and To
-lines from here, as plain ASCII bytes ready for the wire. Python's `policy.SMTP.fold` is not
+lines from here, as ASCII text ready for the wire. Python's `policy.SMTP.fold` is not
 used: it only encodes a value that needs folding, so a short non-ASCII subject came out raw
 and failed with UnicodeEncodeError.
 
@@ -12,13 +12,14 @@ one space, as the article parser already does to a title. Everything else is car
 exactly: `header_text(value)` is what a reader's mail program shows.
 
 How it is written:
-- Plain ASCII text without `=?` or `?=` goes as it is, folded at spaces to 78 characters a
+- ASCII text without `=?` or `?=` goes as it is, folded at spaces to 78 characters a
   line (a Subject with a word too long for that is encoded instead; a display name keeps
   such a word whole, on a line of at most 998).
 - Anything else becomes RFC 2047 encoded-words (UTF-8; Q or B, whichever is shorter).
   Subject: the whole text, in words of at most 75 characters, one per line.
-  A display name: plain ASCII words stay as they are (a quoted-string when a word holds
-  a special such as `.` or `,`), and each run of other words becomes encoded-words.
+  A display name: an ASCII name stays as it is (a quoted-string when it holds a special
+  such as `.` or `,`); in any other name the plain words (atoms) stay as they are and each
+  run of the other words becomes encoded-words.
   RFC 2047 decoders ignore the space between two adjacent encoded-words, while Python up
   to 3.13 keeps it in a display name (CPython gh-128110), so a run is one encoded-word
   whenever it fits in 75 characters: then every reader, Python included, gets the name
