@@ -102,10 +102,27 @@ def test_an_interrupted_confirmation_campaign_is_finished_not_doubled_and_skips_
         ).fetchone()[0] == "not sent: the subscriber is active now"
 
 
+def test_all_pending_sends_within_the_pools_concurrency_limit(
+    workdir: Path, invoke: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_at_a_time = Server(max_sessions=1).start()  # a second session at once is greeted with 421
+    try:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", one_at_a_time.url)
+        monkeypatch.setenv("NEWSLETTER_SENDING_CONCURRENCY", "4")
+        pending = _import_pending(workdir, invoke, 6)
+        result = invoke("subscribers", "resend-confirmation", "--all-pending", "--concurrency", "1", "--rate", "50")
+        assert result.exit_code == 0, result.stderr
+        assert _confirmations(one_at_a_time) == dict.fromkeys(pending, 1)
+        assert one_at_a_time.controller.refused == 0  # --concurrency 1 beat sending.concurrency 4
+    finally:
+        one_at_a_time.stop()
+
+
 def test_email_and_all_pending_together_is_a_usage_error(workdir: Path, invoke: Callable[..., Result]) -> None:
     result = invoke("subscribers", "resend-confirmation", "a@example.nl", "--all-pending")
     assert result.exit_code == 2 and "not both" in result.output
     assert invoke("subscribers", "resend-confirmation", "--force", "a@example.nl").exit_code == 2
+    assert invoke("subscribers", "resend-confirmation", "--rate", "5", "a@example.nl").exit_code == 2
 
 
 def test_the_confirmation_kind_migration_keeps_every_campaign_and_delivery(tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ from .common import (
 LOG_EVERY_S = 10.0
 
 
-def _limits(func: Callable[..., Any]) -> Callable[..., Any]:
+def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--rate and --concurrency, for every command that sends through the pool."""
     func = click.option(
         "--rate", type=float, help="Messages per second at most, 0 for no limit (sending.rate)."
     )(func)
@@ -57,7 +58,8 @@ def _limits(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def _apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
+def apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
+    """Make --rate and --concurrency override sending.rate and sending.concurrency."""
     if concurrency is not None:
         app.overrides["sending.concurrency"] = concurrency
     if rate is not None:
@@ -69,7 +71,7 @@ def _apply_limits(app: App, concurrency: int | None, rate: float | None) -> None
 @click.option("--dry-run", is_flag=True, help="Show how many would get it, and to whom; send nothing.")
 @click.option("--again", is_flag=True, help="Send an article that was sent before, as a new campaign.")
 @click.option("--to", "to", metavar="ADDRESS", help="Send one test copy to ADDRESS only; no campaign.")
-@_limits
+@limit_options
 @pass_app
 def send(
     app: App, article: str, dry_run: bool, again: bool, to: str | None,
@@ -80,7 +82,7 @@ def send(
     The campaign and one delivery row per subscriber are written before the first
     connection; an interrupted campaign of the same article is resumed, not restarted.
     """
-    _apply_limits(app, concurrency, rate)
+    apply_limits(app, concurrency, rate)
     config, db = app.config, app.db
     app.warn_placeholders()
     if dry_run:
@@ -106,11 +108,11 @@ def send(
 
 @click.command()
 @click.argument("campaign_id", metavar="CAMPAIGN", type=int)
-@_limits
+@limit_options
 @pass_app
 def resume(app: App, campaign_id: int, concurrency: int | None, rate: float | None) -> None:
     """Finish an interrupted CAMPAIGN (after Ctrl-C, a crash or a failed run)."""
-    _apply_limits(app, concurrency, rate)
+    apply_limits(app, concurrency, rate)
     campaign = get_campaign(app.db, campaign_id)
     app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
     run_with_progress(app, campaign_id, owner=make_owner())
@@ -119,14 +121,14 @@ def resume(app: App, campaign_id: int, concurrency: int | None, rate: float | No
 @click.command()
 @click.argument("campaign_id", metavar="CAMPAIGN", type=int)
 @click.option("--now", "right_now", is_flag=True, help="Retry every deferred delivery now, ignoring the backoff.")
-@_limits
+@limit_options
 @pass_app
 def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, rate: float | None) -> None:
     """Send the deliveries of CAMPAIGN that are due (deferred ones whose time has come).
 
     Safe to run from cron: it does nothing when nothing is due.
     """
-    _apply_limits(app, concurrency, rate)
+    apply_limits(app, concurrency, rate)
     db = app.db
     get_campaign(db, campaign_id)
     if right_now:

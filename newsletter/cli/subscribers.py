@@ -17,7 +17,7 @@ from ..delivery.confirmations import resend_all_pending
 from ..delivery.single import send_confirmation
 from ..errors import NewsletterError, SendError
 from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
-from .send import run_with_progress
+from .send import apply_limits, limit_options, run_with_progress
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
 
@@ -157,15 +157,21 @@ def confirm(app: App, email: str) -> None:
               help="Every pending subscriber, through the sending pool (batched, rate-limited, resumable).")
 @click.option("--force", is_flag=True,
               help="With --all-pending: also those who had a confirmation email in the last 24 hours.")
+@limit_options
 @pass_app
-def resend_confirmation(app: App, email: str | None, all_pending: bool, force: bool) -> None:
+def resend_confirmation(
+    app: App, email: str | None, all_pending: bool, force: bool, concurrency: int | None, rate: float | None,
+) -> None:
     """Send the double opt-in email again to a pending subscriber (or, with --all-pending,
     to every pending subscriber not mailed one in the last 24 hours)."""
     if all_pending == bool(email):
         raise click.UsageError("give one EMAIL, or --all-pending (not both)")
     if force and not all_pending:
         raise click.UsageError("--force goes with --all-pending")
+    if (concurrency is not None or rate is not None) and not all_pending:
+        raise click.UsageError("--rate and --concurrency go with --all-pending")
     if all_pending:
+        apply_limits(app, concurrency, rate)
         _resend_all_pending(app, force=force)
         return
     subscriber = subscribers.get(app.db, email or "")
