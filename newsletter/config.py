@@ -31,7 +31,8 @@ ENV_PREFIX = "NEWSLETTER_"
 # Variables that are not settings in the table but are read by name.
 ENV_CONFIG = "NEWSLETTER_CONFIG"
 ENV_PASSWORD = "NEWSLETTER_SMTP_PASSWORD"
-SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD}
+ENV_BOUNCES_PASSWORD = "NEWSLETTER_BOUNCES_PASSWORD"
+SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD, ENV_BOUNCES_PASSWORD}
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),
     Setting("retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds"),
     Setting("retry.lifetime", "int", 432000, "Seconds after which a deferred message fails"),
+    Setting(
+        "bounces.source",
+        "str",
+        "",
+        "Return mailbox `newsletter run` reads: a Maildir or mbox path, or imap(s)://user@host/folder "
+        f"(password in {ENV_BOUNCES_PASSWORD}); empty for none",
+    ),
+    Setting("bounces.soft_limit", "int", 3, "Soft bounces within bounces.soft_window that suppress an address"),
+    Setting("bounces.soft_window", "int", 30, "Days over which soft bounces are counted"),
     Setting("dkim.selector", "str", "", "DKIM selector, empty for no signature"),
     Setting("dkim.domain", "str", "", "DKIM signing domain (d=), normally the From domain"),
     Setting("dkim.key_file", "path", "", "PEM file of the DKIM private key"),
@@ -217,6 +227,9 @@ class Config:
     retry_min_backoff: int
     retry_max_backoff: int
     retry_lifetime: int
+    bounces_source: str
+    bounces_soft_limit: int
+    bounces_soft_window: int
     dkim_selector: str
     dkim_domain: str
     dkim_key_file: Path | None
@@ -248,6 +261,11 @@ class Config:
             raise ConfigError(
                 f"smtp.password_file: cannot read {self.smtp_password_file}: {exc.strerror}"
             ) from exc
+
+
+    def bounces_password(self) -> str | None:
+        """The IMAP password of bounces.source, from NEWSLETTER_BOUNCES_PASSWORD only."""
+        return os.environ.get(ENV_BOUNCES_PASSWORD) or None
 
 
 def find_config_file(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
@@ -339,6 +357,11 @@ def load_config(
                 f"{config_file}: smtp.url contains a password; secrets are never read from "
                 f"newsletter.toml. Remove it and set {ENV_PASSWORD} or smtp.password_file."
             )
+    if urlsplit(checked["bounces_source"]).password:
+        raise ConfigError(
+            f"bounces.source (from {sources['bounces.source']}) contains a password; set "
+            f"{ENV_BOUNCES_PASSWORD} instead"
+        )
     return Config(root=root, sources=sources, **checked)
 
 

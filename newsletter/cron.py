@@ -1,6 +1,7 @@
 """`newsletter run`: everything that is due now, in one pass, made to be run by cron.
 
-In order: poll the feeds (new items become articles), send the scheduled sends that are due,
+In order: poll the feeds (new items become articles), read the return mailbox when
+bounces.source is set (so a bounced address is not mailed again in this pass), send the scheduled sends that are due,
 make and send the digests the schedule says are due, then resume unfinished campaigns and
 retry deferred deliveries whose time has come. Each step reports what it did through a
 callback, one Action at a time, and never prints: the CLI turns each into one timestamped
@@ -37,7 +38,7 @@ from .feeds import poll as feeds
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # feed, scheduled, digest, send, engine
+    kind: str  # feed, bounces, scheduled, digest, send, engine
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -128,6 +129,9 @@ def run_due(
 
     if poll:
         _poll_feeds(config, db, say=say)
+
+    if config.bounces_source:
+        _read_bounces(config, db, say=say)
 
     engine = engine or Engine(config, db)
 
@@ -221,6 +225,24 @@ def _poll_feeds(config: Config, db: Database, *, say: Callable[..., None]) -> No
             say("feed", f"{result.address}: {len(result.new)} new article{'s' if len(result.new) != 1 else ''}"
                 f" ({', '.join(result.new[:3])}{', ...' if len(result.new) > 3 else ''}),"
                 f" {result.queued} for the digests")
+
+
+def _read_bounces(config: Config, db: Database, *, say: Callable[..., None]) -> None:
+    # Imported here, not at the top: the inbound wing (and flufl.bounce) would slow down
+    # the start of every command, and only this step needs it.
+    from .inbound.intake import process_source
+
+    try:
+        summary = process_source(config, db, config.bounces_source)
+    except NewsletterError as exc:
+        say("bounces", f"could not read {config.bounces_source}: {exc}", "error")
+        return
+    if summary.read == summary.duplicates:
+        return  # nothing new (messages left for a person are read again, and skipped)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.kinds.items())) or "nothing new"
+    say("bounces", f"{summary.read} message(s) from {summary.source}: {kinds}; {summary.findings} finding(s)"
+        f"{f', {len(summary.listed)} listed (`newsletter bounces report`)' if summary.listed else ''}",
+        "warning" if summary.listed else "info")
 
 
 def _result_text(result: Any) -> str:

@@ -42,6 +42,10 @@ class HeaderValueError(NewsletterError, ValueError):
     an address that is not plain ASCII, or a malformed token or domain."""
 
 
+class InboundError(NewsletterError, OSError):
+    """A return mailbox (Maildir, mbox file, IMAP folder) cannot be read."""
+
+
 class LookupFailedError(NewsletterError, OSError):
     """A DNS look-up of `newsletter check` got no usable answer (SERVFAIL, no resolver)."""
 

@@ -271,6 +271,37 @@ def m0005_schedules_and_feeds(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0006_inbound_messages")
+def m0006_inbound_messages(db: Database) -> None:
+    # One row per message the return mailbox read, by fingerprint (the bounce's own
+    # Message-ID, date, subject and body, not the headers each delivery path prepends), so
+    # the same bounce arriving by pipe and from a mailbox counts once. No address and no
+    # quoted text: `reason` says why a message was not used, in our words; `location` is
+    # where it was found (a file name, an IMAP UID), so it can be looked at by hand.
+    # Findings about subscribers are events (kinds bounced, soft_bounce, bounce, complained,
+    # unsubscribed); soft bounces are counted from those events.
+    run_script(
+        db,
+        """
+        CREATE TABLE inbound_messages (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE,
+            received_at TEXT NOT NULL,
+            via TEXT NOT NULL CHECK (via IN ('pipe', 'maildir', 'mbox', 'imap')),
+            location TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL CHECK (
+                kind IN ('bounce', 'complaint', 'unsubscribe', 'auto_reply', 'other', 'bad')
+            ),
+            findings INTEGER NOT NULL DEFAULT 0,
+            matched INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX inbound_messages_kind ON inbound_messages (kind);
+        CREATE INDEX events_kind ON events (kind, at);
+        """
+    )
+
+
 # Confirmation emails to every pending subscriber go through the sending pool as a campaign
 # of their own kind, so the ledger's guarantees (batches, rate limit, resume, retries) apply.
 # SQLite cannot alter a CHECK constraint, and rebuilding `campaigns` would cascade-delete
@@ -281,12 +312,12 @@ _OLD_KINDS = "kind IN ('article', 'digest', 'test')"
 _NEW_KINDS = "kind IN ('article', 'digest', 'test', 'confirmation')"
 
 
-@MIGRATIONS(name="0006_confirmation_campaign_kind")
-def m0006_confirmation_campaign_kind(db: Database) -> None:
+@MIGRATIONS(name="0007_confirmation_campaign_kind")
+def m0007_confirmation_campaign_kind(db: Database) -> None:
     version = db.execute("PRAGMA schema_version").fetchone()[0]
     sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'campaigns'").fetchone()[0]
     if _OLD_KINDS not in sql:
-        raise ValueError("migration 0006: the campaigns table is not the one 0004 made")
+        raise ValueError("migration 0007: the campaigns table is not the one 0004 made")
     db.execute("PRAGMA writable_schema = ON")
     try:
         db.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -162,3 +163,10 @@ def test_init_on_an_existing_directory_says_which_options_it_did_not_write(
     assert result.exit_code == 0
     assert "these settings were not written: publication.name, sender.name" in result.stderr
     assert (tmp_path / "blad" / "newsletter.toml").read_text(encoding="utf-8") == before
+
+
+def test_the_cli_starts_without_loading_the_return_mailbox() -> None:
+    code = ("import sys, newsletter.cli.main; "
+            "print(sorted(m for m in sys.modules if m.startswith(('newsletter.inbound', 'flufl'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

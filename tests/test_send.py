@@ -19,7 +19,7 @@ from smtp_server import DROP, STALL, Server, authenticator
 
 from newsletter.config import Config
 from newsletter.content.render import confirm_url
-from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, make_owner
+from newsletter.delivery.campaigns import CampaignBusyError, create_campaign, make_owner, verp_token
 from newsletter.delivery.ledger import acquire_lease
 from newsletter.delivery.pool import Pool, PoolOptions, RunResult
 from newsletter.delivery.run import run_campaign
@@ -89,9 +89,20 @@ async def test_the_bytes_sent_are_the_builders_bytes_with_one_recipient_per_tran
     site = make_site(server.url, 3, **{"sender.envelope": "bounces+{token}@example.nl"})
     cid = site.campaign()
     await site.run(cid)
-    tokens = dict(site.db.execute("SELECT email, token FROM subscribers"))
+    # The VERP token is the delivery's (issue 12: a bounce is tied to its delivery, not
+    # only to its subscriber), and never the subscriber's unsubscribe secret.
+    tokens = {
+        email: verp_token(delivery_id, key)
+        for email, delivery_id, key in site.db.execute(
+            "SELECT s.email, d.id, c.campaign_key FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            " JOIN campaigns c ON c.id = d.campaign_id WHERE c.id = ?", [cid]
+        )
+    }
+    secrets_ = dict(site.db.execute("SELECT email, token FROM subscribers"))
+    assert len(tokens) == 3
     for message in server.handler.messages:
         assert message.mail_from == f"bounces+{tokens[message.rcpt]}@example.nl"
+        assert secrets_[message.rcpt] not in message.mail_from
         assert b"\r\nTo: " in message.data and message.rcpt.encode() in message.data
 
 

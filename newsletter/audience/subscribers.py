@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -27,7 +28,9 @@ STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Addresses in these states are never mailed again, and never re-activated by an import.
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 CADENCES = ("each", "daily", "weekly")
-SOURCES = ("cli", "import", "web", "bounce", "send")
+SOURCES = ("cli", "import", "web", "bounce", "send", "mail")
+# What a returned message found (inbound/): the severities of a bounce.
+BOUNCE_SEVERITIES = ("hard", "soft", "policy")
 TOKEN_BYTES = 18  # 144 bits, 24 URL-safe characters: short enough for List-Unsubscribe
 COLUMNS = (
     "id, email, name, language, status, cadence, token, consent_at, consent_source, "
@@ -272,6 +275,99 @@ def set_status(
                   actor=current_actor() if actor is None else actor,
                   detail={"previous_status": previous, **(detail or {})}, at=stamp)
     return previous
+
+
+def _status_by_id(db: Database, subscriber_id: int) -> str | None:
+    row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
+    return row[0] if row else None
+
+
+def _move(db: Database, subscriber_id: int, status: str, *, stamp: str) -> None:
+    db.execute(
+        "UPDATE subscribers SET status = ?, updated_at = ?, unsubscribed_at = ? WHERE id = ?",
+        [status, stamp, stamp, subscriber_id],
+    )
+
+
+def record_bounce(
+    db: Database,
+    subscriber_id: int,
+    *,
+    severity: str,
+    detail: dict[str, Any],
+    soft_limit: int,
+    soft_window_days: int,
+    source: str = "bounce",
+) -> str:
+    """One returned bounce about a subscriber, as one event. Returns what it did:
+    suppressed (now `bounced`), counted (a soft bounce below the limit) or noted.
+
+    A hard bounce suppresses an active or pending subscriber at once; soft bounces do when
+    `soft_limit` of them (this one included) fall within `soft_window_days`; a policy bounce
+    (5.7.x: the sender's problem, STANDARDS.md) never does. `detail` must hold no address
+    and no reply text: events outlive erasure.
+    """
+    severity = _check_choice(severity, BOUNCE_SEVERITIES, "severity")
+    stamp = now()
+    with transaction(db):
+        status = _status_by_id(db, subscriber_id)
+        if status is None:
+            return "noted"
+        info = {"severity": severity, **detail}
+        mailable = status in ("active", "pending")
+        if severity == "soft" and mailable:
+            since = (datetime.now(UTC) - timedelta(days=soft_window_days)).isoformat(timespec="microseconds")
+            (earlier,) = db.execute(
+                "SELECT count(*) FROM events WHERE subscriber_id = ? AND kind = 'soft_bounce' AND at >= ?",
+                [subscriber_id, since],
+            ).fetchone()
+            info["soft_bounces"] = earlier + 1
+            if earlier + 1 < soft_limit:
+                log_event(db, kind="soft_bounce", source=source, subscriber_id=subscriber_id,
+                          detail=info, at=stamp)
+                return "counted"
+        if severity != "policy" and mailable:
+            _move(db, subscriber_id, "bounced", stamp=stamp)
+            log_event(db, kind="bounced", source=source, subscriber_id=subscriber_id,
+                      detail={"previous_status": status, **info}, at=stamp)
+            return "suppressed"
+        log_event(db, kind="bounce", source=source, subscriber_id=subscriber_id,
+                  detail={"subscriber_status": status, **info}, at=stamp)
+        return "noted"
+
+
+def record_complaint(db: Database, subscriber_id: int, *, detail: dict[str, Any], source: str = "bounce") -> str:
+    """A spam complaint (ARF feedback report): the subscriber becomes `complained` and is
+    never mailed again. Returns suppressed, or noted when they were complained already."""
+    stamp = now()
+    with transaction(db):
+        status = _status_by_id(db, subscriber_id)
+        if status is None:
+            return "noted"
+        if status == "complained":
+            log_event(db, kind="complaint", source=source, subscriber_id=subscriber_id, detail=detail, at=stamp)
+            return "noted"
+        _move(db, subscriber_id, "complained", stamp=stamp)
+        log_event(db, kind="complained", source=source, subscriber_id=subscriber_id,
+                  detail={"previous_status": status, **detail}, at=stamp)
+        return "suppressed"
+
+
+def unsubscribe_by_token(db: Database, token: str, *, source: str = "mail", detail: dict[str, Any] | None = None) -> tuple[int, str] | None:
+    """Unsubscribe the subscriber whose link token this is (a mailto: List-Unsubscribe
+    request). Returns (subscriber id, unsubscribed or already), or None for no such token."""
+    stamp = now()
+    with transaction(db):
+        row = db.execute("SELECT id, status FROM subscribers WHERE token = ?", [token]).fetchone()
+        if row is None:
+            return None
+        subscriber_id, status = row
+        if status in SUPPRESSED:
+            return subscriber_id, "already"
+        _move(db, subscriber_id, "unsubscribed", stamp=stamp)
+        log_event(db, kind="unsubscribed", source=source, subscriber_id=subscriber_id,
+                  detail={"previous_status": status, **(detail or {})}, at=stamp)
+        return subscriber_id, "unsubscribed"
 
 
 def unsubscribe(db: Database, email: str, *, source: str = "cli", actor: str | None = None) -> str:

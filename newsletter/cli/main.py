@@ -101,6 +101,10 @@ def _register() -> None:
     for command in (send, resume, retry, status):
         cli.add_command(command)
 
+    from .bounces import bounces_group
+
+    cli.add_command(bounces_group)
+
     from .check import check
 
     cli.add_command(check)

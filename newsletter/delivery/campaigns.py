@@ -9,8 +9,10 @@ the campaign in `creating`; whoever resumes it finishes the rows first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import secrets
 import socket
 import uuid
@@ -36,19 +38,25 @@ __all__ = [
     "Campaign",
     "CampaignBusyError",
     "CampaignNotFoundError",
+    "DeliveryRef",
     "DryRun",
+    "MessageIds",
     "MessageBuilder",
     "Recipient",
     "RenderedEmail",
     "builder_for",
     "campaign_counts",
     "create_campaign",
+    "delivery_for_token",
     "dry_run",
     "get_campaign",
+    "latest_delivery_to",
     "list_campaigns",
     "load_article",
     "make_owner",
     "populate",
+    "verp_pattern",
+    "verp_token",
 ]
 
 
@@ -282,3 +290,106 @@ def envelope_sender(config: Config, token: str) -> str:
     """The envelope sender (bounce address), with {token} filled in for VERP."""
     template = config.sender_envelope or config.sender_address
     return template.replace("{token}", token)
+
+
+def verp_token(delivery_id: int, campaign_key: str) -> str:
+    """The VERP token of one delivery: its id and a check derived from the campaign's key.
+
+    Lower-case letters, digits and a dash only, so an MTA that folds the address to lower
+    case (Postfix's pipe with flags=u) keeps it intact; the check means a made-up address
+    cannot mark someone else's delivery as bounced.
+    """
+    return f"{delivery_id}-{_verp_check(delivery_id, campaign_key)}"
+
+
+def _verp_check(delivery_id: int, campaign_key: str) -> str:
+    return hashlib.sha256(f"verp:{campaign_key}:{delivery_id}".encode()).hexdigest()[:10]
+
+
+_VERP_TOKEN_RE = re.compile(r"(\d{1,18})-([0-9a-f]{10})")
+_MESSAGE_ID_RE = re.compile(r"<?[A-Za-z0-9-]+\.([0-9a-f]{16})\.(\d{1,18})@[^>\s]+>?")
+
+
+def verp_pattern(config: Config) -> re.Pattern[str] | None:
+    """A pattern that finds the token in a bounce address, or None without {token}."""
+    template = config.sender_envelope
+    if "{token}" not in template:
+        return None
+    before, _, after = template.partition("{token}")
+    return re.compile(re.escape(before) + r"([A-Za-z0-9_.=-]{1,200})" + re.escape(after), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """A delivery a returned message was tied to, and how."""
+
+    delivery_id: int
+    campaign_id: int
+    subscriber_id: int
+    status: str
+    via: str  # verp, message-id or recipient
+
+
+def delivery_for_token(db: Database, token: str) -> DeliveryRef | None:
+    """The delivery whose VERP token this is (checked), or None."""
+    match = _VERP_TOKEN_RE.fullmatch(token.lower())
+    if not match:
+        return None
+    delivery_id = int(match.group(1))
+    row = db.execute(
+        "SELECT d.id, d.campaign_id, d.subscriber_id, d.status, c.campaign_key FROM deliveries AS d"
+        " JOIN campaigns AS c ON c.id = d.campaign_id WHERE d.id = ?",
+        [delivery_id],
+    ).fetchone()
+    if row is None or _verp_check(delivery_id, row[4]) != match.group(2):
+        return None
+    return DeliveryRef(row[0], row[1], row[2], row[3], "verp")
+
+
+class MessageIds:
+    """Ties a returned Message-ID to its delivery: the ID holds a digest of the campaign's
+    key and the subscriber id (message.make_message_id). Campaign digests are read once."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._campaigns: dict[str, int] = {}
+        self._seen = 0
+
+    def _campaign_for(self, digest: str) -> int | None:
+        if digest not in self._campaigns:
+            count = self.db.execute("SELECT count(*) FROM campaigns").fetchone()[0]
+            if count != self._seen:
+                self._seen = count
+                self._campaigns = {
+                    hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]: cid
+                    for cid, key in self.db.execute("SELECT id, campaign_key FROM campaigns")
+                }
+        return self._campaigns.get(digest)
+
+    def delivery(self, message_id: str) -> DeliveryRef | None:
+        """The delivery that sent the message with this Message-ID, or None."""
+        match = _MESSAGE_ID_RE.fullmatch(message_id.strip())
+        if not match:
+            return None
+        campaign_id = self._campaign_for(match.group(1))
+        if campaign_id is None:
+            return None
+        row = self.db.execute(
+            "SELECT id, campaign_id, subscriber_id, status, message_id FROM deliveries"
+            " WHERE campaign_id = ? AND subscriber_id = ?",
+            [campaign_id, int(match.group(2))],
+        ).fetchone()
+        if row is None:
+            return None
+        return DeliveryRef(row[0], row[1], row[2], row[3], "message-id")
+
+
+def latest_delivery_to(db: Database, subscriber_id: int) -> DeliveryRef | None:
+    """A subscriber's most recent delivery that left (sent, or bounced already), or None."""
+    row = db.execute(
+        "SELECT id, campaign_id, subscriber_id, status FROM deliveries"
+        " WHERE subscriber_id = ? AND status IN ('sent', 'bounced', 'deferred')"
+        " ORDER BY id DESC LIMIT 1",
+        [subscriber_id],
+    ).fetchone()
+    return DeliveryRef(row[0], row[1], row[2], row[3], "recipient") if row else None

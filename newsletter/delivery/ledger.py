@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from ..db import now
+from ..db import now, transaction
 from ..errors import SendError
 from .campaigns import CampaignBusyError, campaign_counts
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
@@ -298,3 +298,37 @@ class Ledger:
                         ),
                     ],
                 )
+
+
+def record_bounce(
+    db: Database, delivery_id: int, *, enhanced: str, text: str, code: int | None = None
+) -> bool:
+    """A delivery reported back as not delivered (a DSN or a bounce email): `bounced`, with
+    the status code and diagnostic text kept on the row (erased with the subscriber), and
+    the campaign's stored counts moved along. Returns whether the row changed.
+
+    Only a row that left (sent) or is waiting to be retried (deferred) changes: one that is
+    bounced already keeps its first reason, one in flight is the pool's to write.
+    """
+    stamp = now()
+    with transaction(db):
+        row = db.execute(
+            "SELECT campaign_id, status FROM deliveries WHERE id = ?", [delivery_id]
+        ).fetchone()
+        if row is None or row[1] not in ("sent", "deferred"):
+            return False
+        campaign_id, previous = row
+        # The reply code becomes the bounce's: the relay's 250 is no longer the story.
+        db.execute(
+            "UPDATE deliveries SET status = 'bounced', reply_code = ?,"
+            " enhanced_code = ?, reply_text = ?, next_attempt_at = NULL, last_attempt_at = ?"
+            " WHERE id = ?",
+            [code, enhanced or None, text[:2000], stamp, delivery_id],
+        )
+        # Moved by one, not recounted: a large campaign's bounces come in by the thousand.
+        db.execute(
+            f"UPDATE campaigns SET {previous} = max({previous} - 1, 0), bounced = bounced + 1,"
+            " updated_at = ? WHERE id = ?",
+            [stamp, campaign_id],
+        )
+    return True

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from ..config import Config
 from ..db import now, open_db, transaction
 from ..errors import HeaderValueError
-from .campaigns import Recipient, builder_for, envelope_sender, get_campaign
+from .campaigns import Recipient, builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item
 
 BATCH = 200
@@ -78,7 +78,8 @@ def iter_batches(
                 continue
             items.append(
                 Item(
-                    did, sid, email, envelope_sender(config, token), builder.message_id(recipient),
+                    did, sid, email, envelope_sender(config, verp_token(did, campaign.campaign_key)),
+                    builder.message_id(recipient),
                     data, status, attempts, first,
                 )
             )
