@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/digest.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/bounces.py
 
 clean:

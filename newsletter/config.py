@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from .digests.periods import parse_schedule
@@ -154,6 +155,12 @@ SETTINGS: tuple[Setting, ...] = (
         "PEM file of the CA that signed the relay's certificate, empty for the system's CAs",
     ),
     Setting("smtp.timeout", "float", 30.0, "Seconds to wait for the relay on each command"),
+    Setting(
+        "smtp.connect_retry",
+        "float",
+        60.0,
+        "Seconds to keep retrying (with backoff) a relay that cannot be reached before the run fails",
+    ),
     Setting("sending.concurrency", "int", 8, "SMTP connections used at once"),
     Setting("sending.rate", "float", 0.0, "Messages per second at most, 0 for no limit"),
     Setting("sending.per_connection", "int", 100, "Messages sent over one connection before a new one"),
@@ -162,6 +169,24 @@ SETTINGS: tuple[Setting, ...] = (
         "int",
         1,
         "Processes that share the connections of a large campaign (one per CPU core at most)",
+    ),
+    Setting(
+        "sending.lease",
+        "float",
+        60.0,
+        "Seconds a sender's claim on a campaign lasts unless renewed; after that another process may take over",
+    ),
+    Setting(
+        "sending.buffer_mb",
+        "int",
+        64,
+        "Megabytes of built messages waiting for a connection, at most (bounds memory)",
+    ),
+    Setting(
+        "sending.max_message_mb",
+        "float",
+        10.0,
+        "Largest email a campaign may send, in megabytes; a larger article is refused before anything is queued",
     ),
     Setting("retry.min_backoff", "int", 300, "Seconds before the first retry of a deferred message"),
     Setting("retry.max_backoff", "int", 4000, "Longest wait between retries, in seconds"),
@@ -220,10 +245,14 @@ class Config:
     smtp_tls_verify: bool
     smtp_ca_file: Path | None
     smtp_timeout: float
+    smtp_connect_retry: float
     sending_concurrency: int
     sending_rate: float
     sending_per_connection: int
     sending_processes: int
+    sending_lease: float
+    sending_buffer_mb: int
+    sending_max_message_mb: float
     retry_min_backoff: int
     retry_max_backoff: int
     retry_lifetime: int
@@ -439,9 +468,9 @@ def list_id_for(site_url: str) -> str | None:
     """A List-Id label derived from the site's host (`www.` dropped), or None without one."""
     host = (urlsplit(site_url).hostname or "").rstrip(".")
     host = host[4:] if host.startswith("www.") and host.count(".") > 1 else host
-    try:
-        return host.encode("idna").decode("ascii").lower() if "." in host else None
-    except UnicodeError:
+    try:  # IDNA 2008 (UTS 46), as headers.ascii_domain writes domains
+        return idna.encode(host, uts46=True).decode("ascii").lower() if "." in host else None
+    except (UnicodeError, idna.IDNAError):
         return None
 
 

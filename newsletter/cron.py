@@ -85,7 +85,9 @@ class Engine:
         unfinished = tuple(self._campaigns.UNFINISHED)
         marks = ", ".join("?" * len(unfinished))
         rows = self.db.execute(
-            f"SELECT id FROM campaigns WHERE kind != 'test' AND (status IN ({marks}) OR id IN ("
+            # A broken or cancelled campaign is not retried: it would fail on every run.
+            f"SELECT id FROM campaigns WHERE kind != 'test' AND status NOT IN ('broken', 'cancelled')"
+            f" AND (status IN ({marks}) OR id IN ("
             " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
             " ORDER BY id",
             [*unfinished, now_at.isoformat(timespec="microseconds")],
@@ -96,6 +98,10 @@ class Engine:
         """Those of `campaign_ids` that have work now (see `pending`)."""
         wanted = set(campaign_ids)
         return [i for i in self.pending(now_at=now_at or datetime.now(UTC)) if i in wanted]
+
+    def broken(self) -> list[int]:
+        """Campaigns whose messages cannot be built: left alone, waiting for a cancel."""
+        return [row[0] for row in self.db.execute("SELECT id FROM campaigns WHERE status = 'broken' ORDER BY id")]
 
     def is_busy(self, exc: BaseException) -> bool:
         return isinstance(exc, self._campaigns.CampaignBusyError)
@@ -193,6 +199,9 @@ def run_due(
             f"{', '.join(map(str, outcome.campaigns))}", "warning" if late_text else "info")
 
     # Unfinished campaigns (new digests among them) and deferred retries
+    for campaign_id in engine.broken():
+        say("send", f"campaign {campaign_id} cannot be built and is left alone: fix it, then "
+            f"`newsletter cancel {campaign_id}` and send the article again", "warning")
     for campaign_id in engine.pending(now_at=current):
         if campaign_id in ran:
             continue

@@ -42,6 +42,10 @@ class HeaderValueError(NewsletterError, ValueError):
     an address that is not plain ASCII, or a malformed token or domain."""
 
 
+class MessageTooLargeError(ArticleError):
+    """An article's email would be larger than sending.max_message_mb."""
+
+
 class InboundError(NewsletterError, OSError):
     """A return mailbox (Maildir, mbox file, IMAP folder) cannot be read."""
 

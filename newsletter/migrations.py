@@ -302,6 +302,93 @@ def m0006_inbound_messages(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0007_delivery_claims_and_cancel")
+def m0007_delivery_claims_and_cancel(db: Database) -> None:
+    # deliveries.claim names the run that marked a row `sending` (its lease owner): a run
+    # writes an outcome only onto a row that is still `sending` and still its own, so a
+    # sender that was frozen past its lease cannot overwrite what the next one recorded.
+    # `cancelled` (a delivery or a whole campaign: `newsletter cancel`) and `broken` (a
+    # campaign whose messages cannot be built) are new statuses. SQLite cannot alter a
+    # CHECK constraint, so both tables are rebuilt; deliveries is moved aside first,
+    # because dropping campaigns while a table refers to it would cascade-delete its rows.
+    run_script(
+        db,
+        """
+        CREATE TABLE campaigns_new (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('article', 'digest', 'test')),
+            article_slug TEXT,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'creating' CHECK (
+                status IN ('creating', 'ready', 'sending', 'paused', 'waiting', 'done',
+                           'broken', 'cancelled')
+            ),
+            campaign_key TEXT NOT NULL UNIQUE,
+            rendered TEXT NOT NULL DEFAULT '{}',
+            total INTEGER NOT NULL DEFAULT 0,
+            sent INTEGER NOT NULL DEFAULT 0,
+            deferred INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            bounced INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires_at TEXT,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            last_run_at TEXT,
+            finished_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        INSERT INTO campaigns_new (id, kind, article_slug, subject, status, campaign_key, rendered,
+            total, sent, deferred, failed, bounced, skipped, lease_owner, lease_expires_at,
+            created_at, started_at, last_run_at, finished_at, updated_at)
+        SELECT id, kind, article_slug, subject, status, campaign_key, rendered,
+            total, sent, deferred, failed, bounced, skipped, lease_owner, lease_expires_at,
+            created_at, started_at, last_run_at, finished_at, updated_at
+        FROM campaigns;
+        CREATE TABLE deliveries_old AS SELECT * FROM deliveries;
+        DROP TABLE deliveries;
+        DROP TABLE campaigns;
+        ALTER TABLE campaigns_new RENAME TO campaigns;
+        CREATE INDEX campaigns_article ON campaigns (article_slug, kind);
+
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (
+                status IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'bounced', 'skipped',
+                           'cancelled')
+            ),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            first_attempt_at TEXT,
+            last_attempt_at TEXT,
+            reply_code INTEGER,
+            enhanced_code TEXT,
+            reply_text TEXT,
+            message_id TEXT,
+            queue_id TEXT,
+            relay TEXT,
+            sent_at TEXT,
+            claim TEXT,
+            UNIQUE (campaign_id, subscriber_id)
+        );
+        INSERT INTO deliveries (id, campaign_id, subscriber_id, status, attempts, next_attempt_at,
+            first_attempt_at, last_attempt_at, reply_code, enhanced_code, reply_text, message_id,
+            queue_id, relay, sent_at)
+        SELECT id, campaign_id, subscriber_id, status, attempts, next_attempt_at,
+            first_attempt_at, last_attempt_at, reply_code, enhanced_code, reply_text, message_id,
+            queue_id, relay, sent_at
+        FROM deliveries_old ORDER BY id;
+        DROP TABLE deliveries_old;
+        CREATE INDEX deliveries_campaign_status ON deliveries (campaign_id, status);
+        CREATE INDEX deliveries_retry ON deliveries (status, next_attempt_at);
+        CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id);
+        """
+    )
+
+
 # Confirmation emails to every pending subscriber go through the sending pool as a campaign
 # of their own kind, so the ledger's guarantees (batches, rate limit, resume, retries) apply.
 # SQLite cannot alter a CHECK constraint, and rebuilding `campaigns` would cascade-delete
@@ -312,12 +399,12 @@ _OLD_KINDS = "kind IN ('article', 'digest', 'test')"
 _NEW_KINDS = "kind IN ('article', 'digest', 'test', 'confirmation')"
 
 
-@MIGRATIONS(name="0007_confirmation_campaign_kind")
-def m0007_confirmation_campaign_kind(db: Database) -> None:
+@MIGRATIONS(name="0008_confirmation_campaign_kind")
+def m0008_confirmation_campaign_kind(db: Database) -> None:
     version = db.execute("PRAGMA schema_version").fetchone()[0]
     sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'campaigns'").fetchone()[0]
     if _OLD_KINDS not in sql:
-        raise ValueError("migration 0007: the campaigns table is not the one 0004 made")
+        raise ValueError("migration 0008: the campaigns table is not the one 0007 made")
     db.execute("PRAGMA writable_schema = ON")
     try:
         db.execute(

@@ -14,6 +14,9 @@ from sqlite_utils import Database
 
 from newsletter.config import Config, load_config
 from newsletter.db import now, open_db
+from newsletter.delivery.campaigns import create_campaign, make_owner
+from newsletter.delivery.pool import PoolOptions, RunResult
+from newsletter.delivery.run import run_campaign
 
 ARTICLE = """Testblad Nieuws
 
@@ -104,3 +107,43 @@ def relay_env(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+class Site:
+    """An initialised directory with subscribers and an article, sending to `url`."""
+
+    def __init__(self, workdir: Path, url: str, count: int, **settings: Any) -> None:
+        self.workdir = workdir
+        self.config = make_config(workdir, **{"smtp.url": url, **settings})
+        self.db = open_workdb(self.config)
+        self.emails = add_subscribers(self.db, count)
+        self.article = write_article(workdir)
+
+    def campaign(self, *, again: bool = False) -> int:
+        return create_campaign(self.config, self.db, self.article, owner=make_owner(), again=again).id
+
+    async def run(self, campaign_id: int, config: Config | None = None, **options: Any) -> RunResult:
+        config = config or self.config
+        defaults = {"concurrency": 4, "build_process": False, "slowdown_pause": 0.1}
+        opts = PoolOptions.from_config(config, **{**defaults, **options})
+        return await run_campaign(config, self.db, campaign_id, owner=make_owner(), options=opts)
+
+    def row(self, campaign_id: int, email: str) -> dict[str, Any]:
+        return next(
+            self.db.query(
+                "SELECT d.* FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+                " WHERE d.campaign_id = ? AND s.email = ?",
+                [campaign_id, email],
+            )
+        )
+
+    def subscriber_status(self, email: str) -> str:
+        return self.db.execute("SELECT status FROM subscribers WHERE email = ?", [email]).fetchone()[0]
+
+
+@pytest.fixture
+def make_site(workdir: Path) -> Any:
+    def make(url: str, count: int = 20, **settings: Any) -> Site:
+        return Site(workdir, url, count, **settings)
+
+    return make

@@ -3,7 +3,8 @@
 The server records every message it accepted (envelope, Message-ID, bytes). A test injects
 a fault by setting `server.handler.on_data` (or `on_rcpt`, `on_mail`): a function of the recipient and
 the number of messages seen so far that returns a reply line, DROP (close the connection
-after the data arrived, without a reply) or STALL (sleep past the client's timeout).
+after the data arrived, without a reply), STALL (sleep past the client's timeout) or HOLD
+(no reply until `handler.release` is set, then a 451). `restart()` after `stop()` makes an outage.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 DROP = "drop"
 STALL = "stall"
+HOLD = "hold"  # keep the DATA unanswered until handler.release is set, then refuse it with 451
 _MID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
 Fault = Callable[[str, int], str | None]
@@ -43,6 +45,8 @@ class RecordingHandler:
     on_rcpt: Fault | None = None
     on_mail: Fault | None = None  # called with the envelope sender instead of the recipient
     stall_seconds: float = 5.0
+    release: threading.Event = field(default_factory=threading.Event)
+    held: int = 0  # DATA commands being held by HOLD right now
     delay: float = 0.0  # seconds each DATA takes, so that messages are really in flight
     attempts: int = 0  # DATA commands seen, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,6 +77,14 @@ class RecordingHandler:
         if reply == STALL:
             await asyncio.sleep(self.stall_seconds)
             return "451 4.3.0 too late"
+        if reply == HOLD:
+            with self.lock:
+                self.held += 1
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+            with self.lock:
+                self.held -= 1
+            return "451 4.3.0 timed out waiting for the queue"
         data = envelope.original_content or envelope.content
         if reply is None or reply == DROP:
             match = _MID.search(data)
@@ -148,11 +160,21 @@ class Server:
         self.handler = handler or RecordingHandler()
         self.port = free_port()
         self.scheme = scheme
+        self._arguments = (ssl_context, max_sessions, server_kwargs)
+        self.controller = self._controller()
+
+    def _controller(self) -> Controller:
+        ssl_context, max_sessions, server_kwargs = self._arguments
         limit = {} if max_sessions is None else {"max_sessions": max_sessions}
-        self.controller = (_LimitedController if limit else Controller)(
+        return (_LimitedController if limit else Controller)(
             self.handler, hostname="127.0.0.1", port=self.port, ssl_context=ssl_context,
             ready_timeout=10, **limit, **server_kwargs,
         )
+
+    def restart(self) -> Server:
+        """Start again on the same port with the same handler (after stop(): an outage)."""
+        self.controller = self._controller()
+        return self.start()
 
     @property
     def url(self) -> str:

@@ -209,3 +209,31 @@ def test_a_database_locked_by_another_process_is_an_error_not_a_traceback(
         holder.close()
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: the database is busy (database is locked)")
+
+
+def test_a_killed_import_leaves_no_worker_process_running(workdir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from processes_helpers import alive, children_of, spawn_env, wait_for
+
+    rows = 120_000  # well past PARALLEL_FROM: the addresses are checked in worker processes
+    lines = ["email,name"] + [f"lid{i}@voorbeeld{i % 13}.nl,Lid {i}" for i in range(rows)]
+    (workdir / "groot.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "subscribers", "import", "groot.csv"],
+        cwd=workdir, env=spawn_env({}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    workers: set[int] = set()
+
+    def workers_started() -> bool:
+        workers.update(children_of(proc.pid))
+        return len(workers) >= 2
+
+    try:
+        wait_for(workers_started, timeout=60, step=0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)

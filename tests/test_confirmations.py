@@ -129,7 +129,7 @@ def test_the_confirmation_kind_migration_keeps_every_campaign_and_delivery(tmp_p
     path = tmp_path / "old.db"
     old = Database(sqlite3.connect(path))
     old.conn.execute("PRAGMA foreign_keys = ON")
-    MIGRATIONS.apply(old, stop_before="0007_confirmation_campaign_kind")
+    MIGRATIONS.apply(old, stop_before="0008_confirmation_campaign_kind")
     old.execute("INSERT INTO subscribers (email, status, token, created_at, updated_at)"
                 " VALUES ('kept@example.nl', 'active', 'tok', '2025-01-01', '2025-01-01')")
     old.execute("INSERT INTO campaigns (kind, subject, campaign_key, status, created_at, updated_at)"

@@ -80,3 +80,40 @@ def test_a_file_that_is_not_a_database_is_a_clear_error_and_is_left_alone(tmp_pa
 def test_a_database_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="does not exist"):
         open_db(tmp_path / "no" / "such" / "x.db")
+
+
+def test_the_claims_migration_keeps_every_campaign_and_delivery_row(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    old.execute("PRAGMA foreign_keys = ON")
+    MIGRATIONS.apply(old, stop_before="0007_delivery_claims_and_cancel")
+    old.execute(
+        "INSERT INTO subscribers (id, email, status, token, created_at, updated_at) "
+        "VALUES (1, 'a@example.nl', 'active', 't1', '2025-01-01', '2025-01-01'),"
+        " (2, 'b@example.nl', 'active', 't2', '2025-01-01', '2025-01-01')"
+    )
+    old.execute(
+        "INSERT INTO campaigns (id, kind, article_slug, subject, status, campaign_key, total, sent,"
+        " created_at, updated_at) VALUES (7, 'article', 'stuk', 'Een stuk', 'waiting', 'k7', 2, 1,"
+        " '2025-01-01', '2025-01-02')"
+    )
+    old.execute(
+        "INSERT INTO deliveries (id, campaign_id, subscriber_id, status, attempts, message_id, reply_code)"
+        " VALUES (11, 7, 1, 'sent', 1, '<m1@example.nl>', 250), (12, 7, 2, 'deferred', 2, '<m2@example.nl>', 451)"
+    )
+    old.conn.commit()
+    old.conn.close()
+
+    db = open_db(path)
+    assert MIGRATIONS.pending(db) == []
+    assert db.execute("SELECT id, status, sent, total, campaign_key FROM campaigns").fetchall() == [
+        (7, "waiting", 1, 2, "k7")]
+    assert db.execute(
+        "SELECT id, campaign_id, subscriber_id, status, attempts, message_id, reply_code, claim FROM deliveries"
+    ).fetchall() == [(11, 7, 1, "sent", 1, "<m1@example.nl>", 250, None),
+                     (12, 7, 2, "deferred", 2, "<m2@example.nl>", 451, None)]
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.execute("UPDATE campaigns SET status = 'cancelled'")  # the new statuses are allowed
+    db.execute("UPDATE deliveries SET status = 'cancelled' WHERE id = 12")
+    db.execute("DELETE FROM campaigns")  # and deleting a campaign still cascades to its rows
+    assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0

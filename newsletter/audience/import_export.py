@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from sqlite_utils import Database
 
+from ..children import die_with_parent
 from ..config import LANGUAGES
 from ..db import now, transaction
 from ..errors import ImportFileError, InvalidEmailError, NewsletterError
@@ -277,7 +278,10 @@ def _validated_chunks(rows: list[_Row], report: ImportReport) -> Iterator[list[_
     addresses = [[r.email for r in chunk] for chunk in chunks]
     workers = min(4, os.cpu_count() or 1)
     if len(rows) >= PARALLEL_FROM and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # The checkers die with this process: a killed import must not leave them running.
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             yield from _apply(chunks, pool.map(_normalize_many, addresses), report)
     else:
         yield from _apply(chunks, map(_normalize_many, addresses), report)

@@ -96,9 +96,9 @@ def _register() -> None:
     for command in (preview, dkim):
         cli.add_command(command)
 
-    from .send import resume, retry, send, status
+    from .send import cancel, resume, retry, send, status
 
-    for command in (send, resume, retry, status):
+    for command in (send, resume, retry, cancel, status):
         cli.add_command(command)
 
     from .bounces import bounces_group

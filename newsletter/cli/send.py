@@ -1,4 +1,4 @@
-"""Sending commands: `send`, `resume`, `retry` and `status`.
+"""Sending commands: `send`, `resume`, `retry`, `cancel` and `status`.
 
 Click only: parse, call delivery/campaigns.py and delivery/run.py, show progress (a bar
 when stderr is a terminal, timestamped lines otherwise, so cron gets a clean log), print
@@ -21,6 +21,7 @@ import click
 
 from ..db import now
 from ..delivery.campaigns import (
+    STOPPED,
     UNFINISHED,
     Campaign,
     campaign_counts,
@@ -30,6 +31,7 @@ from ..delivery.campaigns import (
     list_campaigns,
     make_owner,
 )
+from ..delivery.ledger import cancel_campaign
 from ..delivery.pool import Pool, Progress, RunResult
 from ..delivery.processes import ShardedRun
 from ..delivery.run import run_campaign
@@ -114,8 +116,28 @@ def resume(app: App, campaign_id: int, concurrency: int | None, rate: float | No
     """Finish an interrupted CAMPAIGN (after Ctrl-C, a crash or a failed run)."""
     apply_limits(app, concurrency, rate)
     campaign = get_campaign(app.db, campaign_id)
+    if campaign.status == "cancelled":
+        raise click.ClickException(f"campaign {campaign_id} was cancelled; it cannot be resumed.")
     app.info(f"Resuming campaign {campaign.id} ({campaign.subject}).")
     run_with_progress(app, campaign_id, owner=make_owner())
+
+
+@click.command()
+@click.argument("campaign_id", metavar="CAMPAIGN", type=int)
+@pass_app
+def cancel(app: App, campaign_id: int) -> None:
+    """Stop CAMPAIGN for good: what is queued or deferred is never sent.
+
+    For a campaign that cannot be built (fix the article, cancel, then `send` it again:
+    whoever already got it is skipped), or one that should not go out after all.
+    """
+    counts = cancel_campaign(app.db, campaign_id, owner=make_owner())
+    campaign = get_campaign(app.db, campaign_id)
+    again = f" `newsletter send {campaign.article_slug}` sends it to the others." if campaign.article_slug else ""
+    app.info(
+        f"Cancelled campaign {campaign_id} ({campaign.subject}): {counts['cancelled']} not sent, "
+        f"{counts['sent']} had been sent.{again}"
+    )
 
 
 @click.command()
@@ -130,7 +152,12 @@ def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, 
     """
     apply_limits(app, concurrency, rate)
     db = app.db
-    get_campaign(db, campaign_id)
+    campaign = get_campaign(db, campaign_id)
+    if campaign.status in STOPPED:
+        raise click.ClickException(
+            f"campaign {campaign_id} is {campaign.status}: nothing of it is sent any more"
+            + (f"; `newsletter cancel {campaign_id}` ends it." if campaign.status == "broken" else ".")
+        )
     if right_now:
         with db.conn:
             db.conn.execute(
@@ -277,7 +304,7 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
     echo_table(
         rows,
         ["id", "kind", "status", "subject", "total", "sent", "queued", "sending", "deferred",
-         "bounced", "failed", "skipped", "rate", "elapsed", "eta"],
+         "bounced", "failed", "skipped", "cancelled", "rate", "elapsed", "eta"],
     )
 
 

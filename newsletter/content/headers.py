@@ -36,6 +36,8 @@ from __future__ import annotations
 import base64
 import re
 
+import idna
+
 from ..errors import HeaderValueError
 
 MAX_LINE = 998  # RFC 5322, without the CRLF
@@ -82,11 +84,17 @@ def check_token(token: str, *, what: str) -> str:
 
 
 def ascii_domain(domain: str) -> str:
-    """A domain as it may appear in a header: IDNA-encoded, checked."""
+    """A domain as it may appear in a header or an envelope: IDNA-encoded, checked.
+
+    IDNA 2008 with the UTS 46 mapping, as email-validator normalises stored addresses
+    (Python's "idna" codec is IDNA 2003, which turns straße.de into strasse.de: another
+    domain). The envelope recipient and the To header therefore name the same domain.
+    """
     check_header_value(domain, what="domain")
+    name = domain.strip().rstrip(".")
     try:
-        ascii_name = domain.strip().rstrip(".").encode("idna").decode("ascii")
-    except UnicodeError:
+        ascii_name = name if name.isascii() else idna.encode(name, uts46=True).decode("ascii")
+    except (UnicodeError, idna.IDNAError):
         raise HeaderValueError(f"{domain!r} is not a valid domain name") from None
     if not _DOMAIN_RE.fullmatch(ascii_name):
         raise HeaderValueError(f"{domain!r} is not a valid domain name")

@@ -23,19 +23,24 @@ from typing import Any
 from sqlite_utils import Database
 
 from ..config import LANGUAGES, Config
+from ..content.headers import ascii_domain
 from ..content.message import MessageBuilder, Recipient
 from ..content.render import RenderedEmail, render_article
 from ..content.store import load_article
 from ..db import now
-from ..errors import SendError
+from ..errors import HeaderValueError, MessageTooLargeError, SendError
 
 CHUNK = 10_000
 UNFINISHED = ("creating", "ready", "sending", "paused")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
+# Ended without finishing: `broken` (its messages cannot be built; waits for a cancel) and
+# `cancelled`. Neither is resumed by `send` or `newsletter run`.
+STOPPED = ("broken", "cancelled")
 
 __all__ = [
     "AlreadySentError",
     "Campaign",
+    "CampaignBrokenError",
     "CampaignBusyError",
     "CampaignNotFoundError",
     "DeliveryRef",
@@ -70,6 +75,10 @@ class AlreadySentError(SendError):
 
 class CampaignBusyError(SendError):
     """Another process holds the campaign's lease and is sending it."""
+
+
+class CampaignBrokenError(SendError):
+    """The article's unfinished campaign cannot be built; it must be cancelled first."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +195,17 @@ def create_campaign(
     """
     article = load_article(db, article_ref)
     previous = _latest_for(db, article.slug)
+    if previous and previous["status"] == "broken":
+        raise CampaignBrokenError(
+            f"campaign {previous['id']} of {article.slug!r} cannot be built (its last run said "
+            "why), so it is not resumed. Fix the article (or the setting), run `newsletter "
+            f"cancel {previous['id']}`, then send it again: whoever already got it is skipped."
+        )
     if previous and previous["status"] in UNFINISHED:
         # An interrupted campaign of this article: `send` finishes it rather than start over.
         return get_campaign(db, previous["id"])
+    if previous and previous["status"] == "cancelled":
+        again = True  # the cancelled send is finished by a new campaign (populate skips its recipients)
     if previous and not again and previous["status"] == "waiting":
         raise AlreadySentError(
             f"{article.slug!r} was already sent as campaign {previous['id']}, which is waiting "
@@ -204,6 +221,7 @@ def create_campaign(
         )
     # Render before writing anything: a bad article never leaves a half-made campaign.
     rendered = {lang: render_article(article, config, language=lang) for lang in LANGUAGES}
+    check_message_size(config, rendered, slug=article.slug)
     subject = rendered[config.publication_language].subject
     stamp = now()
     db.conn.execute("BEGIN IMMEDIATE")
@@ -250,6 +268,27 @@ def create_campaign(
     return get_campaign(db, campaign_id)
 
 
+def check_message_size(config: Config, rendered: dict[str, RenderedEmail], *, slug: str) -> None:
+    """Build one message per language now; refuse the article if one is over the limit.
+
+    A very large email would be refused by receivers anyway, and held in memory once per
+    connection and in the build buffer; building one also shows a message that cannot be
+    built at all (MessageBuilder's errors) before a single row is queued.
+    """
+    limit = config.sending_max_message_mb * 2**20
+    builder = MessageBuilder(config, rendered, campaign_key="size-check")
+    for language in rendered:
+        probe = Recipient(subscriber_id=0, email="size-check@example.org", name="", token="x" * 22, language=language)
+        size = len(builder.build(probe))
+        if size > limit:
+            raise MessageTooLargeError(
+                f"the email of {slug!r} would be {size / 2**20:.1f} MB, more than "
+                f"sending.max_message_mb ({config.sending_max_message_mb:g} MB): shorten the "
+                "article, or raise sending.max_message_mb if your relay and readers accept it. "
+                "Nothing was queued."
+            )
+
+
 def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
     """Write the missing delivery rows of a `creating` campaign; return the total.
 
@@ -265,10 +304,15 @@ def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
                 "SELECT coalesce(max(subscriber_id), 0) FROM deliveries WHERE campaign_id = ?",
                 [campaign_id],
             ).fetchone()[0]
+            # Whoever got the article from a cancelled campaign of it is not sent it again.
             cursor = db.conn.execute(
                 f"INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status) "
-                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? ORDER BY id LIMIT ?",
-                [campaign_id, last, chunk],
+                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? AND id NOT IN ("
+                " SELECT d.subscriber_id FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
+                " WHERE c.status = 'cancelled' AND c.kind = 'article' AND d.status = 'sent'"
+                " AND c.article_slug = (SELECT article_slug FROM campaigns WHERE id = ?)"
+                ") ORDER BY id LIMIT ?",
+                [campaign_id, last, campaign_id, chunk],
             )
             if cursor.rowcount < chunk:
                 total = db.execute(
@@ -289,7 +333,11 @@ def builder_for(config: Config, campaign: Campaign, *, test: bool = False) -> Me
 def envelope_sender(config: Config, token: str) -> str:
     """The envelope sender (bounce address), with {token} filled in for VERP."""
     template = config.sender_envelope or config.sender_address
-    return template.replace("{token}", token)
+    local, at, domain = template.replace("{token}", token).rpartition("@")
+    try:
+        return f"{local}{at}{ascii_domain(domain)}" if at else local + domain
+    except HeaderValueError:
+        return f"{local}{at}{domain}"  # the relay says what is wrong with it
 
 
 def verp_token(delivery_id: int, campaign_key: str) -> str:

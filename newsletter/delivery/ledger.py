@@ -6,6 +6,14 @@ outcome is written in the transaction right after the reply. The pool never has 
 marked `sending` than connections allowed, so a kill -9 leaves at most that many rows with
 an unknown outcome; each is retried with its stored Message-ID. The writes of many
 replies and claims share one transaction, so SQLite is never the bottleneck.
+
+Every write is fenced. A claim needs the lease and the row still in the state the feed
+read; an outcome is written only onto a row that is still `sending` under this run's
+claim (`deliveries.claim` = the lease owner). A sender frozen past its lease (SIGSTOP, a
+suspended VM) whose rows were taken over and sent by the next one can therefore write
+nothing over them, and `finish_run` touches the campaign only while its caller holds the
+lease. An outcome landing on a row that nobody re-claimed is the row's true outcome, so it
+is kept even after the lease was lost: dropping it would only make the row go out again.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from sqlite_utils import Database
 
 from ..db import now, transaction
 from ..errors import SendError
-from .campaigns import CampaignBusyError, campaign_counts
+from .campaigns import CampaignBusyError, CampaignNotFoundError, campaign_counts
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
 
 
@@ -50,6 +58,14 @@ class Result(NamedTuple):
     item: Item
     outcome: Outcome | None
     relay: str
+
+
+def unattempted(item: Item) -> Item:
+    """The item as its row stands after a claim that was never attempted was handed back.
+
+    A row left `sending` by a dead run goes back to `queued`: it is then an ordinary row.
+    """
+    return item._replace(status="queued") if item.status == "sending" else item
 
 
 def _holder_is_dead(owner: str) -> bool:
@@ -105,10 +121,19 @@ def acquire_lease(db: Database, campaign_id: int, *, owner: str, ttl: float) -> 
         raise
 
 
-def finish_run(db: Database, campaign_id: int, *, owner: str) -> tuple[str, dict[str, int]]:
-    """Store the counts, set the campaign's status from its rows, release the lease."""
+def finish_run(
+    db: Database, campaign_id: int, *, owner: str, broken: bool = False
+) -> tuple[str, dict[str, int]]:
+    """Store the counts, set the campaign's status from its rows, release the lease.
+
+    Only the lease holder changes the campaign: a run that lost its lease returns the
+    status as it stands. `broken`: its messages cannot be built, so the campaign waits
+    for `newsletter cancel` instead of being resumed by every `newsletter run`.
+    """
     counts = campaign_counts(db, campaign_id)
-    if counts["queued"] or counts["sending"]:
+    if broken and (counts["queued"] or counts["sending"] or counts["deferred"]):
+        status = "broken"
+    elif counts["queued"] or counts["sending"]:
         status = "paused"
     elif counts["deferred"]:
         status = "waiting"
@@ -121,13 +146,47 @@ def finish_run(db: Database, campaign_id: int, *, owner: str) -> tuple[str, dict
             " sent = ?, deferred = ?, failed = ?, bounced = ?, skipped = ?, updated_at = ?,"
             " finished_at = CASE WHEN ? = 'done' THEN coalesce(finished_at, ?) END,"
             " lease_owner = NULL, lease_expires_at = NULL"
-            " WHERE id = ? AND (lease_owner = ? OR lease_owner IS NULL)",
+            " WHERE id = ? AND lease_owner = ?",
             [
                 status, counts["sent"], counts["deferred"], counts["failed"], counts["bounced"],
                 counts["skipped"], stamp, status, stamp, campaign_id, owner,
             ],
         )
-    return status, counts
+    row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    return (row[0] if row else status), counts
+
+
+def cancel_campaign(db: Database, campaign_id: int, *, owner: str) -> dict[str, int]:
+    """Cancel a campaign: its queued, deferred and orphaned rows become `cancelled`.
+
+    Takes the lease first (CampaignBusyError while a live process sends it), so nothing in
+    flight is cancelled under a sender's feet and nothing cancelled is sent afterwards.
+    Rows already sent stay sent; a new campaign of the article skips their subscribers.
+    Returns the counts per status afterwards.
+    """
+    row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    if row is None:
+        raise CampaignNotFoundError(f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns")
+    if row[0] in ("done", "cancelled"):
+        raise SendError(f"campaign {campaign_id} is {row[0]}: there is nothing left to cancel")
+    acquire_lease(db, campaign_id, owner=owner, ttl=60)
+    stamp = now()
+    with transaction(db):
+        db.execute(
+            "UPDATE deliveries SET status = 'cancelled', claim = NULL, next_attempt_at = NULL,"
+            " reply_text = coalesce(reply_text || ' ', '') || '(cancelled)', last_attempt_at = ?"
+            " WHERE campaign_id = ? AND status IN ('queued', 'sending', 'deferred')",
+            [stamp, campaign_id],
+        )
+        counts = campaign_counts(db, campaign_id)
+        db.execute(
+            "UPDATE campaigns SET status = 'cancelled', sent = ?, deferred = ?, failed = ?,"
+            " bounced = ?, skipped = ?, finished_at = ?, updated_at = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
+            [counts["sent"], counts["deferred"], counts["failed"], counts["bounced"],
+             counts["skipped"], stamp, stamp, campaign_id, owner],
+        )
+    return counts
 
 
 class Ledger:
@@ -156,6 +215,7 @@ class Ledger:
         # (one who confirmed or left meanwhile is skipped), everything else to active ones.
         kind = db.execute("SELECT kind FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
         self.audience = "pending" if kind is not None and kind[0] == "confirmation" else "active"
+        self.overtaken = 0  # outcomes not written: another run had claimed the row since
 
     def commit(self, results: Sequence[Result], claims: Sequence[Item]) -> tuple[list[Item], list[Item]]:
         """Write `results` and claim `claims` in one transaction, renewing the lease.
@@ -212,23 +272,27 @@ class Ledger:
                     del inactive[sid]
                 else:
                     inactive[sid] = status
-        claimed = [i for i in claims if i.subscriber_id not in inactive]
+        candidates = [i for i in claims if i.subscriber_id not in inactive]
         skipped = [i for i in claims if i.subscriber_id in inactive]
         if skipped:
             conn.executemany(
                 "UPDATE deliveries SET status = 'skipped', reply_text = ?, last_attempt_at = ?"
-                " WHERE id = ?",
+                " WHERE id = ? AND status = ?",
                 [
-                    (f"not sent: the subscriber is {inactive[i.subscriber_id]} now", stamp, i.delivery_id)
+                    (f"not sent: the subscriber is {inactive[i.subscriber_id]} now", stamp, i.delivery_id, i.status)
                     for i in skipped
                 ],
             )
-        if claimed:
-            conn.executemany(
-                "UPDATE deliveries SET status = 'sending', message_id = ?, last_attempt_at = ?"
-                " WHERE id = ?",
-                [(i.message_id, stamp, i.delivery_id) for i in claimed],
-            )
+        # Compare-and-set: a row that changed since the feed read it (an earlier holder's
+        # late outcome landed on it, a cancel) is not claimed and not sent.
+        claimed = [
+            item for item in candidates
+            if conn.execute(
+                "UPDATE deliveries SET status = 'sending', message_id = ?, last_attempt_at = ?,"
+                " claim = ? WHERE id = ? AND status = ?",
+                [item.message_id, stamp, self.owner, item.delivery_id, item.status],
+            ).rowcount
+        ]
         return claimed, skipped
 
     def _write_results(self, results: Sequence[Result], stamp: str) -> None:
@@ -239,8 +303,7 @@ class Ledger:
         for item, outcome, relay in results:
             if outcome is None:
                 # Never attempted (no connection): back to how it was, no attempt counted.
-                previous = "queued" if item.status == "sending" else item.status
-                restores.append((previous, item.delivery_id))
+                restores.append((unattempted(item).status, item.delivery_id, self.owner))
                 continue
             status = outcome.status
             attempts = item.attempts + 1
@@ -261,19 +324,30 @@ class Ledger:
                 (
                     status, attempts, outcome.code, outcome.enhanced, text, outcome.queue_id,
                     relay, stamp if status == SENT else None, stamp, first, next_at,
-                    item.delivery_id,
+                    item.delivery_id, self.owner,
                 )
             )
-        if updates:
-            conn.executemany(
+        written: set[int] = set()
+        for update in updates:
+            # Fenced: only onto a row still `sending` under this run's claim.
+            if conn.execute(
                 "UPDATE deliveries SET status = ?, attempts = ?, reply_code = ?, enhanced_code = ?,"
                 " reply_text = ?, queue_id = ?, relay = ?, sent_at = ?, last_attempt_at = ?,"
-                " first_attempt_at = ?, next_attempt_at = ? WHERE id = ?",
-                updates,
-            )
+                " first_attempt_at = ?, next_attempt_at = ?, claim = NULL"
+                " WHERE id = ? AND status = 'sending' AND claim = ?",
+                update,
+            ).rowcount:
+                written.add(update[-2])
         if restores:
-            conn.executemany("UPDATE deliveries SET status = ? WHERE id = ?", restores)
+            conn.executemany(
+                "UPDATE deliveries SET status = ?, claim = NULL WHERE id = ? AND status = 'sending'"
+                " AND claim = ?",
+                restores,
+            )
+        self.overtaken += len(updates) - len(written)
         for item, outcome in bounced:
+            if item.delivery_id not in written:
+                continue
             # A hard bounce suppresses the address for good (STANDARDS.md: 5.1.x, 5.2.1).
             changed = conn.execute(
                 "UPDATE subscribers SET status = 'bounced', updated_at = ?"

@@ -18,6 +18,11 @@ _QUEUE_ID = re.compile(r"(?:queued as|\bid=|\bid:)\s*<?([A-Za-z0-9._@-]+)", re.I
 
 # RFC 3463 X.1.7 and X.1.8 are about the sender's address, not the recipient's.
 _SENDER_CODES = ("5.1.7", "5.1.8")
+# The replies that ask the whole pool to slow down (STANDARDS.md): any 421, and the
+# providers' throttling codes at any stage (Gmail 4.7.28, Microsoft 4.7.650 and 4.5.3).
+# Other 4xx, greylisting (450 4.2.0, 451 4.7.1) and a full mailbox (452 4.2.2) among
+# them, are about one recipient: that one is deferred, the pool goes on at full speed.
+RATE_LIMIT_CODES = frozenset({"4.7.28", "4.7.650", "4.5.3"})
 
 SENT = "sent"
 DEFERRED = "deferred"
@@ -37,6 +42,11 @@ class Outcome:
     slow_down: bool = False  # a rate signal: the whole pool backs off
     suppress: bool = False  # a hard bounce: the subscriber is never mailed again
     drop_connection: bool = False  # the connection must not carry another message
+    timed_out: bool = False  # no reply in time: the outcome is unknown
+    # A reply about our sender or session (a login or TLS required, relaying denied, our
+    # envelope sender refused), not about the recipient: every message would get it. The
+    # run stops and the row stays queued; the text says which setting to fix.
+    run_error: str | None = None
 
 
 def enhanced_code(text: str) -> str | None:
@@ -61,11 +71,14 @@ def classify_reply(code: int, text: str, *, sender_refused: bool = False) -> Out
     enhanced = enhanced_code(text)
     if 200 <= code < 300:
         return Outcome(SENT, code, enhanced, text, queue_id=queue_id(text))
+    fix = session_fault(code, text, sender_refused=sender_refused)
+    if fix is not None:
+        return Outcome(FAILED if code >= 500 else DEFERRED, code, enhanced, text, run_error=fix,
+                       drop_connection=True)
     if 400 <= code < 500:
-        # 421 means the server is closing the connection and wants fewer of them;
-        # 4.7.x (4.7.28 at Gmail, 4.7.0 throttling, 4.7.1 greylisting) are about the
-        # sender's behaviour, so every connection slows down, not just this recipient.
-        slow = code == 421 or (enhanced or "").startswith("4.7.")
+        # 421: the server is closing the connection and wants fewer of them; the rate
+        # codes are the providers' "too fast". Both slow every connection down.
+        slow = code == 421 or enhanced in RATE_LIMIT_CODES
         return Outcome(DEFERRED, code, enhanced, text, slow_down=slow, drop_connection=code == 421)
     if 500 <= code < 600:
         hard = not sender_refused and enhanced not in _SENDER_CODES and (
@@ -79,6 +92,43 @@ def classify_reply(code: int, text: str, *, sender_refused: bool = False) -> Out
     return Outcome(DEFERRED, code, enhanced, f"unexpected reply: {text}", drop_connection=True)
 
 
+def session_fault(code: int, text: str, *, sender_refused: bool = False) -> str | None:
+    """What to fix when reply `code` `text` is about our session or sender, else None.
+
+    `sender_refused`: the reply refused MAIL FROM. A permanent refusal there can never be
+    about a recipient (none was named yet); a 530 is a login or TLS demand at any stage.
+    """
+    if code < 500:
+        return None
+    lowered = text.lower()
+    if "starttls" in lowered:
+        return (
+            "the relay wants TLS before mail: use smtp:// (STARTTLS) or smtps:// (implicit "
+            "TLS) in smtp.url instead of smtp+plain://"
+        )
+    if code == 530 or "authentication" in lowered:
+        return (
+            "the relay wants a login: set smtp.username and NEWSLETTER_SMTP_PASSWORD (or "
+            "smtp.password_file), and use smtp:// or smtps:// in smtp.url"
+        )
+    if "relay" in lowered and ("denied" in lowered or "not permitted" in lowered):
+        return (
+            "the relay does not relay mail for us: check smtp.url (is it the right relay?) "
+            "and the login (smtp.username, NEWSLETTER_SMTP_PASSWORD)"
+        )
+    if sender_refused and (enhanced_code(text) == "5.3.4" or "size" in lowered):
+        return (
+            "the message is larger than the relay accepts: shorten the article, and set "
+            "sending.max_message_mb to the relay's limit"
+        )
+    if sender_refused or enhanced_code(text) in _SENDER_CODES:
+        return (
+            "the relay refused our envelope sender: check sender.envelope (or sender.address) "
+            "and that the relay accepts mail from that domain"
+        )
+    return None
+
+
 def classify_exception(exc: BaseException) -> Outcome:
     """The outcome of a transaction that raised `exc` instead of returning a 250."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
@@ -88,7 +138,7 @@ def classify_exception(exc: BaseException) -> Outcome:
         return Outcome(
             DEFERRED, None, None,
             "timed out waiting for the relay (outcome unknown; retried with the same Message-ID)",
-            drop_connection=True,
+            drop_connection=True, timed_out=True,
         )
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected | ConnectionError | OSError):
         return Outcome(

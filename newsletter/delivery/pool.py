@@ -26,7 +26,7 @@ import aiosmtplib
 
 from ..config import Config
 from ..errors import SendError
-from .ledger import Item, Ledger, Result
+from .ledger import Item, Ledger, Result, unattempted
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
 from .relays import (
     Relay,
@@ -38,7 +38,8 @@ from .relays import (
     tls_context,
 )
 
-BUFFER_HIGH = 600  # built items waiting for a connection; bounds memory (~20 KB each)
+BUFFER_HIGH = 600  # built items waiting for a connection, at most (and at most buffer_bytes)
+CONNECT_BACKOFF_MAX = 5.0  # seconds between a worker's connection attempts, at most
 
 
 @dataclass
@@ -56,6 +57,7 @@ class PoolOptions:
     max_backoff: int = 4000
     lifetime: int = 432000
     lease_ttl: float = 60.0
+    buffer_bytes: int = 64 * 2**20  # built messages waiting for a connection, at most
     slowdown_pause: float = 2.0  # seconds without new messages after a rate signal
     recover_after: int = 20  # successes before one more connection is allowed again
     idle_probe: float = 2.0  # RSET a connection idle longer than this before reusing it
@@ -64,7 +66,8 @@ class PoolOptions:
     # good running a second shard (processes.py) than building.
     build_process: bool = False
     processes: int = 1  # processes sharing the connections of a large run (processes.py)
-    connect_attempts: int = 0  # consecutive failed connects before giving up; 0: 2 x concurrency
+    connect_retry: float = 60.0  # seconds of failed connects in a row before the run fails
+    connect_attempts: int = 0  # or this many failed connects in a row, when not 0 (tests)
 
     @classmethod
     def from_config(cls, config: Config, **changes: object) -> PoolOptions:
@@ -82,6 +85,9 @@ class PoolOptions:
             min_backoff=config.retry_min_backoff,
             max_backoff=config.retry_max_backoff,
             lifetime=config.retry_lifetime,
+            lease_ttl=config.sending_lease,
+            buffer_bytes=config.sending_buffer_mb * 2**20,
+            connect_retry=config.smtp_connect_retry,
         )
         return replace(options, **changes)  # type: ignore[arg-type]
 
@@ -165,14 +171,20 @@ class Pool:
         self.feed_done = False
         self.stopping = False
         self.interrupted = False
+        self.broken = False  # the messages cannot be built: the campaign is broken
         self.error: str | None = None
+        self.buffered_bytes = 0
         self.allowed = options.concurrency
         self.pause_until = 0.0
         self.successes = 0
         self.tokens = 1.0
         self.tokens_at = time.monotonic()
         self.connect_failures = 0
+        self.unreachable_since: float | None = None  # loop time of the first failed connect
         self.open_connections = 0
+        self.attempts = 0  # transactions tried in this run
+        self.timeouts = 0  # of which timed out
+        self.timeouts_in_a_row = 0
         self._last_report = 0.0
         self._renew = False
         progress.concurrency = progress.lowest_concurrency = options.concurrency
@@ -197,6 +209,8 @@ class Pool:
         keeper = asyncio.create_task(self._keep_lease())
         try:
             await self._dispatch()
+            if self.error is None and self.attempts and self.timeouts == self.attempts:
+                self.error = self._timeout_error()
         finally:
             for _ in workers:
                 self.work.put_nowait(None)
@@ -213,8 +227,9 @@ class Pool:
         try:
             async for items in self.feed:
                 self.buffer.extend(items)
+                self.buffered_bytes += sum(len(item.data) for item in items)
                 self.wake.set()
-                while len(self.buffer) >= BUFFER_HIGH and not self.stopping:
+                while self._buffer_full() and not self.stopping:
                     self.space.clear()
                     await self.space.wait()
                 if self.stopping:
@@ -222,7 +237,11 @@ class Pool:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a message that cannot be built stops the run, loudly
-            self.fail(f"building the messages failed: {type(exc).__name__}: {exc}")
+            self.broken = True
+            self.fail(
+                f"building the messages failed: {type(exc).__name__}: {exc}. Fix it and resume, "
+                "or `newsletter cancel` the campaign and send the fixed article again"
+            )
         finally:
             self.feed_done = True
             self.wake.set()
@@ -261,7 +280,8 @@ class Pool:
             outstanding -= len(results)
             for result in reversed(results):
                 if result.outcome is None and not self.stopping:
-                    self.buffer.appendleft(result.item)  # never attempted: try it again
+                    self.buffer.appendleft(unattempted(result.item))  # never attempted: try it again
+                    self.buffered_bytes += len(result.item.data)
             claims: list[Item] = []
             if not self.stopping:
                 wanted = min(self.allowed - outstanding, len(self.buffer))
@@ -270,7 +290,8 @@ class Pool:
                     loop.call_at(self.pause_until, self.wake.set)
                 wanted = self._take_tokens(wanted, loop)
                 claims = [self.buffer.popleft() for _ in range(max(0, wanted))]
-                if len(self.buffer) < BUFFER_HIGH // 2:
+                self.buffered_bytes -= sum(len(item.data) for item in claims)
+                if len(self.buffer) < BUFFER_HIGH // 2 and self.buffered_bytes < self.options.buffer_bytes // 2:
                     self.space.set()
             if results or claims or self._renew:
                 self._renew = False
@@ -290,6 +311,18 @@ class Pool:
                 self._count(results, len(skipped))
             if outstanding == 0 and (self.stopping or (self.feed_done and not self.buffer)):
                 return
+
+    def _buffer_full(self) -> bool:
+        # Bounded in bytes, not only in messages: 600 messages of a 4 MB article would
+        # hold 2.4 GB. One batch always fits, however large, so the run moves on.
+        return len(self.buffer) >= BUFFER_HIGH or self.buffered_bytes >= self.options.buffer_bytes
+
+    def _timeout_error(self) -> str:
+        return (
+            f"the relay did not answer in time: {self.timeouts_in_a_row or self.timeouts} "
+            f"attempt(s) in a row timed out after smtp.timeout = {self.options.timeout:g} s. "
+            "Check that the relay is up and accepting mail (or raise smtp.timeout)"
+        )
 
     def _count(self, results: list[Result], skipped: int) -> None:
         progress = self.progress
@@ -340,12 +373,17 @@ class Pool:
         size_option = False
         used = 0
         last = 0.0
-        limit = self.options.connect_attempts or 2 * self.options.concurrency
+        backoff = 0.0  # this worker's wait before its next connection attempt
         try:
             while True:
                 item = await self.work.get()
                 if item is None:
                     return
+                if self.stopping and self.error is not None:
+                    # The run failed (a session fault, an unreachable relay): what was
+                    # claimed but not started goes back untouched, never attempted.
+                    self._result(Result(item, None, relay.label if relay else ""))
+                    continue
                 if client is not None and (used >= self.options.per_connection or not client.is_connected):
                     await self._close(client)
                     client = None
@@ -378,41 +416,93 @@ class Pool:
                             self._result(Result(item, None, relay.label))
                             self._slow_down()
                             return
-                        self.picker.mark_down(relay)
-                        self.connect_failures += 1
                         self._result(Result(item, None, relay.label))
-                        if self.connect_failures >= limit:
-                            reason = str(exc) if isinstance(exc, RelayUnavailable) else (
-                                f"cannot connect to {relay.label}: {type(exc).__name__}: {exc}"
-                            )
-                            self.fail(f"{reason} ({self.connect_failures} attempts in a row)")
-                        await asyncio.sleep(min(5.0, 0.1 * self.connect_failures))
+                        backoff = min(CONNECT_BACKOFF_MAX, max(0.1, backoff * 2))
+                        self._connect_failed(relay, exc, loop.time())
+                        await asyncio.sleep(backoff)
                         continue
-                    self.connect_failures = 0
                     self.open_connections += 1
                     self.progress.connections += 1
                     used = 0
                     size_option = _take_over_size(client)
                 assert relay is not None
                 try:
-                    _, reply = await client.sendmail(
-                        item.envelope, [item.email], item.data,
-                        mail_options=[f"SIZE={_wire_size(item.data)}"] if size_option else None,
-                    )
+                    reply = await _transaction(client, item, size_option=size_option)
                     outcome: Outcome = classify_reply(250, reply)
                 except asyncio.CancelledError:
                     raise
+                except _NotSent as exc:
+                    # The connection broke before the data went out (a relay restarting,
+                    # an idle connection it had dropped): the row goes back untouched and
+                    # is tried on a new connection, counted like a failed connect.
+                    await self._close(client, polite=False)
+                    client = None
+                    self._result(Result(item, None, relay.label))
+                    backoff = min(CONNECT_BACKOFF_MAX, max(0.1, backoff * 2))
+                    self._connect_failed(relay, exc, loop.time(), mark_down=False)
+                    await asyncio.sleep(backoff)
+                    continue
                 except Exception as exc:  # every failure is an outcome for this row
                     outcome = classify_exception(exc)
                 used += 1
                 last = loop.time()
+                # The relay answered this transaction: it is reachable again.
+                self.connect_failures = 0
+                self.unreachable_since = None
+                backoff = 0.0
                 if outcome.drop_connection:
                     await self._close(client, polite=False)
                     client = None
+                if outcome.run_error is not None:
+                    # About our session or sender, not this recipient: every message would
+                    # get the same. The row stays queued; the run stops and says what to fix.
+                    self._result(Result(item, None, relay.label))
+                    self.fail(
+                        f"{relay.label} refused the session: {outcome.code} {outcome.text}. "
+                        f"{outcome.run_error[0].upper()}{outcome.run_error[1:]}"
+                    )
+                    continue
+                self._attempted(outcome)
                 self._result(Result(item, outcome, relay.label))
         finally:
             if client is not None:
                 await self._close(client)
+
+    def _connect_failed(self, relay: Relay, exc: Exception, at: float, *, mark_down: bool = True) -> None:
+        """Count a failed connection attempt; fail the run once smtp.connect_retry is used up.
+
+        A relay that is down for a second (a restart) must not abort a run: the workers
+        retry with backoff until it answers again, for smtp.connect_retry seconds at most.
+        """
+        if mark_down:
+            self.picker.mark_down(relay)
+        self.connect_failures += 1
+        if self.unreachable_since is None:
+            self.unreachable_since = at
+        waited = at - self.unreachable_since
+        limit = self.options.connect_attempts
+        if (limit and self.connect_failures >= limit) or (not limit and waited >= self.options.connect_retry):
+            reason = str(exc) if isinstance(exc, RelayUnavailable) else (
+                f"cannot connect to {relay.label}: {type(exc).__name__}: {exc}"
+            )
+            self.fail(
+                f"{reason} ({self.connect_failures} attempts in a row over {waited:.0f} s; "
+                f"smtp.connect_retry = {self.options.connect_retry:g} s). Check smtp.url and that "
+                "the relay is up"
+            )
+
+    def _attempted(self, outcome: Outcome) -> None:
+        """Count a transaction; many timeouts in a row with nothing else mean the relay hangs."""
+        self.attempts += 1
+        if not outcome.timed_out:
+            self.timeouts_in_a_row = 0
+            return
+        self.timeouts += 1
+        self.timeouts_in_a_row += 1
+        if self.timeouts_in_a_row >= max(4, 2 * self.options.concurrency):
+            # Each further message would wait smtp.timeout for nothing; stop with the rest
+            # queued rather than defer the whole list one timeout at a time.
+            self.fail(self._timeout_error())
 
     async def _close(self, client: aiosmtplib.SMTP, *, polite: bool = True) -> None:
         self.open_connections -= 1
@@ -420,6 +510,31 @@ class Pool:
             await _close(client)
         else:
             client.close()
+
+
+class _NotSent(Exception):
+    """The connection failed before the message data went out: nothing was delivered."""
+
+
+async def _transaction(client: aiosmtplib.SMTP, item: Item, *, size_option: bool) -> str:
+    """MAIL, RCPT and DATA for one item, as aiosmtplib's sendmail does; the reply to DATA.
+
+    Done by hand to know the stage: a connection lost before DATA raises _NotSent, since
+    the message certainly did not arrive, while one lost during DATA has an unknown outcome.
+    """
+    options = [f"SIZE={_wire_size(item.data)}"] if size_option else None
+    try:
+        try:
+            await client.mail(item.envelope, options=options)
+            await client.rcpt(item.email)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            raise _NotSent(f"connection lost before the data: {exc}") from exc
+        response = await client.data(item.data)
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(aiosmtplib.SMTPException, ConnectionError):
+            await client.rset()  # as sendmail does: the connection stays usable
+        raise
+    return response.message
 
 
 def _take_over_size(client: aiosmtplib.SMTP) -> bool:

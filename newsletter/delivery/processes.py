@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import queue
 import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ..children import die_with_parent
 from ..config import Config
 from ..db import open_db
 from .ledger import Ledger
@@ -70,8 +67,8 @@ async def run_shards(
     progress: Progress,
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[ShardedRun], None] | None,
-) -> tuple[str | None, bool]:
-    """Run `shards` processes to completion; returns (error, interrupted)."""
+) -> tuple[str | None, bool, bool]:
+    """Run `shards` processes to completion; returns (error, interrupted, broken)."""
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
     changes = {
@@ -99,10 +96,10 @@ async def run_shards(
         on_start(handle)
     loop = asyncio.get_running_loop()
     latest: dict[int, dict[str, Any]] = {}
-    finished: dict[int, tuple[str | None, bool]] = {}
+    finished: dict[int, tuple[str | None, bool, bool]] = {}
     while len(finished) < shards:
         try:
-            kind, index, snapshot, error, interrupted = await loop.run_in_executor(
+            kind, index, snapshot, error, interrupted, broken = await loop.run_in_executor(
                 None, results.get, True, 0.25
             )
         except queue.Empty:
@@ -111,18 +108,20 @@ async def run_shards(
                     finished[index] = (
                         f"sending process {index} ended unexpectedly (exit code {process.exitcode})",
                         False,
+                        False,
                     )
             continue
         latest[index] = snapshot
         if kind == "done":
-            finished[index] = (error, interrupted)
+            finished[index] = (error, interrupted, broken)
         _add_up(progress, list(latest.values()))
         if on_progress:
             on_progress(progress)
     for process in processes:
         await loop.run_in_executor(None, process.join, 10)
-    errors = [e for e, _ in finished.values() if e]
-    return (errors[0] if errors else None), handle.interrupted or any(i for _, i in finished.values())
+    errors = [e for e, _, _ in finished.values() if e]
+    interrupted = handle.interrupted or any(i for _, i, _ in finished.values())
+    return (errors[0] if errors else None), interrupted, any(b for _, _, b in finished.values())
 
 
 def _add_up(total: Progress, snapshots: list[dict[str, Any]]) -> None:
@@ -131,29 +130,6 @@ def _add_up(total: Progress, snapshots: list[dict[str, Any]]) -> None:
         setattr(total, name, sum(s[name] for s in snapshots))
     lowest = [s["lowest_concurrency"] for s in snapshots]
     total.lowest_concurrency = sum(lowest)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Make a kill -9 of the sender kill its shards too.
-
-    A shard that outlived its parent would go on sending while a resumed run re-sends its
-    in-flight rows: exactly the duplicates the ledger is there to prevent. Linux kills us
-    with the parent (PR_SET_PDEATHSIG); elsewhere a watcher thread notices the orphaning.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.1)
-        os._exit(1)
-
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _shard_main(
@@ -168,7 +144,9 @@ def _shard_main(
     parent: int,
 ) -> None:
     """One shard process: a Pool over its rows, reporting progress through `results`."""
-    _die_with_parent(parent)
+    # A shard that outlived a kill -9 of its parent would go on sending while a resumed
+    # run re-sends its in-flight rows: exactly the duplicates the ledger prevents.
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop takes over below
     index = shard[0]
     db = open_db(Path(db_path), migrate=False)
@@ -176,8 +154,11 @@ def _shard_main(
     options = replace(options, processes=1, build_process=False)
     progress = Progress(campaign_id=campaign_id, due=0)
 
-    def report(p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False) -> None:
-        results.put((kind, index, asdict(p), error, interrupted))
+    def report(
+        p: Progress, kind: str = "progress", error: str | None = None, interrupted: bool = False,
+        broken: bool = False,
+    ) -> None:
+        results.put((kind, index, asdict(p), error, interrupted, broken))
 
     async def main() -> None:
         ledger = Ledger(
@@ -195,7 +176,7 @@ def _shard_main(
             error = pool.error
         except Exception as exc:  # reported to the parent, which says what to do
             error = f"{type(exc).__name__}: {exc}"
-        report(progress, "done", error, pool.interrupted)
+        report(progress, "done", error, pool.interrupted, pool.broken)
 
     try:
         asyncio.run(main())

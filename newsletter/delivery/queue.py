@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import AsyncIterator, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from ..children import die_with_parent
 from ..config import Config
+from ..content.headers import ascii_address
 from ..db import now, open_db, transaction
 from ..errors import HeaderValueError
 from .campaigns import Recipient, builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item
 
 BATCH = 200
+BATCH_BYTES = 8 * 2**20  # a batch is cut short past this many bytes of built messages
 
 # Rows due in this run: never finished (queued), in flight when a previous run died
 # (sending: outcome unknown, retried with the same Message-ID), or deferred and due.
@@ -50,13 +54,14 @@ def count_due(db: Database, campaign_id: int, *, at: str) -> int:
 
 def iter_batches(
     config: Config, db: Database, campaign_id: int, *, at: str, batch: int = BATCH,
-    shard: tuple[int, int] = (0, 1),
+    shard: tuple[int, int] = (0, 1), max_bytes: int = BATCH_BYTES,
 ) -> Iterator[list[Item]]:
-    """Due items in id order, `batch` at a time, bytes built.
+    """Due items in id order, `batch` rows (or `max_bytes` of messages) at a time, bytes built.
 
     `shard` (k, n) keeps the rows whose id is k modulo n: one sending process's share.
     """
     index, shards = shard
+    max_bytes = max(1, min(max_bytes, config.sending_buffer_mb * 2**20 // 4))
     campaign = get_campaign(db, campaign_id)
     builder = builder_for(config, campaign)
     after = 0
@@ -64,13 +69,16 @@ def iter_batches(
         rows = db.execute(_DUE_SQL, [campaign_id, after, shards, index, at, batch]).fetchall()
         if not rows:
             return
-        items = []
+        items: list[Item] = []
+        size = 0
         for did, sid, status, attempts, first, email, name, token, language in rows:
             recipient = Recipient(
                 subscriber_id=sid, email=email, name=name, token=token, language=language
             )
             try:
                 data = builder.build(recipient)
+                # RCPT TO in its xn-- form: an SMTP envelope is ASCII (no SMTPUTF8 here).
+                rcpt = ascii_address(email)
             except HeaderValueError as exc:
                 # One row that cannot become a message (a stored name or address from
                 # before today's checks) fails with its reason; it must not stop the rest.
@@ -78,11 +86,15 @@ def iter_batches(
                 continue
             items.append(
                 Item(
-                    did, sid, email, envelope_sender(config, verp_token(did, campaign.campaign_key)),
+                    did, sid, rcpt, envelope_sender(config, verp_token(did, campaign.campaign_key)),
                     builder.message_id(recipient),
                     data, status, attempts, first,
                 )
             )
+            size += len(data)
+            if size >= max_bytes:  # large messages: memory grows with bytes, not rows
+                yield items
+                items, size = [], 0
         after = rows[-1][0]
         yield items
 
@@ -107,7 +119,10 @@ async def inline_feed(
         await asyncio.sleep(0)
 
 
-def _builder_main(conn: Connection, config: Config, db_path: str, campaign_id: int, at: str) -> None:
+def _builder_main(
+    conn: Connection, config: Config, db_path: str, campaign_id: int, at: str, parent: int
+) -> None:
+    die_with_parent(parent)
     db = open_db(Path(db_path), migrate=False)
     batches = iter_batches(config, db, campaign_id, at=at)
     try:
@@ -129,7 +144,7 @@ async def process_feed(
     parent, child = context.Pipe()
     process = context.Process(
         target=_builder_main,
-        args=(child, config, str(db_path), campaign_id, at),
+        args=(child, config, str(db_path), campaign_id, at, os.getpid()),
         name="newsletter-builder",
         daemon=True,
     )

@@ -54,17 +54,21 @@ async def run_campaign(
     captured: Path | None = None
     error: str | None = None
     interrupted = False
+    broken = False
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
         with db.conn:
-            db.conn.execute("UPDATE campaigns SET status = 'sending' WHERE id = ?", [campaign_id])
+            db.conn.execute(
+                "UPDATE campaigns SET status = 'sending' WHERE id = ? AND lease_owner = ?",
+                [campaign_id, owner],
+            )
         at = now()
         progress.due = count_due(db, campaign_id, at=at)
         shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
         path = db.execute("PRAGMA database_list").fetchone()[2]
         async with _relays_or_capture(config, options) as (run_options, captured):
             if shards > 1 and path:
-                error, interrupted = await run_shards(
+                error, interrupted, broken = await run_shards(
                     config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
                     shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
                 )
@@ -81,9 +85,9 @@ async def run_campaign(
                 try:
                     await pool.run()
                 finally:
-                    error, interrupted = pool.error, pool.interrupted
+                    error, interrupted, broken = pool.error, pool.interrupted, pool.broken
     finally:
-        status, counts = finish_run(db, campaign_id, owner=owner)
+        status, counts = finish_run(db, campaign_id, owner=owner, broken=broken)
     next_retry = db.execute(
         "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'deferred'",
         [campaign_id],

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from ..config import Config
+from ..content.headers import ascii_address
 from ..content.message import MessageBuilder, Recipient
 from ..content.render import render_article, render_confirmation
 from ..content.store import load_article
@@ -40,7 +41,9 @@ async def send_one(
         except RelayUnavailable as exc:
             return Outcome(DEFERRED, None, None, str(exc)), captured
         try:
-            _, reply = await client.sendmail(envelope, [recipient], data)
+            # RCPT TO in its xn-- form, as in a campaign (the message was built already, so
+            # the address is known to be convertible).
+            _, reply = await client.sendmail(envelope, [ascii_address(recipient)], data)
             outcome = classify_reply(250, reply)
         except Exception as exc:
             outcome = classify_exception(exc)
