@@ -30,6 +30,8 @@ demo: $(VENV)/.installed
 	@ls demo/outbox/
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check newsletter
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test
@@ -37,8 +39,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/digest.py
+	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/import_graph.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/bounces.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

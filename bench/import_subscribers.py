@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from newsletter.audience import import_export as subscriber_io  # noqa: E402
+from newsletter.audience import import_export  # noqa: E402
 from newsletter.db import open_db, transaction  # noqa: E402
 
 DOMAINS = ["gmail.com", "outlook.com", "hotmail.com", "ziggo.nl", "kpn.nl", "xs4all.nl",
@@ -68,7 +68,7 @@ def main() -> None:
         ref = reference(source, folder / "reference.db")
         db = open_db(folder / "subscribers.db")
         start = time.perf_counter()
-        report = subscriber_io.import_file(db, source)
+        report = import_export.import_file(db, source)
         took = time.perf_counter() - start
         assert report.imported == rows, report.summary()
         (stored,) = db.execute("SELECT count(*) FROM subscribers").fetchone()

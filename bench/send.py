@@ -7,7 +7,7 @@ Prints, in one run on this machine:
    with one sending process (the default) and with two;
 2. a slow relay (`smtp-sink -w 1`: one second per message) at several concurrencies, as a
    ratio to smtp-source with the same number of sessions (throughput must scale);
-3. peak memory (RSS) of the sending process, and of its builder process, at 10,000 and
+3. peak memory (RSS) of the sending process (and its shard processes), at 10,000 and
    100,000 subscribers.
 
 Needs Debian's postfix package (smtp-sink and smtp-source in /usr/sbin; no daemon runs).
@@ -185,7 +185,8 @@ def _is_resource_tracker(pid: int) -> bool:
 def message_size(directory: Path) -> int:
     from newsletter.config import load_config
     from newsletter.db import open_db
-    from newsletter.delivery.campaigns import Recipient, builder_for, get_campaign
+    from newsletter.content.message import Recipient
+    from newsletter.delivery.campaigns import builder_for, get_campaign
 
     config = load_config(directory / "newsletter.toml")
     db = open_db(config.database)

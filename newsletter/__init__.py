@@ -1,3 +1,12 @@
 """newsletter: email a publisher's articles and digests to its subscribers."""
 
+from importlib import resources
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def packaged_templates() -> Path:
+    """The templates installed with the package (the defaults `init` copies, and the ones
+    rendering falls back on for a template the user removed)."""
+    return Path(str(resources.files("newsletter") / "templates"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -24,8 +23,9 @@ from urllib.parse import urlsplit
 import idna
 from email_validator import EmailNotValidError, validate_email
 
-from .digests.periods import parse_schedule
 from .errors import ConfigError, NotInitialisedError
+from .periods import parse_schedule
+from .text import forbidden_char, is_line_break
 
 CONFIG_NAME = "newsletter.toml"
 ENV_PREFIX = "NEWSLETTER_"
@@ -124,6 +124,31 @@ SETTINGS: tuple[Setting, ...] = (
         "url",
         "",
         "Public URL of `newsletter serve` (unsubscribe, confirm, archive); empty means site_url",
+    ),
+    Setting(
+        "web.proxies",
+        "str",
+        "",
+        "Addresses of the reverse proxies in front of `newsletter serve` whose X-Forwarded-For/Proto "
+        "are believed, comma-separated (e.g. 127.0.0.1); empty believes none",
+    ),
+    Setting(
+        "subscribe.pending_ttl",
+        "int",
+        604800,
+        "Seconds a subscription may stay unconfirmed; then its data is deleted (default 7 days)",
+    ),
+    Setting(
+        "subscribe.per_address",
+        "int",
+        3,
+        "Confirmation emails the subscribe form sends to one address in 24 hours at most",
+    ),
+    Setting(
+        "subscribe.per_client",
+        "int",
+        10,
+        "Subscribe form posts one client address may make in an hour",
     ),
     Setting(
         "smtp.url",
@@ -237,6 +262,10 @@ class Config:
     sender_address: str
     sender_envelope: str
     web_url: str
+    web_proxies: str
+    subscribe_pending_ttl: int
+    subscribe_per_address: int
+    subscribe_per_client: int
     smtp_url: str
     smtp_relays: tuple[tuple[str, int], ...]
     smtp_weight: int
@@ -345,10 +374,10 @@ def load_config(
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in SPECIAL_ENV:
             continue
-        setting = _setting_for_env(name)
-        if setting is None:
+        from_env = _setting_for_env(name)
+        if from_env is None:
             continue
-        values[setting.key], sources[setting.key] = value, f"environment variable {name}"
+        values[from_env.key], sources[from_env.key] = value, f"environment variable {name}"
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -483,16 +512,15 @@ def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-# NUL and every character str.splitlines() breaks on, not only CR and LF: names and the
-# publication go into headers, where Python's folding turns U+0085 into a real line break.
-_LINE_BREAK_RE = re.compile("[\0\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
 def _as_str(value: Any, _root: Path) -> str:
     if not isinstance(value, str):
         raise TypeError(f"must be text in quotes, not {value!r}")
-    if _LINE_BREAK_RE.search(value):
-        raise ValueError("must be one line (no line breaks)")
+    # Names and the publication go into headers: one line of text (text.py), tabs aside.
+    char = forbidden_char(value, tab=True)
+    if char is not None:
+        if is_line_break(char):
+            raise ValueError("must be one line (no line breaks)")
+        raise ValueError(f"must be one line of text, without the control character U+{ord(char):04X}")
     return value.strip()
 
 
@@ -560,7 +588,7 @@ def _as_smtp_url(value: Any, root: Path) -> str:
             f"smtp+plain://host:25 (no TLS), not {text!r}"
         )
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when it is read
     except ValueError:
         raise ValueError(f"has an invalid port: {text!r}") from None
     return text

@@ -1,6 +1,7 @@
 """`newsletter run`: everything that is due now, in one pass, made to be run by cron.
 
-In order: poll the feeds (new items become articles), read the return mailbox when
+In order: delete the subscriptions left unconfirmed past subscribe.pending_ttl, poll the
+feeds (new items become articles), read the return mailbox when
 bounces.source is set (so a bounced address is not mailed again in this pass), send the scheduled sends that are due,
 make and send the digests the schedule says are due, then resume unfinished campaigns and
 retry deferred deliveries whose time has come. Each step reports what it did through a
@@ -20,25 +21,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
+from .audience import subscribers
 from .config import Config
-from .delivery import campaigns
-from .delivery import run as send
+from .delivery.campaigns import AlreadySentError, create_campaign, make_owner
+from .delivery.ledger import CampaignBusyError
+from .delivery.pool import RunResult
+from .delivery.records import broken, latest_for, pending
+from .delivery.run import run_campaign
 from .digests import schedule
-from .digests.periods import format_local
 from .digests.plan import create_digest, due_digests, schedule_entries
 from .errors import NewsletterError
-from .feeds import poll as feeds
+from .feeds.poll import poll_all
+from .periods import format_local
 
 
 @dataclass(frozen=True)
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # feed, bounces, scheduled, digest, send, engine
+    kind: str  # subscribers, feed, bounces, scheduled, digest, send, engine
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -56,60 +60,30 @@ class RunSummary:
 Report = Callable[[Action], None]
 
 
-class Engine:
-    """The sending engine (delivery/campaigns.py, delivery/run.py) as `run` uses it."""
+def send_article(config: Config, db: Database, slug: str, *, owner: str) -> tuple[int, RunResult | None]:
+    """Make (or resume) the article's campaign and send it; (campaign id, run result).
 
-    def __init__(self, config: Config, db: Database) -> None:
-        self.config, self.db = config, db
-        self._campaigns, self._send = campaigns, send
-        self.owner = campaigns.make_owner()
-
-    def send_article(self, slug: str) -> tuple[int, Any]:
-        """Make (or resume) the article's campaign and send it; (campaign id, run result)."""
-        try:
-            campaign = self._campaigns.create_campaign(self.config, self.db, slug, owner=self.owner)
-        except self._campaigns.AlreadySentError:
-            # A run that died after the campaign was made and sent: it is done.
-            row = self.db.execute(
-                "SELECT id FROM campaigns WHERE kind = 'article' AND article_slug = ? ORDER BY id DESC LIMIT 1",
-                [slug],
-            ).fetchone()
-            return row[0], None
-        return campaign.id, self.run(campaign.id)
-
-    def run(self, campaign_id: int) -> Any:
-        return asyncio.run(self._send.run_campaign(self.config, self.db, campaign_id, owner=self.owner))
-
-    def pending(self, *, now_at: datetime) -> list[int]:
-        """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
-        unfinished = tuple(self._campaigns.UNFINISHED)
-        marks = ", ".join("?" * len(unfinished))
-        rows = self.db.execute(
-            # A broken or cancelled campaign is not retried: it would fail on every run.
-            f"SELECT id FROM campaigns WHERE kind != 'test' AND status NOT IN ('broken', 'cancelled')"
-            f" AND (status IN ({marks}) OR id IN ("
-            " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
-            " ORDER BY id",
-            [*unfinished, now_at.isoformat(timespec="microseconds")],
-        ).fetchall()
-        return [row[0] for row in rows]
-
-    def pending_among(self, campaign_ids: list[int], *, now_at: datetime | None = None) -> list[int]:
-        """Those of `campaign_ids` that have work now (see `pending`)."""
-        wanted = set(campaign_ids)
-        return [i for i in self.pending(now_at=now_at or datetime.now(UTC)) if i in wanted]
-
-    def broken(self) -> list[int]:
-        """Campaigns whose messages cannot be built: left alone, waiting for a cancel."""
-        return [row[0] for row in self.db.execute("SELECT id FROM campaigns WHERE status = 'broken' ORDER BY id")]
-
-    def is_busy(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._campaigns.CampaignBusyError)
+    The result is None when the article had been sent already (a run that died after its
+    campaign was made and sent).
+    """
+    try:
+        campaign = create_campaign(config, db, slug, owner=owner)
+    except AlreadySentError:
+        latest = latest_for(db, slug)
+        assert latest is not None
+        return latest["id"], None
+    return campaign.id, run_one(config, db, campaign.id, owner=owner)
 
 
-def load_engine(config: Config, db: Database) -> Engine:
-    """The sending engine over this configuration and database."""
-    return Engine(config, db)
+def run_one(config: Config, db: Database, campaign_id: int, *, owner: str) -> RunResult:
+    """Send what is due in one campaign (without progress output: cron's log gets a line)."""
+    return asyncio.run(run_campaign(config, db, campaign_id, owner=owner))
+
+
+def pending_among(db: Database, campaign_ids: list[int], *, now_at: datetime | None = None) -> list[int]:
+    """Those of `campaign_ids` that have work now (see campaigns.pending)."""
+    wanted = set(campaign_ids)
+    return [i for i in pending(db, now_at=now_at or datetime.now(UTC)) if i in wanted]
 
 
 def run_due(
@@ -118,7 +92,7 @@ def run_due(
     *,
     report: Report,
     now_at: datetime | None = None,
-    engine: Engine | None = None,
+    owner: str | None = None,
     poll: bool = True,
 ) -> RunSummary:
     """Do everything that is due at `now_at` (default: now); report each action."""
@@ -133,13 +107,19 @@ def run_due(
         summary.failures += level == "error"
         report(Action(kind=kind, message=message, level=level))
 
+    # Subscriptions never confirmed: their data goes after subscribe.pending_ttl.
+    expired = subscribers.expire_pending(db, older_than=config.subscribe_pending_ttl)
+    if expired:
+        say("subscribers", f"deleted {_count(expired, 'pending subscription')} never confirmed within "
+            f"subscribe.pending_ttl ({schedule.duration_text(timedelta(seconds=config.subscribe_pending_ttl))})")
+
     if poll:
         _poll_feeds(config, db, say=say)
 
     if config.bounces_source:
         _read_bounces(config, db, say=say)
 
-    engine = engine or Engine(config, db)
+    owner = owner or make_owner()
 
     # Scheduled sends
     ran: set[int] = set()  # campaigns this pass already ran: a failed one waits for the next
@@ -155,9 +135,9 @@ def run_due(
                 f"{schedule.duration_text(late)} late (due {format_local(due.due_at, zone=zone)}); sending it now",
                 "warning")
         try:
-            campaign_id, result = engine.send_article(due.article_slug)
+            campaign_id, result = send_article(config, db, due.article_slug, owner=owner)
         except NewsletterError as exc:
-            if engine.is_busy(exc):
+            if isinstance(exc, CampaignBusyError):
                 say("scheduled", f"scheduled send {due.id}: its campaign is being sent by another process")
                 continue
             schedule.mark_failed(db, due.id, note=str(exc))
@@ -171,51 +151,50 @@ def run_due(
         schedule.mark_sent(db, due.id, campaign_id=campaign_id)
         ran.add(campaign_id)
         say("scheduled", f"sent scheduled {due.article_slug} as campaign {campaign_id}{_result_text(result)}",
-            "error" if getattr(result, "error", None) else "info")
+            "error" if result is not None and result.error else "info")
 
     # Digests
     entries = schedule_entries(daily=config.schedule_daily, weekly=config.schedule_weekly)
-    for due in due_digests(db, entries, zone=zone, late_limit=late_limit, now_at=current):
-        if due.skip:
-            say("digest", f"skipped the {due.period.kind} digest for {due.period.label}: it was due "
-                f"{format_local(due.occurrence, zone=zone)}, {schedule.duration_text(due.late)} ago, more "
+    for digest in due_digests(db, entries, zone=zone, late_limit=late_limit, now_at=current):
+        if digest.skip:
+            say("digest", f"skipped the {digest.period.kind} digest for {digest.period.label}: it was due "
+                f"{format_local(digest.occurrence, zone=zone)}, {schedule.duration_text(digest.late)} ago, more "
                 f"than schedule.late_limit; its articles go out with the next digest (up to a week back), or send "
-                f"it now with `newsletter digest --period {due.period.kind} --for {due.period.key} --late`", "warning")
+                f"it now with `newsletter digest --period {digest.period.kind} --for {digest.period.key} --late`", "warning")
             continue
         try:
-            outcome = create_digest(config, db, due.period)
+            outcome = create_digest(config, db, digest.period)
         except Exception as exc:  # noqa: BLE001 - nothing was written; the next run tries again
             reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
-            say("digest", f"could not make the {due.period.kind} digest for {due.period.label}: {reason}", "error")
+            say("digest", f"could not make the {digest.period.kind} digest for {digest.period.label}: {reason}", "error")
             continue
         if outcome.status == "empty":
-            say("digest", f"{due.period.kind} digest {due.period.label}: nothing to send ({outcome.note})")
+            say("digest", f"{digest.period.kind} digest {digest.period.label}: nothing to send ({outcome.note})")
             continue
         if outcome.status == "skipped":  # another run skipped it a moment ago and said so
             continue
-        late_text = f" ({schedule.duration_text(due.late)} late)" if due.late > schedule.LATE_WARNING else ""
-        say("digest", f"{due.period.kind} digest {due.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
+        late_text = f" ({schedule.duration_text(digest.late)} late)" if digest.late > schedule.LATE_WARNING else ""
+        say("digest", f"{digest.period.kind} digest {digest.period.label}{late_text}: {_count(outcome.articles, 'article')} for "
             f"{_count(outcome.recipients, 'subscriber')} in campaign{'s' if len(outcome.campaigns) > 1 else ''} "
             f"{', '.join(map(str, outcome.campaigns))}", "warning" if late_text else "info")
 
     # Unfinished campaigns (new digests among them) and deferred retries
-    for campaign_id in engine.broken():
+    for campaign_id in broken(db):
         say("send", f"campaign {campaign_id} cannot be built and is left alone: fix it, then "
             f"`newsletter cancel {campaign_id}` and send the article again", "warning")
-    for campaign_id in engine.pending(now_at=current):
+    for campaign_id in pending(db, now_at=current):
         if campaign_id in ran:
             continue
         try:
-            result = engine.run(campaign_id)
+            run = run_one(config, db, campaign_id, owner=owner)
         except Exception as exc:  # noqa: BLE001 - one campaign's trouble does not stop the others
-            if engine.is_busy(exc):
+            if isinstance(exc, CampaignBusyError):
                 say("send", f"campaign {campaign_id} is being sent by another process; left to it")
                 continue
             reason = str(exc) if isinstance(exc, NewsletterError) else f"{type(exc).__name__}: {exc}"
             say("send", f"campaign {campaign_id} failed: {reason}", "error")
             continue
-        say("send", f"campaign {campaign_id}{_result_text(result)}",
-            "error" if getattr(result, "error", None) else "info")
+        say("send", f"campaign {campaign_id}{_result_text(run)}", "error" if run.error else "info")
     return summary
 
 
@@ -224,7 +203,7 @@ def _count(number: int, noun: str) -> str:
 
 
 def _poll_feeds(config: Config, db: Database, *, say: Callable[..., None]) -> None:
-    for result in feeds.poll_all(db, timeout=config.feeds_timeout, language=None):
+    for result in poll_all(db, timeout=config.feeds_timeout, language=None):
         if result.error:
             say("feed", f"{result.address}: {result.error}", "warning")
             continue
@@ -254,14 +233,12 @@ def _read_bounces(config: Config, db: Database, *, say: Callable[..., None]) -> 
         "warning" if summary.listed else "info")
 
 
-def _result_text(result: Any) -> str:
+def _result_text(result: RunResult | None) -> str:
     if result is None:
         return " (already sent)"
-    counts = getattr(result, "counts", {}) or {}
-    shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    error = getattr(result, "error", None)
-    text = f": {getattr(result, 'status', '')}" + (f" ({shown})" if shown else "")
-    return text + (f"; error: {error}" if error else "")
+    shown = ", ".join(f"{n} {status}" for status, n in result.counts.items() if n)
+    text = f": {result.status}" + (f" ({shown})" if shown else "")
+    return text + (f"; error: {result.error}" if result.error else "")
 
 
 def command_prefix(*, executable: str | None = None) -> list[str]:
@@ -307,4 +284,3 @@ def crontab_lines(
     ]
 
 
-__all__ = ["Action", "Engine", "RunSummary", "command_prefix", "crontab_lines", "load_engine", "run_due"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import packaged_templates
 from .config import CONFIG_NAME, SETTINGS_BY_KEY, config_template, list_id_for, load_config, placeholders
 from .db import open_db
 from .errors import ConfigError
@@ -22,11 +22,6 @@ class InitResult:
     existing: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # settings not written: the file existed
     to_fill_in: list[str] = field(default_factory=list)  # placeholders left in newsletter.toml
-
-
-def packaged_templates() -> Path:
-    """The templates installed with the package (the defaults `init` copies)."""
-    return Path(str(resources.files("newsletter") / "templates"))
 
 
 def init_directory(

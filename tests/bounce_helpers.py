@@ -32,7 +32,7 @@ class SentSite:
 
     async def send(self, *, again: bool = False) -> int:
         campaign = create_campaign(self.config, self.db, self.article, owner=make_owner(), again=again)
-        options = PoolOptions.from_config(self.config, concurrency=2, build_process=False)
+        options = PoolOptions.from_config(self.config, concurrency=2)
         result = await run_campaign(self.config, self.db, campaign.id, owner=make_owner(), options=options)
         assert result.ok
         return campaign.id

@@ -124,7 +124,7 @@ class Site:
 
     async def run(self, campaign_id: int, config: Config | None = None, **options: Any) -> RunResult:
         config = config or self.config
-        defaults = {"concurrency": 4, "build_process": False, "slowdown_pause": 0.1}
+        defaults = {"concurrency": 4, "slowdown_pause": 0.1}
         opts = PoolOptions.from_config(config, **{**defaults, **options})
         return await run_campaign(config, self.db, campaign_id, owner=make_owner(), options=opts)
 

@@ -12,11 +12,11 @@ from newsletter.delivery.campaigns import (
     create_campaign,
     dry_run,
     get_campaign,
-    load_article,
     make_owner,
     populate,
-    render_article,
 )
+from newsletter.content.render import render_article
+from newsletter.content.store import load_article
 
 
 @pytest.fixture

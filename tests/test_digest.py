@@ -13,7 +13,7 @@ from newsletter.audience.subscribers import subscribe
 from newsletter.content.parse import parse_text
 from newsletter.content.store import add_article
 from newsletter.db import open_db
-from newsletter.digests.periods import period_from_key
+from newsletter.periods import period_from_key
 from newsletter.digests.plan import (
     due_digests,
     mark_for_digest,

@@ -14,17 +14,15 @@ from sqlite_utils import Database
 from newsletter.content.store import get_article
 from newsletter.db import open_db
 from newsletter.feeds.poll import (
-    FeedError,
     add_feed,
     get_feed,
-    item_slug,
     iter_items,
     list_feeds,
-    parse,
     poll_all,
     poll_feed,
     remove_feed,
 )
+from newsletter.feeds.read import FeedError, item_slug, parse
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -141,7 +141,7 @@ async def test_subject_and_names_arrive_through_smtp_exactly_as_written(
     db.conn.execute("UPDATE subscribers SET name = ?", [name])
     db.conn.commit()
     campaign = create_campaign(config, db, article_file(workdir, title), owner=make_owner())
-    options = PoolOptions.from_config(config, concurrency=1, build_process=False)
+    options = PoolOptions.from_config(config, concurrency=1)
     result = await run_campaign(config, db, campaign.id, owner=make_owner(), options=options)
 
     assert result.ok, result

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 import time_machine
 
-from newsletter.digests.periods import (
+from newsletter.periods import (
     PeriodError,
     ScheduleEntry,
     format_local,

@@ -16,8 +16,8 @@ from send_helpers import add_subscribers, make_config, make_site, server, status
 from smtp_server import DROP, STALL, Server, authenticator
 
 from newsletter.content.render import confirm_url
-from newsletter.delivery.campaigns import CampaignBusyError, make_owner, verp_token
-from newsletter.delivery.ledger import acquire_lease
+from newsletter.delivery.campaigns import make_owner, verp_token
+from newsletter.delivery.ledger import CampaignBusyError, acquire_lease
 from newsletter.delivery.pool import Pool, PoolOptions
 from newsletter.delivery.run import run_campaign
 from newsletter.delivery.single import send_confirmation, send_test
@@ -439,7 +439,7 @@ async def test_stop_finishes_what_is_in_flight_and_records_it(server, make_site)
         return None
 
     server.handler.on_data = stop_at_50
-    opts = PoolOptions.from_config(site.config, concurrency=4, build_process=False)
+    opts = PoolOptions.from_config(site.config, concurrency=4)
     result = await run_campaign(site.config, site.db, cid, owner=make_owner(), options=opts,
                                 on_start=pools.append)
     assert result.interrupted and not result.ok and result.status == "paused"
@@ -510,13 +510,6 @@ async def test_a_large_campaign_is_shared_by_two_processes_without_overlap(serve
     received = server.handler.by_rcpt()
     assert sorted(received) == sorted(site.emails)
     assert all(len(copies) == 1 for copies in received.values())
-
-
-async def test_a_builder_process_feeds_a_single_sending_process(server, make_site):
-    site = make_site(server.url, 300)
-    result = await site.run(site.campaign(), build_process=True, processes=1)
-    assert result.ok and result.progress.sent == 300
-    assert len({m.message_id for m in server.handler.messages}) == 300
 
 
 async def test_a_lease_held_elsewhere_is_respected_until_it_expires(server, make_site):

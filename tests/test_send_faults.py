@@ -281,7 +281,7 @@ async def test_the_build_buffer_holds_at_most_its_size_in_bytes(server, make_sit
             await asyncio.sleep(0.002)
 
     watcher = asyncio.create_task(watch())
-    options = PoolOptions.from_config(site.config, concurrency=4, build_process=False)
+    options = PoolOptions.from_config(site.config, concurrency=4)
     result = await run_campaign(site.config, site.db, cid, owner=make_owner(), options=options, on_start=started)
     watcher.cancel()
     assert result.ok and result.progress.sent == 150

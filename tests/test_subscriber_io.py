@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from newsletter.audience import import_export as subscriber_io
+from newsletter.audience import import_export
 from newsletter.audience import subscribers
 from newsletter.db import open_db
 from newsletter.errors import ImportFileError
@@ -37,7 +37,7 @@ def test_a_semicolon_file_with_bom_and_crlf_imports_with_names_intact(db: Databa
                  "anna@example.nl;Anna “Annie” de Vries;nl;each\r\n"
                  "chloe@example.nl;Chloé Müller;en;weekly\r\n"
                  "zoë@example.nl;Zoë;nl;each\r\n")
-    report = subscriber_io.import_file(db, path)
+    report = import_export.import_file(db, path)
     assert (report.rows, report.imported) == (3, 2)
     assert [s.reason for s in report.skipped] == [
         "line 4: 'zoë@example.nl' is not an email address: Internationalized characters before "
@@ -64,7 +64,7 @@ def test_bad_rows_are_reported_by_line_and_the_good_rows_are_imported(db: Databa
         ",No address,nl,each\n"              # 9
         '"good3@example.nl","Three, with comma",en,daily\n'  # 10
     ))
-    report = subscriber_io.import_file(db, path)
+    report = import_export.import_file(db, path)
     assert report.imported == 3
     assert [(s.line, s.kind) for s in report.skipped] == [
         (3, "invalid"), (5, "invalid"), (7, "invalid"), (8, "invalid"), (9, "invalid")]
@@ -80,7 +80,7 @@ def test_bad_rows_are_reported_by_line_and_the_good_rows_are_imported(db: Databa
 
 def test_a_row_whose_name_holds_a_unicode_line_break_is_skipped(db: Database, tmp_path: Path) -> None:
     path = write(tmp_path, "names.csv", "email,name\nann@example.nl,Ann\u2028Bcc: x@evil.example\nbob@example.nl,Bob\n")
-    report = subscriber_io.import_file(db, path)
+    report = import_export.import_file(db, path)
     assert report.imported == 1
     assert [(s.line, s.kind, s.reason) for s in report.skipped] == [
         (2, "invalid", "line 2: a name must be one line of text without control characters")]
@@ -90,14 +90,14 @@ def test_a_row_whose_name_holds_a_unicode_line_break_is_skipped(db: Database, tm
 def test_duplicates_in_the_file_and_in_the_database_are_never_doubled(db: Database, tmp_path: Path) -> None:
     subscribers.subscribe(db, "known@example.nl", name="Known", confirmed=True)
     path = write(tmp_path, "dups.csv", "email\nnew@example.nl\nNEW@example.nl\nknown@example.nl\n")
-    report = subscriber_io.import_file(db, path)
+    report = import_export.import_file(db, path)
     assert report.imported == 1
     assert [s.reason for s in report.skipped] == [
         "line 3: NEW@example.nl is a duplicate of line 2",
         "line 4: known@example.nl is already a subscriber (active)",
     ]
     assert emails(db) == [("known@example.nl", "active"), ("new@example.nl", "active")]
-    again = subscriber_io.import_file(db, path)
+    again = import_export.import_file(db, path)
     assert again.imported == 0 and db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 2
 
 
@@ -108,7 +108,7 @@ def test_an_import_never_reactivates_unsubscribed_bounced_complained_or_erased(d
     subscribers.subscribe(db, "gone@example.nl")
     subscribers.erase(db, "gone@example.nl")
     path = write(tmp_path, "back.csv", "email,status\nu@example.nl,active\nb@example.nl,\nc@example.nl,\nGONE@example.nl,\n")
-    report = subscriber_io.import_file(db, path)
+    report = import_export.import_file(db, path)
     assert report.imported == 0
     assert [s.kind for s in report.skipped] == ["suppressed"] * 4
     assert "is unsubscribed; an import never re-activates it" in report.skipped[0].reason
@@ -119,7 +119,7 @@ def test_an_import_never_reactivates_unsubscribed_bounced_complained_or_erased(d
 def test_imported_subscribers_never_inherit_an_erased_subscribers_id(db: Database, tmp_path: Path) -> None:
     ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True).subscriber
     subscribers.erase(db, "ann@example.nl")
-    subscriber_io.import_file(db, write(tmp_path, "new.csv", "email\nbob@example.nl\ncas@example.nl\n"))
+    import_export.import_file(db, write(tmp_path, "new.csv", "email\nbob@example.nl\ncas@example.nl\n"))
     ids = [row[0] for row in db.execute("SELECT id FROM subscribers ORDER BY id")]
     assert len(ids) == 2 and ann["id"] not in ids
     for new_id in ids:
@@ -129,11 +129,11 @@ def test_imported_subscribers_never_inherit_an_erased_subscribers_id(db: Databas
 def test_a_file_that_is_not_utf8_is_refused_with_the_byte_offset_and_nothing_is_stored(db: Database, tmp_path: Path) -> None:
     path = write(tmp_path, "excel.csv", "email;name\nfrancois@example.nl;François\n".encode("cp1252"))
     with pytest.raises(ImportFileError) as info:
-        subscriber_io.import_file(db, path)
+        import_export.import_file(db, path)
     assert "is not UTF-8 text: byte 35 (0xe7) on line 2" in str(info.value)
     assert "--encoding" in str(info.value)
     assert emails(db) == []
-    report = subscriber_io.import_file(db, path, encoding="cp1252")
+    report = import_export.import_file(db, path, encoding="cp1252")
     assert report.imported == 1
     assert db.execute("SELECT name FROM subscribers").fetchone() == ("François",)
 
@@ -148,18 +148,18 @@ def test_a_file_that_is_not_utf8_is_refused_with_the_byte_offset_and_nothing_is_
 )
 def test_unusable_files_are_refused_whole_with_what_to_do(db: Database, tmp_path: Path, data: bytes, message: str) -> None:
     with pytest.raises(ImportFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        subscriber_io.import_file(db, write(tmp_path, "f.csv", data))
+        import_export.import_file(db, write(tmp_path, "f.csv", data))
     assert emails(db) == []
 
 
 def test_a_missing_file_is_a_clear_error(db: Database, tmp_path: Path) -> None:
     with pytest.raises(ImportFileError, match="does not exist"):
-        subscriber_io.import_file(db, tmp_path / "nope.csv")
+        import_export.import_file(db, tmp_path / "nope.csv")
 
 
 def test_a_quoted_value_spanning_lines_keeps_line_numbers_right(db: Database, tmp_path: Path) -> None:
     path = write(tmp_path, "multi.csv", 'email,notes\na@example.nl,"Two\nlines"\nbad@,x\n')
-    report = subscriber_io.import_file(db, path)
+    report = import_export.import_file(db, path)
     assert report.imported == 1
     assert [s.line for s in report.skipped] == [4]
     assert report.ignored_columns == ["notes"]
@@ -173,23 +173,23 @@ def test_export_round_trips_through_import_in_csv_and_json(db: Database, tmp_pat
     query = "SELECT email, name, language, cadence, status, consent_at FROM subscribers ORDER BY email"
     for fmt in ("csv", "json"):
         out = io.StringIO()
-        assert subscriber_io.export(db, out, fmt=fmt) == 3
+        assert import_export.export(db, out, fmt=fmt) == 3
         path = write(tmp_path, f"export.{fmt}", out.getvalue())
         if fmt == "json":
             assert len(json.loads(out.getvalue())) == 3
         other = open_db(tmp_path / f"other-{fmt}.db")
-        report = subscriber_io.import_file(other, path)
+        report = import_export.import_file(other, path)
         assert report.imported == 3, report.skipped
         assert other.execute(query).fetchall() == db.execute(query).fetchall()
         assert "token" not in out.getvalue()
 
 
 def test_a_large_import_validates_in_parallel_and_keeps_order(db: Database, tmp_path: Path) -> None:
-    lines = ["email,name"] + [f"user{i}@example{i % 7}.nl,User {i}" for i in range(subscriber_io.PARALLEL_FROM + 10)]
+    lines = ["email,name"] + [f"user{i}@example{i % 7}.nl,User {i}" for i in range(import_export.PARALLEL_FROM + 10)]
     lines[5] = "broken@,Broken"
     path = write(tmp_path, "big.csv", "\n".join(lines) + "\n")
-    report = subscriber_io.import_file(db, path)
-    assert report.imported == subscriber_io.PARALLEL_FROM + 9
+    report = import_export.import_file(db, path)
+    assert report.imported == import_export.PARALLEL_FROM + 9
     assert [s.line for s in report.skipped] == [6]
     assert db.execute("SELECT email FROM subscribers ORDER BY id LIMIT 1").fetchone() == ("user0@example0.nl",)
     assert db.execute("SELECT count(DISTINCT token) FROM subscribers").fetchone()[0] == report.imported
@@ -198,6 +198,6 @@ def test_a_large_import_validates_in_parallel_and_keeps_order(db: Database, tmp_
 def test_reimporting_our_own_export_notes_no_ignored_columns(db: Database, tmp_path: Path) -> None:
     subscribers.subscribe(db, "a@example.nl", confirmed=True)
     out = io.StringIO()
-    subscriber_io.export(db, out)
-    report = subscriber_io.import_file(open_db(tmp_path / "copy.db"), write(tmp_path, "export.csv", out.getvalue()))
+    import_export.export(db, out)
+    report = import_export.import_file(open_db(tmp_path / "copy.db"), write(tmp_path, "export.csv", out.getvalue()))
     assert report.imported == 1 and report.ignored_columns == []

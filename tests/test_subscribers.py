@@ -162,3 +162,53 @@ def test_an_international_domain_is_kept_but_a_non_ascii_local_part_is_refused(d
     assert row["email"] == "ann@bücher.de"
     with pytest.raises(InvalidEmailError, match="Internationalized characters before the @-sign"):
         subscribers.subscribe(db, "zoë@example.nl")
+
+
+# ---- through the links of `newsletter serve`: by token ----
+
+
+def test_unsubscribe_by_token_is_idempotent_logs_once_and_leaves_bounced_alone(db: Database) -> None:
+    ann = subscribers.subscribe(db, "ann@example.nl", confirmed=True, actor="t").subscriber
+    assert subscribers.unsubscribe_by_token(db, ann["token"], source="web") == (ann["id"], "unsubscribed")
+    assert subscribers.unsubscribe_by_token(db, ann["token"], source="web") == (ann["id"], "already")
+    assert [e for e in event_kinds(db) if e[0] == "unsubscribed"] == [("unsubscribed", "web")]
+    assert subscribers.unsubscribe_by_token(db, "no-such-token-at-all") is None
+    bob = subscribers.subscribe(db, "bob@example.nl", confirmed=True, actor="t").subscriber
+    subscribers.set_status(db, "bob@example.nl", "bounced", source="bounce", actor="t")
+    assert subscribers.unsubscribe_by_token(db, bob["token"]) == (bob["id"], "already")
+    assert subscribers.get(db, "bob@example.nl")["status"] == "bounced"
+
+
+def test_confirm_by_token_confirms_pending_only(db: Database) -> None:
+    ann = subscribers.subscribe(db, "ann@example.nl", actor="t").subscriber
+    assert subscribers.confirm_by_token(db, ann["token"]) == "confirmed"
+    assert subscribers.confirm_by_token(db, ann["token"]) == "already"
+    subscribers.unsubscribe(db, "ann@example.nl", actor="t")
+    assert subscribers.confirm_by_token(db, ann["token"]) is None  # an old link never brings one back
+    assert subscribers.get(db, "ann@example.nl")["status"] == "unsubscribed"
+
+
+def test_the_form_makes_left_addresses_pending_and_limits_confirmations_per_day(db: Database) -> None:
+    subscribers.subscribe(db, "ann@example.nl", confirmed=True, actor="t")
+    assert subscribers.subscribe_from_form(db, "ann@example.nl", per_day=2).outcome == "exists"
+    subscribers.unsubscribe(db, "ann@example.nl", actor="t")
+    first = subscribers.subscribe_from_form(db, "ann@example.nl", per_day=2)
+    assert first.outcome == "resubscribed" and first.send_to is not None
+    assert subscribers.get(db, "ann@example.nl")["status"] == "pending"
+    assert subscribers.subscribe_from_form(db, "ann@example.nl", per_day=2).send_to == first.send_to
+    assert subscribers.subscribe_from_form(db, "ann@example.nl", per_day=2) == subscribers.FormSubscription("limited", None)
+
+
+def test_expired_pending_subscribers_are_deleted_and_one_who_had_left_stays_suppressed(db: Database) -> None:
+    subscribers.subscribe(db, "new@example.nl", actor="t")
+    subscribers.subscribe(db, "left@example.nl", confirmed=True, actor="t")
+    subscribers.unsubscribe(db, "left@example.nl", actor="t")
+    subscribers.subscribe_from_form(db, "left@example.nl")
+    subscribers.subscribe(db, "fresh@example.nl", actor="t")
+    db.execute("UPDATE subscribers SET consent_at = '2020-01-01T00:00:00+00:00' WHERE email != 'fresh@example.nl'")
+    assert subscribers.expire_pending(db, older_than=7 * 86400) == 2
+    assert subscribers.find(db, "new@example.nl") is None and subscribers.find(db, "left@example.nl") is None
+    assert subscribers.find(db, "fresh@example.nl")["status"] == "pending"
+    assert not subscribers.is_suppressed_hash(db, "new@example.nl")
+    assert subscribers.is_suppressed_hash(db, "left@example.nl")
+    assert [k for k, _ in event_kinds(db)].count("expired") == 2

@@ -1,5 +1,8 @@
 """Who gets the newsletter: subscribers, suppressions, their events, and import/export of subscriber files.
 
-Writes the `subscribers`, `suppressions` and `events` tables (today delivery/ledger.py and
-delivery/single.py also write `events` and a bounced subscriber's status).
+`subscribers.py` adds, confirms, changes, suppresses (also after a hard bounce) and erases
+subscribers; `events.py` is the append-only event log (never an address or a reply text);
+`import_export.py` reads and writes subscriber files, storing through subscribers.py.
+Writes the `subscribers` and `suppressions` tables (subscribers.py) and `events`
+(events.py), and no other module writes them.
 """

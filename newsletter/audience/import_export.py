@@ -30,11 +30,11 @@ from .subscribers import (
     CADENCES,
     STATUSES,
     SUPPRESSED,
+    NewSubscriber,
+    add_imported,
     check_name,
     current_actor,
     email_hash,
-    new_token,
-    next_id,
     normalize_email,
 )
 
@@ -360,26 +360,13 @@ def _store(
                     fresh.append(row)
             if not fresh:
                 continue
-            first_id = next_id(db)
-            db.conn.executemany(
-                "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
-                "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (first_id + i, r.email, r.name, r.lang, r.status, r.cadence, new_token(),
-                     r.consent_at or stamp, r.consent_source or source, stamp, stamp,
-                     stamp if r.status == "active" else None,
-                     stamp if r.status in SUPPRESSED else None)
-                    for i, r in enumerate(fresh)
-                ],
-            )
-            db.conn.executemany(
-                "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?,?,?,?,?,?)",
-                [
-                    (stamp, first_id + i, "subscribed", "import", actor,
-                     detail.format(r.cadence, r.status))
-                    for i, r in enumerate(fresh)
-                ],
+            add_imported(
+                db,
+                [NewSubscriber(r.email, r.name, r.lang, r.status, r.cadence, r.consent_at or stamp,
+                               r.consent_source or source) for r in fresh],
+                details=[detail.format(r.cadence, r.status) for r in fresh],
+                actor=actor,
+                at=stamp,
             )
             report.imported += len(fresh)
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
-import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +21,8 @@ from sqlite_utils import Database
 from ..config import LANGUAGES
 from ..db import now, transaction
 from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
+from ..text import forbidden_char
+from .events import for_subscriber, highest_subscriber_id, log_event, log_many
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Addresses in these states are never mailed again, and never re-activated by an import.
@@ -73,23 +73,6 @@ def current_actor() -> str:
         return "unknown"
 
 
-def log_event(
-    db: Database,
-    *,
-    kind: str,
-    source: str,
-    subscriber_id: int | None,
-    actor: str = "",
-    detail: dict[str, Any] | None = None,
-    at: str | None = None,
-) -> None:
-    """Append one event. Callers hold the transaction that made the change."""
-    db.execute(
-        "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        [at or now(), subscriber_id, kind, source, actor, json.dumps(detail or {}, sort_keys=True)],
-    )
-
-
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     value = (value or "").strip().lower()
     if value not in choices:
@@ -97,15 +80,12 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-# C0 and C1 controls and the Unicode line and paragraph separators: the name goes into
-# the To header, where message.py refuses them (and one such name would stop every send).
-_NAME_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def check_name(name: str) -> str:
     """A subscriber's name as stored: stripped, one line, no control characters, at most 200."""
     name = (name or "").strip()
-    if _NAME_CONTROL_RE.search(name):
+    # The name goes into the To header, where message.py refuses the same characters
+    # (text.py): one such name would stop every send.
+    if forbidden_char(name) is not None:
         raise NewsletterError("a name must be one line of text without control characters")
     if len(name) > 200:
         raise NewsletterError("a name must be at most 200 characters")
@@ -146,14 +126,12 @@ def next_id(db: Database) -> int:
     again, and the events log (which keeps erased subscribers' events by id) would then
     show their history as the newcomer's.
     """
-    (highest,) = db.execute(
-        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), "
-        "coalesce((SELECT max(subscriber_id) FROM events), 0))"
-    ).fetchone()
-    return highest + 1
+    (highest,) = db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()
+    return max(highest, highest_subscriber_id(db)) + 1
 
 
 def get_by_token(db: Database, token: str) -> dict[str, Any] | None:
+    """The subscriber whose links carry this token, or None."""
     row = db.execute(f"SELECT {COLUMNS} FROM subscribers WHERE token = ?", [token]).fetchone()
     return _row_to_dict(row)
 
@@ -277,6 +255,69 @@ def set_status(
     return previous
 
 
+def suppress_bounced(
+    db: Database,
+    subscriber_id: int,
+    *,
+    campaign_id: int,
+    code: int | None,
+    enhanced: str | None,
+    at: str | None = None,
+) -> bool:
+    """A hard bounce: suppress the subscriber for good (STANDARDS.md: 5.1.x, 5.2.1), logged.
+
+    The same change as set_status(..., "bounced"), by id, inside the caller's transaction
+    (the ledger's, which writes the delivery's outcome with it). The event holds the SMTP
+    and enhanced codes only: the reply text may quote the address, and events outlive
+    erasure (the text stays on the delivery row, which erasure deletes). Returns False
+    when the subscriber was not active or pending (nothing is written).
+    """
+    stamp = at or now()
+    status = _status_by_id(db, subscriber_id)
+    if status not in ("active", "pending"):
+        return False
+    _move(db, subscriber_id, "bounced", stamp=stamp)  # as record_bounce does for a returned one
+    log_event(db, kind="bounced", source="send", subscriber_id=subscriber_id, at=stamp,
+              detail={"previous_status": status, "campaign": campaign_id, "code": code, "enhanced": enhanced})
+    return True
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """One subscriber of an import, checked already (address normalised, choices valid)."""
+
+    email: str
+    name: str
+    language: str
+    status: str
+    cadence: str
+    consent_at: str
+    consent_source: str
+
+
+def add_imported(
+    db: Database, new: Sequence[NewSubscriber], *, details: Sequence[str], actor: str, at: str
+) -> None:
+    """Insert checked, new subscribers with their `subscribed` events (`details`: JSON each).
+
+    The caller (an import) holds the transaction and has made sure none of them exists or
+    is suppressed.
+    """
+    first_id = next_id(db)
+    db.conn.executemany(
+        "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
+        "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (first_id + i, r.email, r.name, r.language, r.status, r.cadence, new_token(),
+             r.consent_at, r.consent_source, at, at,
+             at if r.status == "active" else None,
+             at if r.status in SUPPRESSED else None)
+            for i, r in enumerate(new)
+        ],
+    )
+    log_many(db, ((at, first_id + i, "subscribed", "import", actor, detail)
+                  for i, detail in enumerate(details)))
 def _status_by_id(db: Database, subscriber_id: int) -> str | None:
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
     return row[0] if row else None
@@ -451,11 +492,113 @@ def counts(db: Database) -> dict[str, int]:
 
 
 def events_for(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT at, kind, source, actor, detail FROM events WHERE subscriber_id = ? ORDER BY id",
-        [subscriber_id],
-    ).fetchall()
-    return [
-        {"at": at, "kind": kind, "source": source, "actor": actor, "detail": json.loads(detail)}
-        for at, kind, source, actor, detail in rows
-    ]
+    """A subscriber's history of events, oldest first."""
+    return for_subscriber(db, subscriber_id)
+
+
+# ---- Through the subscriber's own links (`newsletter serve`; unsubscribe_by_token is above) ----
+# Each is one short write transaction, so a web burst never holds the lock for long. An
+# unknown token gives None: the web answers 404 and says nothing about why.
+
+
+def confirm_by_token(db: Database, token: str, *, source: str = "web", actor: str = "") -> str | None:
+    """Confirm the pending subscriber with this token: confirmed, already, or None.
+
+    None also for a subscriber who left (unsubscribed, bounced, complained): an old
+    confirmation link never brings them back; they subscribe again instead.
+    """
+    with transaction(db):
+        subscriber = get_by_token(db, token)
+        if subscriber is None or subscriber["status"] in SUPPRESSED:
+            return None
+        return confirm(db, subscriber["email"], source=source, actor=actor)
+
+
+def update_by_token(
+    db: Database,
+    token: str,
+    *,
+    language: str | None = None,
+    cadence: str | None = None,
+    source: str = "web",
+    actor: str = "",
+) -> dict[str, Any] | None:
+    """Change the language or cadence of the subscriber with this token; None if unknown."""
+    with transaction(db):
+        subscriber = get_by_token(db, token)
+        if subscriber is None:
+            return None
+        return update(db, subscriber["email"], language=language, cadence=cadence, source=source, actor=actor)
+
+
+@dataclass(frozen=True)
+class FormSubscription:
+    """What a subscribe form did: send_to is the subscriber to mail a confirmation to, or None."""
+
+    outcome: str  # created, resubscribed, exists, or limited (no more confirmations today)
+    send_to: int | None
+
+
+def subscribe_from_form(
+    db: Database,
+    email: str,
+    *,
+    name: str = "",
+    language: str = "en",
+    per_day: int = 3,
+    source: str = "web",
+) -> FormSubscription:
+    """Subscribe through a public form: pending until confirmed, whatever the address was.
+
+    An address that left or was erased becomes pending again and must confirm anew; an
+    active one is left alone (no email: it is subscribed). At most `per_day` confirmation
+    emails go to one address in 24 hours, counted by the `confirmation_requested` events
+    written here, so a form cannot be used to flood someone's inbox.
+    """
+    with transaction(db):
+        existing = find(db, email)
+        if existing is not None and existing["status"] == "active":
+            return FormSubscription("exists", None)
+        result = subscribe(db, email, name=name, language=language, source=source, actor="")
+        subscriber = result.subscriber
+        (recent,) = db.execute(
+            "SELECT count(*) FROM events WHERE subscriber_id = ? AND kind = 'confirmation_requested'"
+            " AND at > ?",
+            [subscriber["id"], now(later_by=-86400)],
+        ).fetchone()
+        if recent >= per_day:
+            return FormSubscription("limited", None)
+        log_event(db, kind="confirmation_requested", source=source, subscriber_id=subscriber["id"])
+        return FormSubscription(result.outcome, subscriber["id"])
+
+
+def expire_pending(db: Database, *, older_than: float, source: str = "cli") -> int:
+    """Delete subscribers pending (never confirmed) for more than `older_than` seconds.
+
+    Their data goes, as after an erasure; an address that had left before (it came back
+    pending through a form and never confirmed) keeps a suppression hash, so an import does
+    not make it active. Returns how many were deleted.
+    """
+    cutoff = now(later_by=-older_than)
+    with transaction(db):
+        rows = db.execute(
+            "SELECT id, email FROM subscribers WHERE status = 'pending'"
+            " AND coalesce(consent_at, created_at) < ?",
+            [cutoff],
+        ).fetchall()
+        stamp = now()
+        for subscriber_id, address in rows:
+            left_before = db.execute(
+                "SELECT 1 FROM events WHERE subscriber_id = ? AND (kind = 'resubscribed'"
+                " OR (kind = 'subscribed' AND json_extract(detail, '$.previously') IS NOT NULL)) LIMIT 1",
+                [subscriber_id],
+            ).fetchone()
+            db.execute("DELETE FROM subscribers WHERE id = ?", [subscriber_id])
+            if left_before:
+                db.execute(
+                    "INSERT OR REPLACE INTO suppressions (email_hash, reason, created_at) VALUES (?, 'expired', ?)",
+                    [email_hash(address), stamp],
+                )
+            log_event(db, kind="expired", source=source, subscriber_id=subscriber_id,
+                      detail={"pending_for_more_than_s": int(older_than)}, at=stamp)
+    return len(rows)

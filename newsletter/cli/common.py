@@ -13,14 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlite_utils import Database
 
-from ..config import Config, find_config_file, load_config, placeholders, unknown_environment
-from ..db import open_db
 from ..errors import NewsletterError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from ..config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +39,10 @@ class App:
 
     @cached_property
     def config(self) -> Config:
+        # Imported here, not at the top: config.py (email-validator) and db.py (sqlite-utils)
+        # are about 100 ms of the 150 ms `newsletter --help` took, and help needs neither.
+        from ..config import find_config_file, load_config, unknown_environment
+
         for name in unknown_environment():
             self.warn(f"ignoring {name}: it matches no setting (see the README's configuration table)")
         path = find_config_file(self.config_path)
@@ -47,6 +53,8 @@ class App:
 
     @cached_property
     def db(self) -> Database:
+        from ..db import open_db  # not at the top: see `config` above
+
         return open_db(self.config.database)
 
     def info(self, message: str) -> None:
@@ -63,6 +71,8 @@ class App:
         if self._placeholders_said:
             return None
         self._placeholders_said = True
+        from ..config import placeholders  # not at the top: see `config` above
+
         found = placeholders(self.config)
         if not found:
             return None
@@ -77,6 +87,24 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--rate and --concurrency, for every command that sends through the pool."""
+    func = click.option(
+        "--rate", type=float, help="Messages per second at most, 0 for no limit (sending.rate)."
+    )(func)
+    return click.option(
+        "--concurrency", type=click.IntRange(1, 500), help="SMTP connections at once (sending.concurrency)."
+    )(func)
+
+
+def apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
+    """Make --rate and --concurrency override sending.rate and sending.concurrency."""
+    if concurrency is not None:
+        app.overrides["sending.concurrency"] = concurrency
+    if rate is not None:
+        app.overrides["sending.rate"] = rate
 
 
 class NewsletterGroup(click.Group):

@@ -1,4 +1,4 @@
-"""Commands for cron: `run`, `cron`, `digest`, the `schedule` group and the `feeds` group.
+"""Commands for cron: `run`, `cron`, `digest` and the `feeds` group.
 
 Click only: parse, call cron.py, digests/ and feeds/, print. `run` prints
 one timestamped line per action on stderr and nothing else (no progress bar, no colour), so
@@ -8,20 +8,19 @@ something it had to do failed.
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..cron import Action, crontab_lines, load_engine, run_due
-from ..digests import schedule
-from ..digests.periods import format_local, parse_local_time, zone_of
+from ..cron import Action, crontab_lines, pending_among, run_due
+from ..delivery.campaigns import make_owner
 from ..digests.plan import create_digest, period_for_command, plan_digest
 from ..errors import NewsletterError
-from ..feeds import poll as feeds
+from ..feeds import poll
+from ..feeds.read import FeedError
 from ..lock import LockBusyError, run_lock
+from ..periods import zone_of
 from .common import App, echo_rows, echo_sample, json_option, pass_app
 from .send import run_with_progress
 
@@ -63,12 +62,11 @@ def run_command(app: App, no_feeds: bool) -> None:
     try:
         with run_lock(config.root):
             db = app.db
-            engine = load_engine(config, db)
 
             def report(action: Action) -> None:
                 _log_line(app, f"{action.kind}: {action.message}", level=action.level)
 
-            summary = run_due(config, db, report=report, engine=engine, poll=not no_feeds)
+            summary = run_due(config, db, report=report, poll=not no_feeds)
     except LockBusyError as exc:
         _log_line(app, str(exc))
         return
@@ -142,7 +140,7 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool, late: bo
         if len(plan.groups) > 1:
             click.echo(f"campaigns: {len(plan.groups)} (subscribers who already had some articles get fewer)")
         return
-    engine = load_engine(config, db)
+    owner = make_owner()
     try:
         with run_lock(config.root, what="newsletter run or digest"):
             outcome = create_digest(config, db, period, late=late)
@@ -155,7 +153,7 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool, late: bo
                 app.info(f"{kind} digest {period.label}: nothing to send ({outcome.note}).")
                 return
             if outcome.status == "exists":
-                left = engine.pending_among(outcome.campaigns)
+                left = pending_among(db, outcome.campaigns)
                 if not left:
                     app.info(f"{kind} digest {period.label} was made before ({outcome.note}) and has "
                              "nothing left to send; nothing was sent this time.")
@@ -166,70 +164,10 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool, late: bo
                 app.info(f"{kind} digest {period.label}: {_count(outcome.articles, 'article')} for "
                          f"{_count(outcome.recipients, 'subscriber')}, "
                          f"campaign{'s' if len(outcome.campaigns) > 1 else ''} {', '.join(map(str, outcome.campaigns))}.")
-            for campaign_id in engine.pending_among(outcome.campaigns):
-                run_with_progress(app, campaign_id, owner=engine.owner)
+            for campaign_id in pending_among(db, outcome.campaigns):
+                run_with_progress(app, campaign_id, owner=owner)
     except LockBusyError as exc:
         app.info(str(exc))
-
-
-# ---------------------------------------------------------------------------------------
-# schedule
-
-
-SCHEDULE_COLUMNS = ["id", "article_slug", "due", "status", "campaign_id", "note"]
-
-
-def _schedule_row(app: App, send: schedule.ScheduledSend) -> dict[str, Any]:
-    row = send.as_dict()
-    row["due"] = format_local(send.due_at, zone=app.config.publication_time_zone)
-    return row
-
-
-@click.group("schedule")
-def schedule_group() -> None:
-    """Scheduled sends: list them, add one, cancel one."""
-
-
-@schedule_group.command("list")
-@click.option("--all", "include_done", is_flag=True, help="Also sent, cancelled, skipped and failed ones.")
-@json_option
-@pass_app
-def schedule_list(app: App, include_done: bool, as_json: bool) -> None:
-    """List scheduled sends, soonest first (times in publication.time_zone)."""
-    rows = [_schedule_row(app, s) for s in schedule.list_scheduled(app.db, include_done=include_done)]
-    echo_rows(app, rows, SCHEDULE_COLUMNS, as_json=as_json,
-              empty="Nothing is scheduled. `newsletter send ARTICLE --at \"2026-12-01 09:00\"` schedules a send.")
-
-
-def add_scheduled(app: App, article: str, at: str) -> schedule.ScheduledSend:
-    """Schedule ARTICLE at AT (local time); shared by `schedule add` and `send --at`."""
-    zone = app.config.publication_time_zone
-    moment = parse_local_time(at, zone=zone)
-    send = schedule.schedule_send(app.db, article, at=moment)
-    app.info(
-        f"Scheduled {send.article_slug} for {format_local(send.due_at, zone=zone)} (id {send.id}). "
-        "`newsletter run` from cron sends it then; see `newsletter cron`."
-    )
-    return send
-
-
-@schedule_group.command("add")
-@click.argument("article")
-@click.option("--at", "at", required=True, metavar="TIME",
-              help='When, in publication.time_zone: "2026-12-01 09:00" (or ISO 8601 with an offset).')
-@pass_app
-def schedule_add(app: App, article: str, at: str) -> None:
-    """Schedule ARTICLE (a file or a stored slug) to be sent at a time (same as `send --at`)."""
-    add_scheduled(app, article, at)
-
-
-@schedule_group.command("cancel")
-@click.argument("send_id", metavar="ID", type=int)
-@pass_app
-def schedule_cancel(app: App, send_id: int) -> None:
-    """Cancel the scheduled send ID (see `newsletter schedule list`)."""
-    send = schedule.cancel(app.db, send_id)
-    app.info(f"Cancelled scheduled send {send.id} ({send.article_slug}).")
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,7 +187,7 @@ def feeds_group() -> None:
 @pass_app
 def feeds_add(app: App, address: str, no_check: bool) -> None:
     """Add a feed by http(s) URL or local file; it is fetched once to check it."""
-    feed = feeds.add_feed(app.db, address, timeout=app.config.feeds_timeout, check=not no_check)
+    feed = poll.add_feed(app.db, address, timeout=app.config.feeds_timeout, check=not no_check)
     if feed["outcome"] == "exists":
         app.info(f"{feed['address']} is already a feed (id {feed['id']}); nothing changed.")
         return
@@ -262,7 +200,7 @@ def feeds_add(app: App, address: str, no_check: bool) -> None:
 @pass_app
 def feeds_list(app: App, as_json: bool) -> None:
     """List the feeds with their item counts and the last poll's outcome."""
-    echo_rows(app, feeds.list_feeds(app.db), FEED_COLUMNS, as_json=as_json,
+    echo_rows(app, poll.list_feeds(app.db), FEED_COLUMNS, as_json=as_json,
               empty="No feeds. `newsletter feeds add URL` adds one.")
 
 
@@ -271,7 +209,7 @@ def feeds_list(app: App, as_json: bool) -> None:
 @pass_app
 def feeds_remove(app: App, feed: str) -> None:
     """Stop polling a feed; its articles stay, and its old items never come back as new."""
-    removed = feeds.remove_feed(app.db, feed)
+    removed = poll.remove_feed(app.db, feed)
     app.info(f"Removed feed {removed['id']}: {removed['address']}.")
 
 
@@ -280,7 +218,7 @@ def feeds_remove(app: App, feed: str) -> None:
 def feeds_poll(app: App) -> None:
     """Poll every feed now (`newsletter run` does this too)."""
     failed = 0
-    for result in feeds.poll_all(app.db, timeout=app.config.feeds_timeout):
+    for result in poll.poll_all(app.db, timeout=app.config.feeds_timeout):
         if result.error:
             failed += 1
             app.warn(f"{result.address}: {result.error}")
@@ -289,46 +227,4 @@ def feeds_poll(app: App) -> None:
             app.warn(f"{result.address}: {result.warning}")
         app.info(f"{result.address}: {len(result.new)} new, {result.seen} seen before")
     if failed:
-        raise feeds.FeedError(f"{failed} feed{'s' if failed > 1 else ''} could not be read; see above")
-
-
-COMMANDS = (run_command, cron_command, digest_command, schedule_group, feeds_group)
-
-
-def _add_at_option(send: click.Command) -> None:
-    """Give the engine's `send` an --at option that schedules instead of sending now.
-
-    Attached here rather than written into cli/send.py so the scheduling code stays in
-    one module; `send` without --at is untouched.
-    """
-    if any(param.name == "at" for param in send.params) or send.callback is None:
-        return
-    send.params.append(click.Option(
-        ["--at"], metavar="TIME", default=None,
-        help='Schedule it instead of sending now: a time in publication.time_zone such as '
-             '"2026-12-01 09:00"; `newsletter run` sends it then.',
-    ))
-    original = send.callback
-
-    @functools.wraps(original)
-    def callback(*args: Any, at: str | None = None, **kwargs: Any) -> Any:
-        if at is None:
-            return original(*args, **kwargs)
-        clashing = [f"--{name.replace('_', '-')}" for name in ("dry_run", "again", "to") if kwargs.get(name)]
-        if clashing:
-            raise click.UsageError(f"--at schedules a send; it cannot be combined with {', '.join(clashing)}")
-        app = click.get_current_context().find_object(App)
-        assert app is not None
-        add_scheduled(app, kwargs["article"], at)
-        return None
-
-    send.callback = callback
-
-
-def register(cli: click.Group) -> None:
-    """Add these commands to the `newsletter` group (and --at to `send`, when present)."""
-    for command in COMMANDS:
-        cli.add_command(command)
-    send = cli.commands.get("send")
-    if send is not None:
-        _add_at_option(send)
+        raise FeedError(f"{failed} feed{'s' if failed > 1 else ''} could not be read; see above")

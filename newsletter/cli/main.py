@@ -1,21 +1,148 @@
-"""The `newsletter` command: the root group, global options and `init`.
+"""The `newsletter` command: the root group, its global options, and where each command lives.
 
-Command groups live in their own cli_*.py modules and are added here; this module only
-parses, calls the core and prints.
+Each command is loaded only when it runs or its help is shown (click's lazy-group pattern):
+`newsletter --help` imports click and this module, never the sending engine, premailer,
+lxml or aiosmtplib. The list of commands keeps each one's summary, so the overview is printed
+without importing anything (tests/test_cli_lazy.py checks it matches the commands').
+A new command is one entry in COMMANDS: name -> ("module:attribute", the first paragraph
+of its help).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 
 import click
 
 from .. import __version__
-from ..scaffold import init_directory
 from .common import App, NewsletterGroup
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "articles": (
+        "newsletter.cli.articles:articles",
+        "Add, list and show the articles you send (plain-text exports or Markdown).",
+    ),
+    "bounces": (
+        "newsletter.cli.bounces:bounces_group",
+        "Read the return mailbox: bounces, complaints, mailto unsubscribes, auto-replies.",
+    ),
+    "cancel": (
+        "newsletter.cli.send:cancel",
+        "Stop CAMPAIGN for good: what is queued or deferred is never sent.",
+    ),
+    "check": (
+        "newsletter.cli.check:check",
+        "Will the mail reach the inbox? Check DNS (SPF, DKIM, DMARC, MX), the relays and the setup "
+        "before the first send; with ARTICLE, also that email as it would be sent.",
+    ),
+    "cron": (
+        "newsletter.cli.cron:cron_command",
+        "Print the crontab lines that run `newsletter run` for this install.",
+    ),
+    "digest": (
+        "newsletter.cli.cron:digest_command",
+        "Make and send the daily or weekly digest of the period that just ended.",
+    ),
+    "dkim": (
+        "newsletter.cli.preview:dkim",
+        "DKIM keys: sign every message so receivers can verify it came from you.",
+    ),
+    "feeds": (
+        "newsletter.cli.cron:feeds_group",
+        "RSS and Atom feeds whose new items become articles (polled by `newsletter run`).",
+    ),
+    "init": (
+        "newsletter.cli.init:init",
+        "Create newsletter.toml, the database and templates/ in DIRECTORY (default: here).",
+    ),
+    "preview": (
+        "newsletter.cli.preview:preview",
+        "Write the exact email a subscriber would get for ARTICLE, plus its HTML and text.",
+    ),
+    "resume": (
+        "newsletter.cli.send:resume",
+        "Finish an interrupted CAMPAIGN (after Ctrl-C, a crash or a failed run).",
+    ),
+    "retry": (
+        "newsletter.cli.send:retry",
+        "Send the deliveries of CAMPAIGN that are due (deferred ones whose time has come).",
+    ),
+    "run": (
+        "newsletter.cli.cron:run_command",
+        "Do everything that is due now: feeds, scheduled sends, digests, retries.",
+    ),
+    "schedule": (
+        "newsletter.cli.schedule:schedule_group",
+        "Scheduled sends: list them, add one, cancel one.",
+    ),
+    "send": (
+        "newsletter.cli.send:send",
+        "Send ARTICLE (a file or a stored slug) to every active subscriber.",
+    ),
+    "serve": (
+        "newsletter.cli.serve:serve",
+        "Answer the links in the emails: one-click unsubscribe, confirm, preferences, the "
+        "subscribe form and the web archive, until Ctrl-C.",
+    ),
+    "status": (
+        "newsletter.cli.status:status",
+        "Per campaign: deliveries per status, rate, elapsed time and ETA.",
+    ),
+    "subscribe": (
+        "newsletter.cli.subscribers:subscribe",
+        "Add EMAIL as a subscriber (pending until confirmed, unless --confirmed).",
+    ),
+    "subscribers": (
+        "newsletter.cli.subscribers:subscribers_group",
+        "List, change, import, export and erase subscribers.",
+    ),
+    "unsubscribe": (
+        "newsletter.cli.subscribers:unsubscribe",
+        "Unsubscribe EMAIL: they are never mailed again (unless they subscribe anew).",
+    ),
+}
 
-@click.group(name="newsletter", cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(NewsletterGroup):
+    """A group whose commands are imported from "module:attribute" when first needed."""
+
+    def __init__(self, *args: object, lazy_commands: dict[str, tuple[str, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands and cmd_name not in self.commands:
+            self.add_command(load_command(self.lazy_commands[cmd_name][0]), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The overview of `newsletter --help`, from the stored short help: nothing imported."""
+        names = [name for name in self.list_commands(ctx) if name in self.lazy_commands]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)  # as click.Group does
+        rows = [(name, click.Command(name, help=self.lazy_commands[name][1]).get_short_help_str(limit)) for name in names]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def load_command(target: str) -> click.Command:
+    """The click command named by "package.module:attribute"."""
+    module_name, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+@click.group(
+    name="newsletter", cls=LazyGroup, lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="newsletter")
 @click.option(
     "--config",
@@ -37,81 +164,3 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str | None, quiet:
     Start with `newsletter init` in an empty directory, then `newsletter subscribe`.
     """
     ctx.obj = App(config_path=config_path, db_path=db_path, quiet=quiet)
-
-
-@cli.command()
-@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--publication", help="Publication name (publication.name).")
-@click.option("--from", "sender", help="From address (sender.address).")
-@click.option("--site-url", help="The publication's website (publication.site_url).")
-@click.option("--language", type=click.Choice(["nl", "en"]), help="Default language.")
-@click.pass_obj
-def init(
-    app: App,
-    directory: Path,
-    publication: str | None,
-    sender: str | None,
-    site_url: str | None,
-    language: str | None,
-) -> None:
-    """Create newsletter.toml, the database and templates/ in DIRECTORY (default: here).
-
-    Existing files are never overwritten: running it again changes nothing.
-    """
-    values = {
-        "database": str(Path(app.db_path).resolve()) if app.db_path else None,
-        "publication.name": publication,
-        "sender.name": publication,
-        "sender.address": sender,
-        "publication.site_url": site_url,
-        "publication.language": language,
-    }
-    result = init_directory(directory.resolve(), values=values, list_id_from_site=True)
-    if result.ignored:
-        app.warn(
-            f"{result.directory / 'newsletter.toml'} already exists, so these settings were not "
-            f"written: {', '.join(result.ignored)}. Edit the file to change them."
-        )
-    if result.created:
-        for name in result.created:
-            app.info(f"created {name}")
-        app.info(f"Initialised {result.directory}. Edit newsletter.toml, then `newsletter subscribe`.")
-    else:
-        app.info(f"{result.directory} is already initialised; nothing changed.")
-    if result.to_fill_in:
-        app.info("Fill these in in newsletter.toml before the first real send (subscribers see them):")
-        for item in result.to_fill_in:
-            app.info(f"  {item}")
-
-
-def _register() -> None:
-    from .articles import articles
-    from .subscribers import subscribe, subscribers_group, unsubscribe
-
-    for command in (subscribe, unsubscribe, subscribers_group, articles):
-        cli.add_command(command)
-
-    from .preview import dkim, preview
-
-    for command in (preview, dkim):
-        cli.add_command(command)
-
-    from .send import cancel, resume, retry, send, status
-
-    for command in (send, resume, retry, cancel, status):
-        cli.add_command(command)
-
-    from .bounces import bounces_group
-
-    cli.add_command(bounces_group)
-
-    from .check import check
-
-    cli.add_command(check)
-
-    from .cron import register as register_schedule
-
-    register_schedule(cli)  # last: it adds --at to `send`
-
-
-_register()

@@ -1,9 +1,8 @@
-"""Sending commands: `send`, `resume`, `retry`, `cancel` and `status`.
+"""Sending commands: `send` (or schedule it with --at), `resume`, `retry` and `cancel`.
 
 Click only: parse, call delivery/campaigns.py and delivery/run.py, show progress (a bar
 when stderr is a terminal, timestamped lines otherwise, so cron gets a clean log), print
-the summary and
-map the outcome to an exit code: 0 when every delivery reached a final state or is
+the summary and map the outcome to an exit code: 0 when every delivery reached a final state or is
 deferred by design, 1 when the run itself failed or was interrupted.
 """
 
@@ -13,59 +12,25 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ..db import now
-from ..delivery.campaigns import (
-    STOPPED,
-    UNFINISHED,
-    Campaign,
-    campaign_counts,
-    create_campaign,
-    dry_run,
-    get_campaign,
-    list_campaigns,
-    make_owner,
-)
-from ..delivery.ledger import cancel_campaign
+from ..delivery.campaigns import create_campaign, dry_run, make_owner
+from ..delivery.ledger import cancel_campaign, retry_deferred_now
 from ..delivery.pool import Pool, Progress, RunResult
 from ..delivery.processes import ShardedRun
+from ..delivery.records import STOPPED, UNFINISHED, get_campaign
 from ..delivery.run import run_campaign
 from ..delivery.single import send_test
-from .common import (
-    App,
-    echo_json,
-    echo_sample,
-    echo_table,
-    json_option,
-    pass_app,
-    say_captured,
-    stderr_is_terminal,
-)
+from .common import App, apply_limits, echo_sample, limit_options, pass_app, say_captured, stderr_is_terminal
+from .schedule import add_scheduled
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 LOG_EVERY_S = 10.0
-
-
-def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--rate and --concurrency, for every command that sends through the pool."""
-    func = click.option(
-        "--rate", type=float, help="Messages per second at most, 0 for no limit (sending.rate)."
-    )(func)
-    return click.option(
-        "--concurrency", type=click.IntRange(1, 500), help="SMTP connections at once (sending.concurrency)."
-    )(func)
-
-
-def apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
-    """Make --rate and --concurrency override sending.rate and sending.concurrency."""
-    if concurrency is not None:
-        app.overrides["sending.concurrency"] = concurrency
-    if rate is not None:
-        app.overrides["sending.rate"] = rate
 
 
 @click.command()
@@ -74,16 +39,27 @@ def apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
 @click.option("--again", is_flag=True, help="Send an article that was sent before, as a new campaign.")
 @click.option("--to", "to", metavar="ADDRESS", help="Send one test copy to ADDRESS only; no campaign.")
 @limit_options
+@click.option(
+    "--at", metavar="TIME", default=None,
+    help='Schedule it instead of sending now: a time in publication.time_zone such as '
+         '"2026-12-01 09:00"; `newsletter run` sends it then.',
+)
 @pass_app
 def send(
     app: App, article: str, dry_run: bool, again: bool, to: str | None,
-    concurrency: int | None, rate: float | None,
+    concurrency: int | None, rate: float | None, at: str | None,
 ) -> None:
     """Send ARTICLE (a file or a stored slug) to every active subscriber.
 
     The campaign and one delivery row per subscriber are written before the first
     connection; an interrupted campaign of the same article is resumed, not restarted.
     """
+    if at is not None:
+        clashing = [flag for flag, given in (("--dry-run", dry_run), ("--again", again), ("--to", to)) if given]
+        if clashing:
+            raise click.UsageError(f"--at schedules a send; it cannot be combined with {', '.join(clashing)}")
+        add_scheduled(app, article, at)
+        return
     apply_limits(app, concurrency, rate)
     config, db = app.config, app.db
     app.warn_placeholders()
@@ -159,11 +135,7 @@ def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, 
             + (f"; `newsletter cancel {campaign_id}` ends it." if campaign.status == "broken" else ".")
         )
     if right_now:
-        with db.conn:
-            db.conn.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
-                [now(), campaign_id],
-            )
+        retry_deferred_now(db, campaign_id)
     run_with_progress(app, campaign_id, owner=make_owner())
 
 
@@ -211,7 +183,7 @@ class _Reporter:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.bar: Any = None
+        self.bar: ProgressBar[int] | None = None
         self.shown = 0
         self.logged_at = time.monotonic()
 
@@ -259,6 +231,8 @@ def _summary(app: App, result: RunResult) -> None:
         app.info(f"The relay asked to slow down {p.slowdowns} time(s); the pool went down to "
                  f"{p.lowest_concurrency} connection(s) and back to {p.concurrency}.")
     say_captured(app, result.captured_to, p.sent)
+    if result.smtp_fallback:
+        app.warn(f"sent with aiosmtplib's own code, without the speed-ups: {result.smtp_fallback}")
     left = c["queued"] + c["sending"]
     if c["deferred"] and result.next_retry_at:
         app.info(
@@ -276,88 +250,3 @@ def _summary(app: App, result: RunResult) -> None:
             f"interrupted: {left} not sent yet. Run `newsletter resume {result.campaign_id}` "
             "to finish the campaign."
         )
-
-
-@click.command()
-@click.argument("campaign_id", metavar="CAMPAIGN", type=int, required=False)
-@click.option("--failures", is_flag=True, help="List the recipients that were not sent, with the reply.")
-@json_option
-@pass_app
-def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> None:
-    """Per campaign: deliveries per status, rate, elapsed time and ETA."""
-    db = app.db
-    campaigns = [get_campaign(db, campaign_id)] if campaign_id else list_campaigns(db)
-    if failures:
-        rows = _failures(app, [c.id for c in campaigns])
-        if as_json:
-            echo_json(rows)
-        else:
-            echo_table(rows, ["campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt"])
-        return
-    rows = [_campaign_row(app, c) for c in campaigns]
-    if as_json:
-        echo_json(rows if campaign_id is None else rows[0])
-        return
-    if not rows:
-        app.info("No campaigns yet: `newsletter send ARTICLE` starts one.")
-        return
-    echo_table(
-        rows,
-        ["id", "kind", "status", "subject", "total", "sent", "queued", "sending", "deferred",
-         "bounced", "failed", "skipped", "cancelled", "rate", "elapsed", "eta"],
-    )
-
-
-def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
-    db = app.db
-    counts = campaign_counts(db, campaign.id)
-    last, next_retry = db.execute(
-        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
-        " FROM deliveries WHERE campaign_id = ?",
-        [campaign.id],
-    ).fetchone()
-    elapsed = rate = eta = None
-    if campaign.started_at:
-        # From the first run's start to the end (or the last message, or now while sending).
-        end = campaign.finished_at or (now() if campaign.lease_owner else last) or campaign.started_at
-        span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
-        elapsed = round(span, 1)
-        rate = round(counts["sent"] / span, 1) if span > 0 else None
-        remaining = counts["queued"] + counts["sending"]
-        if rate and remaining and campaign.lease_owner:
-            eta = round(remaining / rate, 1)
-    subject = campaign.subject if len(campaign.subject) <= 40 else campaign.subject[:39] + "…"
-    return {
-        "id": campaign.id,
-        "kind": campaign.kind,
-        "article": campaign.article_slug,
-        "status": campaign.status,
-        "subject": subject,
-        "total": campaign.total,
-        **counts,
-        "rate": rate,
-        "elapsed": elapsed,
-        "eta": eta,
-        "next_retry_at": next_retry,
-        "created_at": campaign.created_at,
-        "finished_at": campaign.finished_at,
-    }
-
-
-def _failures(app: App, ids: list[int]) -> list[dict[str, Any]]:
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return [
-        {
-            "campaign": r[0], "email": r[1], "status": r[2], "code": r[3], "enhanced": r[4],
-            "attempts": r[5], "reply": r[6], "next_attempt": r[7],
-        }
-        for r in app.db.execute(
-            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
-            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
-            " ORDER BY d.campaign_id, d.id",
-            ids,
-        )
-    ]

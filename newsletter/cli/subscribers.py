@@ -9,15 +9,10 @@ from typing import Any
 
 import click
 
-from ..audience import import_export as subscriber_io
-from ..audience import subscribers
+from ..audience import import_export, subscribers
 from ..config import LANGUAGES
-from ..delivery.campaigns import make_owner
-from ..delivery.confirmations import resend_all_pending
-from ..delivery.single import send_confirmation
 from ..errors import NewsletterError, SendError
-from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
-from .send import apply_limits, limit_options, run_with_progress
+from .common import App, apply_limits, echo_json, echo_rows, json_option, limit_options, pass_app, say_captured
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
 
@@ -56,6 +51,10 @@ def subscribe(app: App, email: str, name: str, language: str | None, cadence: st
 
 
 def _send_confirmation(app: App, subscriber: dict[str, Any]) -> None:
+    # Imported here, not at the top: the sending engine (aiosmtplib, premailer, lxml) is most
+    # of the start-up time of `subscribers list` and `count`, which never send anything.
+    from ..delivery.single import send_confirmation
+
     email = subscriber["email"]
     try:
         _, captured = asyncio.run(send_confirmation(app.config, app.db, subscriber["id"]))
@@ -181,6 +180,12 @@ def resend_confirmation(
 
 
 def _resend_all_pending(app: App, *, force: bool) -> None:
+    # Imported here, not at the top: the sending engine is not needed by the other commands
+    # of this group (see _send_confirmation).
+    from ..delivery.campaigns import make_owner
+    from ..delivery.confirmations import resend_all_pending
+    from .send import run_with_progress
+
     made = resend_all_pending(app.config, app.db, force=force)
     recent = (f"; {made.recent} had one in the last 24 hours (--force sends to them too)"
               if made.recent and not force else "")
@@ -210,7 +215,7 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
     Optional columns: name, lang, cadence, status, consent_at, consent_source. Bad rows are
     reported with their line number and skipped; the good rows are imported.
     """
-    report = subscriber_io.import_file(
+    report = import_export.import_file(
         app.db, file, encoding=encoding, default_status=default_status,
         default_language=app.config.publication_language,
     )
@@ -233,14 +238,14 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
 def export(app: App, fmt: str, output: Path | None) -> None:
     """Export every subscriber (without their secret tokens)."""
     if output is None:
-        number = subscriber_io.export(app.db, sys.stdout, fmt=fmt)
+        number = import_export.export(app.db, sys.stdout, fmt=fmt)
     else:
         try:
             out = output.open("w", encoding="utf-8", newline="")
         except OSError as exc:
             raise NewsletterError(f"cannot write {output}: {exc.strerror}") from exc
         with out:
-            number = subscriber_io.export(app.db, out, fmt=fmt)
+            number = import_export.export(app.db, out, fmt=fmt)
     app.info(f"Exported {number:,} subscribers" + (f" to {output}." if output else "."))
 
 

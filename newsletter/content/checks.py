@@ -10,6 +10,7 @@ import re
 import unicodedata
 
 from ..errors import ArticleError
+from ..text import forbidden_char, is_line_break
 
 MAX_TITLE_LENGTH = 200  # it becomes the Subject; longer is a paragraph, not a title
 MAX_SLUG_LENGTH = 200
@@ -22,21 +23,22 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 def check_line(value: str, *, what: str, source: str, where: str = "") -> str:
     """A value that may end up in a header: one line, no control characters."""
     at = f" ({where})" if where else ""
-    for char in value:
-        if char in "\n\r\u2028\u2029\x85\x0b\x0c":
-            raise ArticleError(
-                f"{source}: the {what}{at} contains a line break; it must be one line of text"
-            )
-        if unicodedata.category(char) == "Cs":  # YAML's "\ud83c\udf89" is two halves, not one emoji
-            raise ArticleError(
-                f"{source}: the {what}{at} contains U+{ord(char):04X}, half of a character "
-                "(a \\u escape of a surrogate?); write the character itself"
-            )
-        if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS:
-            raise ArticleError(
-                f"{source}: the {what}{at} contains the control character U+{ord(char):04X}; "
-                "remove it"
-            )
+    half = next((c for c in value if unicodedata.category(c) == "Cs"), None)
+    if half is not None:  # YAML's "\ud83c\udf89" is two halves, not one emoji
+        raise ArticleError(
+            f"{source}: the {what}{at} contains U+{ord(half):04X}, half of a character "
+            "(a \\u escape of a surrogate?); write the character itself"
+        )
+    char = forbidden_char(value) or next((c for c in value if c in BIDI_CONTROLS), None)
+    if char is not None and is_line_break(char):
+        raise ArticleError(
+            f"{source}: the {what}{at} contains a line break; it must be one line of text"
+        )
+    if char is not None:
+        raise ArticleError(
+            f"{source}: the {what}{at} contains the control character U+{ord(char):04X}; "
+            "remove it"
+        )
     return " ".join(value.split())  # also turns no-break spaces into plain ones
 
 

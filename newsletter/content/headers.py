@@ -39,14 +39,13 @@ import re
 import idna
 
 from ..errors import HeaderValueError
+from ..text import forbidden_char, is_line_break
 
 MAX_LINE = 998  # RFC 5322, without the CRLF
 FOLD_AT = 78  # RFC 5322's "SHOULD"
 MAX_WORD = 75  # RFC 2047: an encoded-word is at most 75 characters
 
-# Every character str.splitlines() breaks on, every C0 and C1 control, DEL, and lone
-# surrogates (they cannot be written as UTF-8).
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")  # lone halves cannot be written as UTF-8
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _DOMAIN_RE = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -62,11 +61,12 @@ def check_header_value(value: str, *, what: str) -> str:
     """Refuse CR, LF and other control characters: no value may start a header of its own."""
     if not isinstance(value, str):
         raise HeaderValueError(f"{what} must be text, not {type(value).__name__}")
-    found = _CONTROL_RE.search(value)
+    # text.py's one rule for one line of text; lone surrogates as well, for UTF-8.
+    found = forbidden_char(value) or next(iter(_SURROGATE_RE.findall(value)), None)
     if found:
-        kind = "a line break" if found.group() in "\r\n\x85\u2028\u2029\x0b\x0c" else "a control character"
+        kind = "a line break" if is_line_break(found) else "a control character"
         raise HeaderValueError(
-            f"{what} contains {kind} (U+{ord(found.group()):04X}): {value!r}; a header is one line of text"
+            f"{what} contains {kind} (U+{ord(found):04X}): {value!r}; a header is one line of text"
         )
     return value
 

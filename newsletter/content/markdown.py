@@ -19,7 +19,14 @@ from markdown_it.tree import SyntaxTreeNode
 from ..config import LANGUAGES
 from ..errors import ArticleError
 from .article import Article, Block
-from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
+from .checks import (
+    check_controls,
+    check_line,
+    check_slug,
+    check_title,
+    derived_slug,
+    summarise,
+)
 
 FRONT_MATTER_KEYS = ("title", "date", "summary", "author", "slug", "lang")
 _ALLOWED_LINK_SCHEMES = ("http:", "https:", "mailto:")
@@ -39,7 +46,7 @@ def _markdown_parser() -> MarkdownIt:
     # html=False: raw HTML in an article arrives as escaped text, never as markup.
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     # Only web and mail links; anything else (javascript:, data:, file:) stays plain text.
-    md.validateLink = lambda url: url.strip().lower().startswith(_ALLOWED_LINK_SCHEMES)
+    md.validateLink = lambda url: url.strip().lower().startswith(_ALLOWED_LINK_SCHEMES)  # type: ignore[method-assign]
     return md
 
 

@@ -43,7 +43,7 @@ from .headers import (
     check_token,
     unstructured_header,
 )
-from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, unsubscribe_url
+from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, preferences_url, unsubscribe_url
 
 TEST_PREFIX = "[TEST] "
 CRLF = b"\r\n"
@@ -200,6 +200,7 @@ class MessageBuilder:
             "email": recipient.email,
             "unsubscribe_url": unsub_url,
             "confirm_url": confirm_url(self.config, recipient.token),
+            "preferences_url": preferences_url(self.config, recipient.token),
         }
         return text, {key: html.escape(value) for key, value in text.items()}
 
@@ -218,7 +219,7 @@ class MessageBuilder:
         if self.test:
             subject = TEST_PREFIX + subject
         boundary = "=_nl_" + hashlib.sha256(
-            f"{self.campaign_key}\0{rendered.language}".encode("utf-8")
+            f"{self.campaign_key}\0{rendered.language}".encode()
         ).hexdigest()[:24]  # "=_" never occurs in quoted-printable output
         from_line = address_header("From", config.sender_name, config.sender_address)
         subject_line = unstructured_header("Subject", subject, what="the subject")

@@ -12,7 +12,14 @@ import re
 
 from ..errors import ArticleError
 from .article import Article, Block
-from .checks import check_controls, check_line, check_slug, check_title, derived_slug, summarise
+from .checks import (
+    check_controls,
+    check_line,
+    check_slug,
+    check_title,
+    derived_slug,
+    summarise,
+)
 
 # Whole lines of the site's page around an article, not part of it.
 FURNITURE = frozenset(

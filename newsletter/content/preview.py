@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from sqlite_utils import Database
 
 from ..audience import subscribers
 from ..config import Config
@@ -44,7 +45,7 @@ class PreviewFiles:
     subscriber: bool  # the address belongs to a subscriber (their name, token and language)
 
 
-def preview_recipient(db: Any, config: Config, email: str | None) -> tuple[Recipient, bool]:
+def preview_recipient(db: Database | None, config: Config, email: str | None) -> tuple[Recipient, bool]:
     """The subscriber with this address, or a stand-in; the flag says which it is.
 
     `db` is a sqlite_utils Database (or None to skip the look-up).

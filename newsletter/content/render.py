@@ -18,7 +18,6 @@ import re
 import textwrap
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,10 +26,12 @@ import jinja2
 from markupsafe import Markup
 from premailer import Premailer
 
+from .. import packaged_templates
 from ..config import Config
 from ..errors import ArticleError, NewsletterError
-from ..scaffold import packaged_templates
+from ..text import forbidden_char
 from .article import Article
+from .rendered import RenderedEmail
 
 STRINGS_FILE = "strings.toml"
 FALLBACK_LANGUAGE = "en"
@@ -51,27 +52,18 @@ NAME = placeholder("name")
 EMAIL = placeholder("email")
 UNSUBSCRIBE_URL = placeholder("unsubscribe_url")
 CONFIRM_URL = placeholder("confirm_url")
-PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url")
+PREFERENCES_URL = placeholder("preferences_url")
+PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url", "preferences_url")
 
 # URL paths of the web endpoints (`newsletter serve` implements them).
 UNSUBSCRIBE_PATH = "/u/"
 CONFIRM_PATH = "/c/"
+PREFERENCES_PATH = "/p/"
 ARTICLE_PATH = "/a/"
 
 
 class TemplateError(NewsletterError):
     """An email template or strings.toml cannot be loaded or rendered."""
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    """One campaign's email in one language, inlined, with personal placeholders left in."""
-
-    subject: str
-    html: str  # premailer-inlined once per campaign; contains personal placeholders
-    text: str  # plain text with the same content as the HTML, with placeholders
-    language: str
-    name_fallback: str = ""  # put in place of {nl:name} for a subscriber without a name
 
 
 def unsubscribe_url(config: Config, token: str) -> str:
@@ -82,6 +74,11 @@ def unsubscribe_url(config: Config, token: str) -> str:
 def confirm_url(config: Config, token: str) -> str:
     """The double opt-in confirmation URL of a subscriber."""
     return f"{config.public_url}{CONFIRM_PATH}{token}"
+
+
+def preferences_url(config: Config, token: str) -> str:
+    """The page where a subscriber changes cadence and language, or unsubscribes."""
+    return f"{config.public_url}{PREFERENCES_PATH}{token}"
 
 
 def article_url(config: Config, slug: str) -> str:
@@ -137,7 +134,7 @@ def render_digest(
         "title": subject,
         "items": items,
         "period": period,
-        "preheader": _preheader(" · ".join(i["title"] for i in items)),
+        "preheader": _preheader(" · ".join(str(i["title"]) for i in items)),
         "web_url": config.public_url + ARTICLE_PATH,
         "lang": _language_key(config, language),  # the digest's own words are in this language
     }
@@ -201,6 +198,7 @@ def _render(
         "site_url": config.publication_site_url,
         "postal_address": config.publication_postal_address,
         "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
         "name": NAME,
         "email": EMAIL,
         "t": _translator(strings, values),
@@ -311,11 +309,8 @@ def _defuse(text: str) -> str:
     return text.replace("{nl:", "{\u2060nl:") if "{nl:" in text else text
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
 def _one_line(text: str, *, what: str) -> str:
-    if _CONTROL_RE.search(text):
+    if forbidden_char(text) is not None:
         raise ArticleError(f"{what} contains a line break or control character: {text!r}")
     return text.strip()
 

@@ -85,6 +85,11 @@ def add_article(db: Database, article: Article, *, force: bool = False) -> AddRe
     return AddResult(action="updated", article=article)
 
 
+def mark_sent(db: Database, slug: str, *, at: str) -> None:
+    """Record that `slug` went out (the first time only); in the caller's transaction."""
+    db.conn.execute("UPDATE articles SET sent_at = coalesce(sent_at, ?) WHERE slug = ?", [at, slug])
+
+
 def get_article(db: Database, slug: str) -> Article:
     """The stored article `slug`, re-parsed from the text that was stored."""
     row = db.execute(

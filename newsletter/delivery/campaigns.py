@@ -10,102 +10,36 @@ the campaign in `creating`; whoever resumes it finishes the rows first.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
 import socket
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
 from ..config import LANGUAGES, Config
 from ..content.headers import ascii_domain
 from ..content.message import MessageBuilder, Recipient
-from ..content.render import RenderedEmail, render_article
-from ..content.store import load_article
+from ..content.render import render_article
+from ..content.rendered import RenderedEmail
+from ..content.store import load_article, mark_sent
 from ..db import now
 from ..errors import HeaderValueError, MessageTooLargeError, SendError
+from .ledger import mark_ready, new_campaign, queue_deliveries, release_lease
+from .records import UNFINISHED, Campaign, get_campaign, latest_for
 
 CHUNK = 10_000
-UNFINISHED = ("creating", "ready", "sending", "paused")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
-# Ended without finishing: `broken` (its messages cannot be built; waits for a cancel) and
-# `cancelled`. Neither is resumed by `send` or `newsletter run`.
-STOPPED = ("broken", "cancelled")
-
-__all__ = [
-    "AlreadySentError",
-    "Campaign",
-    "CampaignBrokenError",
-    "CampaignBusyError",
-    "CampaignNotFoundError",
-    "DeliveryRef",
-    "DryRun",
-    "MessageIds",
-    "MessageBuilder",
-    "Recipient",
-    "RenderedEmail",
-    "builder_for",
-    "campaign_counts",
-    "create_campaign",
-    "delivery_for_token",
-    "dry_run",
-    "get_campaign",
-    "latest_delivery_to",
-    "list_campaigns",
-    "load_article",
-    "make_owner",
-    "populate",
-    "verp_pattern",
-    "verp_token",
-]
-
-
-class CampaignNotFoundError(SendError, LookupError):
-    """No campaign has that id."""
 
 
 class AlreadySentError(SendError):
     """The article was sent before; sending it again needs --again."""
 
 
-class CampaignBusyError(SendError):
-    """Another process holds the campaign's lease and is sending it."""
-
-
 class CampaignBrokenError(SendError):
     """The article's unfinished campaign cannot be built; it must be cancelled first."""
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """A campaign row, with its rendered emails decoded."""
-
-    id: int
-    kind: str
-    article_slug: str | None
-    subject: str
-    status: str
-    campaign_key: str
-    total: int
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    lease_owner: str | None
-    lease_expires_at: str | None
-    rendered: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Campaign:
-        rendered = {
-            lang: RenderedEmail(**fields) for lang, fields in json.loads(row["rendered"]).items()
-        }
-        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
-        return cls(**columns, rendered=rendered)
 
 
 @dataclass(frozen=True)
@@ -124,44 +58,9 @@ def make_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def get_campaign(db: Database, campaign_id: int) -> Campaign:
-    rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
-    if not rows:
-        raise CampaignNotFoundError(
-            f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns"
-        )
-    return Campaign.from_row(rows[0])
-
-
-def list_campaigns(db: Database) -> list[Campaign]:
-    return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
-
-
-def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
-    """Deliveries per status, every status present (zero when none)."""
-    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
-    for row in db.query(
-        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
-        [campaign_id],
-    ):
-        counts[row["status"]] = row["n"]
-    return counts
-
-
 def _audience_sql() -> str:
     # Only confirmed (active) subscribers who want every article get an article campaign.
     return "FROM subscribers WHERE status = 'active' AND cadence = 'each'"
-
-
-def _latest_for(db: Database, slug: str) -> dict[str, Any] | None:
-    rows = list(
-        db.query(
-            "SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ? "
-            "ORDER BY id DESC LIMIT 1",
-            [slug],
-        )
-    )
-    return rows[0] if rows else None
 
 
 def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: int = 5) -> DryRun:
@@ -170,7 +69,7 @@ def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: in
     rendered = render_article(article, config, language=config.publication_language)
     count = db.execute(f"SELECT count(*) {_audience_sql()}").fetchone()[0]
     first = [r[0] for r in db.execute(f"SELECT email {_audience_sql()} ORDER BY id LIMIT ?", [sample])]
-    previous = _latest_for(db, article.slug)
+    previous = latest_for(db, article.slug)
     return DryRun(
         slug=article.slug,
         subject=rendered.subject,
@@ -194,7 +93,7 @@ def create_campaign(
     holds the campaign's lease while its rows are written, so nobody sends it half-made.
     """
     article = load_article(db, article_ref)
-    previous = _latest_for(db, article.slug)
+    previous = latest_for(db, article.slug)
     if previous and previous["status"] == "broken":
         raise CampaignBrokenError(
             f"campaign {previous['id']} of {article.slug!r} cannot be built (its last run said "
@@ -227,44 +126,24 @@ def create_campaign(
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         # Checked again under the write lock: two `send`s started together create one.
-        latest = _latest_for(db, article.slug)
+        latest = latest_for(db, article.slug)
         if latest is not None and (latest["status"] in UNFINISHED or (
             previous is None or latest["id"] != previous["id"]
         )):
             db.conn.rollback()
             return get_campaign(db, latest["id"])
-        cursor = db.conn.execute(
-            "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered,"
-            " lease_owner, lease_expires_at, created_at, updated_at)"
-            " VALUES ('article', ?, ?, 'creating', ?, ?, ?, ?, ?, ?)",
-            [
-                article.slug,
-                subject,
-                secrets.token_hex(8),
-                json.dumps({k: asdict(v) for k, v in rendered.items()}, ensure_ascii=False),
-                owner,
-                now(later_by=60),
-                stamp,
-                stamp,
-            ],
+        campaign_id = new_campaign(
+            db, kind="article", article_slug=article.slug, subject=subject, rendered=rendered,
+            status="creating", campaign_key=secrets.token_hex(8), at=stamp,
+            lease_owner=owner, lease_ttl=60,
         )
-        campaign_id = cursor.lastrowid
-        db.conn.execute(
-            "UPDATE articles SET sent_at = coalesce(sent_at, ?) WHERE slug = ?",
-            [stamp, article.slug],
-        )
+        mark_sent(db, article.slug, at=stamp)
         db.conn.commit()
     except BaseException:
         db.conn.rollback()
         raise
-    assert campaign_id is not None
     populate(db, campaign_id)
-    with db.conn:  # created: from here on, whoever runs it takes the lease
-        db.conn.execute(
-            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL"
-            " WHERE id = ? AND lease_owner = ?",
-            [campaign_id, owner],
-        )
+    release_lease(db, campaign_id, owner=owner)  # created: from here on, whoever runs it takes the lease
     return get_campaign(db, campaign_id)
 
 
@@ -305,23 +184,18 @@ def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
                 [campaign_id],
             ).fetchone()[0]
             # Whoever got the article from a cancelled campaign of it is not sent it again.
-            cursor = db.conn.execute(
-                f"INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status) "
-                f"SELECT ?, id, 'queued' {_audience_sql()} AND id > ? AND id NOT IN ("
-                " SELECT d.subscriber_id FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
-                " WHERE c.status = 'cancelled' AND c.kind = 'article' AND d.status = 'sent'"
-                " AND c.article_slug = (SELECT article_slug FROM campaigns WHERE id = ?)"
-                ") ORDER BY id LIMIT ?",
-                [campaign_id, last, campaign_id, chunk],
+            queued = queue_deliveries(
+                db, campaign_id, params=[last, campaign_id, chunk],
+                subscribers_sql=(
+                    f"SELECT id {_audience_sql()} AND id > ? AND id NOT IN ("
+                    " SELECT d.subscriber_id FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
+                    " WHERE c.status = 'cancelled' AND c.kind = 'article' AND d.status = 'sent'"
+                    " AND c.article_slug = (SELECT article_slug FROM campaigns WHERE id = ?)"
+                    ") ORDER BY id LIMIT ?"
+                ),
             )
-            if cursor.rowcount < chunk:
-                total = db.execute(
-                    "SELECT count(*) FROM deliveries WHERE campaign_id = ?", [campaign_id]
-                ).fetchone()[0]
-                db.conn.execute(
-                    "UPDATE campaigns SET status = 'ready', total = ?, updated_at = ? WHERE id = ?",
-                    [total, now(), campaign_id],
-                )
+            if queued < chunk:
+                mark_ready(db, campaign_id)
     return db.execute("SELECT total FROM campaigns WHERE id = ?", [campaign_id]).fetchone()[0]
 
 
@@ -441,3 +315,4 @@ def latest_delivery_to(db: Database, subscriber_id: int) -> DeliveryRef | None:
         [subscriber_id],
     ).fetchone()
     return DeliveryRef(row[0], row[1], row[2], row[3], "recipient") if row else None
+

@@ -14,9 +14,9 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
 
 from .relays import Relay
 
@@ -32,8 +32,9 @@ class OutboxHandler:
         self.count = 0
         self._serial = itertools.count(1)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        data: bytes = envelope.original_content or envelope.content
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content  # bytes: the server keeps them undecoded
+        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else (raw or b"")
         head = data.split(b"\r\n\r\n", 1)[0]
         match = _MESSAGE_ID.search(head)
         serial = next(self._serial)
@@ -63,3 +64,14 @@ async def capture_server(outbox: Path) -> AsyncIterator[tuple[Relay, OutboxHandl
     finally:
         server.close()
         await server.wait_closed()
+
+
+@asynccontextmanager
+async def relays_or_capture(relays: list[Relay], outbox: Path) -> AsyncIterator[tuple[list[Relay], Path | None]]:
+    """The relays to send through: the configured ones, or (none configured) the capture
+    server writing to `outbox`; with the outbox when it is used, else None."""
+    if relays:
+        yield relays, None
+        return
+    async with capture_server(outbox) as (relay, _handler):
+        yield [relay], outbox

@@ -15,17 +15,17 @@ out, unless force is given. An unfinished confirmation campaign is resumed, not 
 
 from __future__ import annotations
 
-import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
-from .campaigns import UNFINISHED
 from ..config import LANGUAGES, Config
-from ..db import now, transaction
 from ..content.render import render_confirmation
+from ..db import now, transaction
+from .ledger import mark_ready, new_campaign, queue_deliveries
+from .records import UNFINISHED
 
 KIND = "confirmation"
 RESEND_AFTER = timedelta(hours=24)
@@ -33,11 +33,11 @@ RESEND_AFTER = timedelta(hours=24)
 # Pending subscribers who had a confirmation email within the window, or have one on its way.
 _RECENT_SQL = """
 SELECT subscriber_id FROM events
-WHERE kind = 'confirmation_sent' AND subscriber_id IS NOT NULL AND at > :cutoff
+WHERE kind = 'confirmation_sent' AND subscriber_id IS NOT NULL AND at > ?
 UNION
 SELECT d.subscriber_id FROM deliveries AS d JOIN campaigns AS c ON c.id = d.campaign_id
 WHERE c.kind = 'confirmation'
-  AND (d.status IN ('queued', 'sending', 'deferred') OR (d.status = 'sent' AND d.sent_at > :cutoff))
+  AND (d.status IN ('queued', 'sending', 'deferred') OR (d.status = 'sent' AND d.sent_at > ?))
 """
 _ON_ITS_WAY_SQL = """
 SELECT d.subscriber_id FROM deliveries AS d JOIN campaigns AS c ON c.id = d.campaign_id
@@ -78,25 +78,21 @@ def resend_all_pending(
             return ConfirmationCampaign(unfinished[0], unfinished[1], pending, 0, resumed=True)
         recent = db.execute(
             f"SELECT count(*) FROM subscribers WHERE status = 'pending' AND id IN ({left_out_sql})",
-            {"cutoff": cutoff},
+            [cutoff] * left_out_sql.count("?"),
         ).fetchone()[0]
         if recent == pending:
             return ConfirmationCampaign(None, 0, pending, recent, resumed=False)
-        cursor = db.execute(
-            "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered,"
-            " created_at, updated_at) VALUES (?, NULL, ?, 'ready', ?, ?, ?, ?)",
-            [KIND, subject, f"confirm:{secrets.token_hex(8)}",
-             json.dumps({k: asdict(v) for k, v in rendered.items()}, ensure_ascii=False), stamp, stamp],
+        campaign_id = new_campaign(
+            db, kind=KIND, article_slug=None, subject=subject, rendered=rendered, status="ready",
+            campaign_key=f"confirm:{secrets.token_hex(8)}", at=stamp,
         )
-        campaign_id = cursor.lastrowid
-        assert campaign_id is not None
-        queued = db.execute(
-            "INSERT INTO deliveries (campaign_id, subscriber_id, status)"
-            f" SELECT :campaign, id, 'queued' FROM subscribers WHERE status = 'pending'"
-            f" AND id NOT IN ({left_out_sql}) ORDER BY id",
-            {"campaign": campaign_id, "cutoff": cutoff},
-        ).rowcount
-        db.execute("UPDATE campaigns SET total = ? WHERE id = ?", [queued, campaign_id])
+        queued = queue_deliveries(
+            db, campaign_id,
+            subscribers_sql=f"SELECT id FROM subscribers WHERE status = 'pending' AND id NOT IN ({left_out_sql})"
+            " ORDER BY id",
+            params=[cutoff] * left_out_sql.count("?"),
+        )
+        mark_ready(db, campaign_id)
     return ConfirmationCampaign(campaign_id, queued, pending, recent, resumed=False)
 
 

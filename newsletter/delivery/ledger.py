@@ -1,4 +1,8 @@
-"""The delivery ledger: the campaign lease and every status write of a sending run.
+"""The delivery ledger: the one writer of the `campaigns` and `deliveries` tables.
+
+It creates campaign rows (articles and digests alike) and queues their deliveries, holds
+the campaign lease, and makes every status write of a sending run. Callers decide what to
+write (campaigns.py, digests/plan.py, the pool); the SQL that writes is all here.
 
 The crash window is what makes a duplicate possible, so it is kept to what is in flight:
 a row is marked `sending` in the same transaction that hands it to a connection, and its
@@ -18,20 +22,25 @@ is kept even after the lease was lost: dropping it would only make the row go ou
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from sqlite_utils import Database
 
+from ..audience.subscribers import suppress_bounced
+from ..content.rendered import RenderedEmail, dump_rendered
 from ..db import now, transaction
 from ..errors import SendError
-from .campaigns import CampaignBusyError, CampaignNotFoundError, campaign_counts
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
+from .records import CampaignNotFoundError, campaign_counts
+
+
+class CampaignBusyError(SendError):
+    """Another process holds the campaign's lease and is sending it."""
 
 
 class LeaseLostError(SendError):
@@ -58,6 +67,96 @@ class Result(NamedTuple):
     item: Item
     outcome: Outcome | None
     relay: str
+
+
+def new_campaign(
+    db: Database,
+    *,
+    kind: str,
+    article_slug: str | None,
+    subject: str,
+    rendered: Mapping[str, RenderedEmail],
+    status: str,
+    campaign_key: str,
+    at: str,
+    total: int = 0,
+    lease_owner: str | None = None,
+    lease_ttl: float = 0.0,
+) -> int:
+    """Insert one campaign row, an article's or a digest's, in the caller's transaction.
+
+    The rendered emails are stored with it (so a resumed run rebuilds the same bytes);
+    `lease_owner` holds the campaign for `lease_ttl` seconds while its rows are written.
+    """
+    cursor = db.conn.execute(
+        "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered, total,"
+        " lease_owner, lease_expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            kind, article_slug, subject, status, campaign_key, dump_rendered(rendered), total,
+            lease_owner, now(later_by=lease_ttl) if lease_owner else None, at, at,
+        ],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def queue_deliveries(db: Database, campaign_id: int, *, subscribers_sql: str, params: Sequence[object]) -> int:
+    """Queue a delivery for each subscriber `subscribers_sql` selects (one column: the id,
+    in the order the rows are to get theirs); already queued ones are left alone. In the
+    caller's transaction; returns how many were queued."""
+    cursor = db.conn.execute(
+        "INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status)"
+        f" SELECT ?, chosen.*, 'queued' FROM ({subscribers_sql}) AS chosen",
+        [campaign_id, *params],
+    )
+    return cursor.rowcount
+
+
+def mark_ready(db: Database, campaign_id: int) -> None:
+    """A campaign's rows are all written: it is `ready`, with its total; in the caller's transaction."""
+    total = db.execute("SELECT count(*) FROM deliveries WHERE campaign_id = ?", [campaign_id]).fetchone()[0]
+    db.conn.execute(
+        "UPDATE campaigns SET status = 'ready', total = ?, updated_at = ? WHERE id = ?",
+        [total, now(), campaign_id],
+    )
+
+
+def release_lease(db: Database, campaign_id: int, *, owner: str) -> None:
+    """Let go of a campaign's lease (if `owner` still holds it), leaving its status as it is."""
+    with db.conn:
+        db.conn.execute(
+            "UPDATE campaigns SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = ? AND lease_owner = ?",
+            [campaign_id, owner],
+        )
+
+
+def mark_sending(db: Database, campaign_id: int, *, owner: str) -> None:
+    """The campaign is being sent, by `owner` (only while it holds the lease)."""
+    with db.conn:
+        db.conn.execute(
+            "UPDATE campaigns SET status = 'sending' WHERE id = ? AND lease_owner = ?",
+            [campaign_id, owner],
+        )
+
+
+def retry_deferred_now(db: Database, campaign_id: int) -> None:
+    """Make every deferred delivery of the campaign due now, ignoring its backoff."""
+    with db.conn:
+        db.conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
+            [now(), campaign_id],
+        )
+
+
+def fail_unbuildable(db: Database, delivery_id: int, reason: str) -> None:
+    """A delivery whose message cannot be built fails alone, with its reason."""
+    with transaction(db):
+        db.execute(
+            "UPDATE deliveries SET status = 'failed', reply_text = ?, last_attempt_at = ?"
+            " WHERE id = ? AND status IN ('queued', 'sending', 'deferred')",
+            [f"cannot build the message: {reason}", now(), delivery_id],
+        )
 
 
 def unattempted(item: Item) -> Item:
@@ -348,30 +447,11 @@ class Ledger:
         for item, outcome in bounced:
             if item.delivery_id not in written:
                 continue
-            # A hard bounce suppresses the address for good (STANDARDS.md: 5.1.x, 5.2.1).
-            changed = conn.execute(
-                "UPDATE subscribers SET status = 'bounced', updated_at = ?"
-                " WHERE id = ? AND status IN ('active', 'pending')",
-                [stamp, item.subscriber_id],
-            ).rowcount
-            if changed:
-                conn.execute(
-                    "INSERT INTO events (at, subscriber_id, kind, source, actor, detail)"
-                    " VALUES (?, ?, 'bounced', 'send', '', ?)",
-                    [
-                        stamp,
-                        item.subscriber_id,
-                        json.dumps(
-                            {
-                                "campaign": self.campaign_id,
-                                "code": outcome.code,
-                                "enhanced": outcome.enhanced,
-                                "reply": outcome.text,
-                            },
-                            ensure_ascii=False,
-                        ),
-                    ],
-                )
+            # A hard bounce suppresses the address; the audience wing writes that (and its event).
+            suppress_bounced(
+                self.db, item.subscriber_id, campaign_id=self.campaign_id,
+                code=outcome.code, enhanced=outcome.enhanced, at=stamp,
+            )
 
 
 def record_bounce(

@@ -26,13 +26,23 @@ import aiosmtplib
 
 from ..config import Config
 from ..errors import SendError
+from . import smtp_speedups
 from .ledger import Item, Ledger, Result, unattempted
-from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome, classify_exception, classify_reply
+from .outcomes import (
+    BOUNCED,
+    DEFERRED,
+    FAILED,
+    SENT,
+    Outcome,
+    classify_exception,
+    classify_reply,
+)
 from .relays import (
     Relay,
     RelayConfigError,
     RelayPicker,
     RelayUnavailable,
+    close_politely,
     connect,
     relays_from_config,
     tls_context,
@@ -61,10 +71,6 @@ class PoolOptions:
     slowdown_pause: float = 2.0  # seconds without new messages after a rate signal
     recover_after: int = 20  # successes before one more connection is allowed again
     idle_probe: float = 2.0  # RSET a connection idle longer than this before reusing it
-    # Build the bytes in a separate process (one-process runs only). Off by default: building
-    # costs ~30 µs a message against ~400 µs for sending it, so a second core does more
-    # good running a second shard (processes.py) than building.
-    build_process: bool = False
     processes: int = 1  # processes sharing the connections of a large run (processes.py)
     connect_retry: float = 60.0  # seconds of failed connects in a row before the run fails
     connect_attempts: int = 0  # or this many failed connects in a row, when not 0 (tests)
@@ -139,6 +145,7 @@ class RunResult:
     interrupted: bool = False
     next_retry_at: str | None = None
     captured_to: Path | None = None  # the outbox, when the capture relay was used
+    smtp_fallback: str | None = None  # why aiosmtplib's own code was used, not the speed-ups
 
     @property
     def ok(self) -> bool:
@@ -187,6 +194,8 @@ class Pool:
         self.timeouts_in_a_row = 0
         self._last_report = 0.0
         self._renew = False
+        # Once per pool, checked: None, or why aiosmtplib's own (slower) code is used.
+        self.smtp_fallback = smtp_speedups.install()
         progress.concurrency = progress.lowest_concurrency = options.concurrency
 
     def stop(self) -> None:
@@ -507,7 +516,7 @@ class Pool:
     async def _close(self, client: aiosmtplib.SMTP, *, polite: bool = True) -> None:
         self.open_connections -= 1
         if polite:
-            await _close(client)
+            await close_politely(client)
         else:
             client.close()
 
@@ -553,10 +562,3 @@ def _take_over_size(client: aiosmtplib.SMTP) -> bool:
 def _wire_size(data: bytes) -> int:
     # Bare LFs (none in message.py's output) would each gain a CR on the wire.
     return len(data) + data.count(b"\n") - data.count(b"\r\n")
-
-
-async def _close(client: aiosmtplib.SMTP) -> None:
-    try:
-        await client.quit(timeout=2)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        client.close()

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import multiprocessing.queues
 import os
 import queue
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, replace
 from multiprocessing.process import BaseProcess
@@ -31,6 +33,9 @@ from .pool import Pool, PoolOptions, Progress
 from .queue import inline_feed
 
 SHARD_MIN_DUE = 2000  # below this, one process is plenty
+# What a shard sends its parent: (progress or done, shard index, Progress as a dict, error,
+# interrupted, broken).
+ShardReport = tuple[str, int, dict[str, Any], str | None, bool, bool]
 
 
 def shard_count(requested: int, *, due: int, concurrency: int) -> int:
@@ -70,7 +75,7 @@ async def run_shards(
 ) -> tuple[str | None, bool, bool]:
     """Run `shards` processes to completion; returns (error, interrupted, broken)."""
     context = multiprocessing.get_context("spawn")
-    results: Any = context.Queue()
+    results: multiprocessing.queues.Queue[ShardReport] = context.Queue()
     changes = {
         f.name: getattr(options, f.name) for f in fields(options) if f.name not in ("tls", "password")
     }
@@ -105,6 +110,11 @@ async def run_shards(
         except queue.Empty:
             for index, process in enumerate(processes):
                 if index not in finished and not process.is_alive():
+                    if handle.interrupted and process.exitcode == -signal.SIGTERM:
+                        # Stopped while still starting (before it could handle the stop):
+                        # it had claimed nothing, so this is an interruption, not a crash.
+                        finished[index] = (None, True, False)
+                        continue
                     finished[index] = (
                         f"sending process {index} ended unexpectedly (exit code {process.exitcode})",
                         False,
@@ -140,7 +150,7 @@ def _shard_main(
     at: str,
     shard: tuple[int, int],
     changes: dict[str, Any],
-    results: Any,
+    results: multiprocessing.queues.Queue[ShardReport],
     parent: int,
 ) -> None:
     """One shard process: a Pool over its rows, reporting progress through `results`."""
@@ -148,10 +158,15 @@ def _shard_main(
     # run re-sends its in-flight rows: exactly the duplicates the ledger prevents.
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop takes over below
+    # A stop (SIGTERM from ShardedRun.stop) that arrives while this process is still
+    # starting must stop it like one that arrives later, not kill it (exit code -15, and
+    # the parent reports a crashed shard instead of an interrupted run).
+    stop_early = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop_early.set())
     index = shard[0]
     db = open_db(Path(db_path), migrate=False)
     options = replace(PoolOptions.from_config(config), **changes)
-    options = replace(options, processes=1, build_process=False)
+    options = replace(options, processes=1)
     progress = Progress(campaign_id=campaign_id, due=0)
 
     def report(
@@ -170,6 +185,8 @@ def _shard_main(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, pool.stop)
+        if stop_early.is_set():
+            pool.stop()
         error: str | None = None
         try:
             await pool.run()

@@ -2,29 +2,24 @@
 
 Rows are read in id order, a batch at a time (never the whole list), and each becomes an
 Item with the exact bytes message.py builds for that subscriber. Building is cheap next to
-sending (about 30 µs against 400 µs), so it is done in the sending process; optionally a
-one-process run hands it to a builder process that streams batches through a pipe ahead
-of the pool. Reading claims nothing, so a feed running ahead never widens the crash window.
+sending (about 30 µs against 400 µs), so it is done in the sending process, between the
+replies; a large run uses more cores through processes.py, each shard building its own.
+Reading claims nothing, so a feed running ahead never widens the crash window.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
 from collections.abc import AsyncIterator, Iterator
-from multiprocessing.connection import Connection
-from pathlib import Path
 
 from sqlite_utils import Database
 
-from ..children import die_with_parent
 from ..config import Config
 from ..content.headers import ascii_address
-from ..db import now, open_db, transaction
+from ..content.message import Recipient
 from ..errors import HeaderValueError
-from .campaigns import Recipient, builder_for, envelope_sender, get_campaign, verp_token
-from .ledger import Item
+from .campaigns import builder_for, envelope_sender, get_campaign, verp_token
+from .ledger import Item, fail_unbuildable
 
 BATCH = 200
 BATCH_BYTES = 8 * 2**20  # a batch is cut short past this many bytes of built messages
@@ -82,7 +77,7 @@ def iter_batches(
             except HeaderValueError as exc:
                 # One row that cannot become a message (a stored name or address from
                 # before today's checks) fails with its reason; it must not stop the rest.
-                _unbuildable(db, did, str(exc))
+                fail_unbuildable(db, did, str(exc))
                 continue
             items.append(
                 Item(
@@ -99,16 +94,6 @@ def iter_batches(
         yield items
 
 
-def _unbuildable(db: Database, delivery_id: int, reason: str) -> None:
-    stamp = now()
-    with transaction(db):
-        db.execute(
-            "UPDATE deliveries SET status = 'failed', reply_text = ?, last_attempt_at = ?"
-            " WHERE id = ? AND status IN ('queued', 'sending', 'deferred')",
-            [f"cannot build the message: {reason}", stamp, delivery_id],
-        )
-
-
 async def inline_feed(
     config: Config, db: Database, campaign_id: int, *, at: str, batch: int = 50,
     shard: tuple[int, int] = (0, 1),
@@ -117,66 +102,3 @@ async def inline_feed(
     for items in iter_batches(config, db, campaign_id, at=at, batch=batch, shard=shard):
         yield items
         await asyncio.sleep(0)
-
-
-def _builder_main(
-    conn: Connection, config: Config, db_path: str, campaign_id: int, at: str, parent: int
-) -> None:
-    die_with_parent(parent)
-    db = open_db(Path(db_path), migrate=False)
-    batches = iter_batches(config, db, campaign_id, at=at)
-    try:
-        # Credit-based flow control: one batch per request, so the builder stays only a
-        # few batches ahead and memory stays flat.
-        while conn.recv() is not None:
-            conn.send(next(batches, None))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass
-    finally:
-        db.conn.close()
-
-
-async def process_feed(
-    config: Config, db_path: Path, campaign_id: int, *, at: str, ahead: int = 3
-) -> AsyncIterator[list[Item]]:
-    """Build in a worker process on another core; batches arrive through a pipe."""
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(
-        target=_builder_main,
-        args=(child, config, str(db_path), campaign_id, at, os.getpid()),
-        name="newsletter-builder",
-        daemon=True,
-    )
-    process.start()
-    child.close()
-    loop = asyncio.get_running_loop()
-    try:
-        for _ in range(ahead):
-            parent.send(True)
-        while True:
-            # recv() blocks; a thread waits for it so the loop keeps serving replies.
-            items = await loop.run_in_executor(None, parent.recv)
-            if items is None:
-                return
-            parent.send(True)
-            yield items
-    finally:
-        try:
-            parent.send(None)
-        except (BrokenPipeError, OSError):
-            pass
-        parent.close()
-        await loop.run_in_executor(None, process.join, 5)
-        if process.is_alive():
-            process.kill()
-
-
-def feed_for(
-    config: Config, db: Database, campaign_id: int, *, at: str, process: bool = False
-) -> AsyncIterator[list[Item]]:
-    """The feed of the items due at `at` for a single-process run."""
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    if process and path:
-        return process_feed(config, Path(path), campaign_id, at=at)
-    return inline_feed(config, db, campaign_id, at=at)

@@ -17,7 +17,6 @@ import aiosmtplib
 
 from ..config import Config
 from ..errors import SendError
-from . import smtp_speedups as smtp_fastpath
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465, "smtp+plain": 25}
 DOWN_FOR_S = 30.0
@@ -133,7 +132,6 @@ async def connect(
     timeout: float,
 ) -> aiosmtplib.SMTP:
     """An open, greeted (and if configured, TLS-protected and logged-in) connection."""
-    smtp_fastpath.install()
     if relay.tls != "none" and context is None:
         context = ssl.create_default_context()  # slow (reads the CA store): built once per run
     client = aiosmtplib.SMTP(
@@ -179,3 +177,11 @@ async def connect(
         busy = isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421
         raise RelayUnavailable(f"cannot connect to {relay.label}: {exc}", busy=busy) from exc
     return client
+
+
+async def close_politely(client: aiosmtplib.SMTP) -> None:
+    """QUIT (briefly), or just drop the connection when the relay does not answer."""
+    try:
+        await client.quit(timeout=2)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()

@@ -6,8 +6,7 @@ message to the outbox folder instead of sending it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,21 +14,13 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..db import now
+from . import smtp_speedups
 from .campaigns import populate
-from .capture import capture_server
-from .ledger import Ledger, acquire_lease, finish_run
+from .capture import relays_or_capture
+from .ledger import Ledger, acquire_lease, finish_run, mark_sending
 from .pool import Pool, PoolOptions, Progress, RunResult
 from .processes import ShardedRun, run_shards, shard_count
-from .queue import count_due, feed_for
-
-
-@contextlib.asynccontextmanager
-async def _relays_or_capture(config: Config, options: PoolOptions) -> AsyncIterator[tuple[PoolOptions, Path | None]]:
-    if options.relays:
-        yield options, None
-        return
-    async with capture_server(config.outbox) as (relay, _handler):
-        yield replace(options, relays=[relay]), config.outbox
+from .queue import count_due, inline_feed
 
 
 async def run_campaign(
@@ -54,20 +45,19 @@ async def run_campaign(
     captured: Path | None = None
     error: str | None = None
     interrupted = False
+    fallback: str | None = None
     broken = False
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
-        with db.conn:
-            db.conn.execute(
-                "UPDATE campaigns SET status = 'sending' WHERE id = ? AND lease_owner = ?",
-                [campaign_id, owner],
-            )
+        mark_sending(db, campaign_id, owner=owner)
         at = now()
         progress.due = count_due(db, campaign_id, at=at)
         shards = shard_count(options.processes, due=progress.due, concurrency=options.concurrency)
         path = db.execute("PRAGMA database_list").fetchone()[2]
-        async with _relays_or_capture(config, options) as (run_options, captured):
+        async with relays_or_capture(options.relays, config.outbox) as (relays, captured):
+            run_options = replace(options, relays=relays)
             if shards > 1 and path:
+                fallback = smtp_speedups.check()  # each shard's pool installs them itself
                 error, interrupted, broken = await run_shards(
                     config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
                     shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
@@ -78,7 +68,7 @@ async def run_campaign(
                     min_backoff=options.min_backoff, max_backoff=options.max_backoff,
                     lifetime=options.lifetime,
                 )
-                feed = feed_for(config, db, campaign_id, at=at, process=options.build_process)
+                feed = inline_feed(config, db, campaign_id, at=at)
                 pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
                 if on_start:
                     on_start(pool)
@@ -86,6 +76,7 @@ async def run_campaign(
                     await pool.run()
                 finally:
                     error, interrupted, broken = pool.error, pool.interrupted, pool.broken
+                    fallback = pool.smtp_fallback
     finally:
         status, counts = finish_run(db, campaign_id, owner=owner, broken=broken)
     next_retry = db.execute(
@@ -101,4 +92,5 @@ async def run_campaign(
         interrupted=interrupted,
         next_retry_at=next_retry,
         captured_to=captured,
+        smtp_fallback=fallback,
     )

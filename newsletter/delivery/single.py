@@ -6,24 +6,24 @@ connection per message.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from ..audience.events import log_event
 from ..config import Config
 from ..content.headers import ascii_address
 from ..content.message import MessageBuilder, Recipient
 from ..content.render import render_article, render_confirmation
 from ..content.store import load_article
-from ..db import now
+from ..db import transaction
 from ..errors import SendError
 from .campaigns import envelope_sender
+from .capture import relays_or_capture
 from .outcomes import DEFERRED, SENT, Outcome, classify_exception, classify_reply
-from .pool import PoolOptions, _close
-from .relays import RelayPicker, RelayUnavailable, connect
-from .run import _relays_or_capture
+from .pool import PoolOptions
+from .relays import RelayPicker, RelayUnavailable, close_politely, connect
 
 
 async def send_one(
@@ -31,12 +31,11 @@ async def send_one(
 ) -> tuple[Outcome, Path | None]:
     """Send one message outside any campaign (test sends, confirmations): same SMTP path."""
     options = options or PoolOptions.from_config(config)
-    async with _relays_or_capture(config, options) as (run_options, captured):
-        relay = RelayPicker(run_options.relays).pick()
+    async with relays_or_capture(options.relays, config.outbox) as (relays, captured):
+        relay = RelayPicker(relays).pick()
         try:
             client = await connect(
-                relay, context=run_options.tls,
-                password=run_options.password, timeout=run_options.timeout,
+                relay, context=options.tls, password=options.password, timeout=options.timeout,
             )
         except RelayUnavailable as exc:
             return Outcome(DEFERRED, None, None, str(exc)), captured
@@ -47,7 +46,7 @@ async def send_one(
             outcome = classify_reply(250, reply)
         except Exception as exc:
             outcome = classify_exception(exc)
-        await _close(client)
+        await close_politely(client)
     return outcome, captured
 
 
@@ -90,15 +89,12 @@ async def send_confirmation(
         config, envelope=envelope_sender(config, token), recipient=email,
         data=builder.build(recipient), options=options,
     )
-    with db.conn:
-        db.conn.execute(
-            "INSERT INTO events (at, subscriber_id, kind, source, actor, detail) VALUES (?, ?, ?, 'send', '', ?)",
-            [
-                now(), subscriber_id,
-                "confirmation_sent" if outcome.status == SENT else "confirmation_failed",
-                # The code only: a reply text may quote the address, and events outlive erasure.
-                json.dumps({"code": outcome.code}),
-            ],
+    with transaction(db):
+        log_event(
+            db, kind="confirmation_sent" if outcome.status == SENT else "confirmation_failed",
+            source="send", subscriber_id=subscriber_id,
+            # The code only: a reply text may quote the address, and events outlive erasure.
+            detail={"code": outcome.code},
         )
     if outcome.status != SENT:
         code = f"{outcome.code} " if outcome.code else ""

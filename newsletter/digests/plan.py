@@ -22,16 +22,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
-from ..config import Config
+from ..config import LANGUAGES, Config
+from ..content.render import render_digest
+from ..content.rendered import RenderedEmail
+from ..content.store import get_article
 from ..db import now, transaction
+from ..delivery.ledger import new_campaign, queue_deliveries
 from ..errors import NewsletterError
-from .periods import Period, ScheduleEntry, format_local, parse_schedule, period_at, period_from_key
+from ..periods import (
+    Period,
+    ScheduleEntry,
+    format_local,
+    parse_schedule,
+    period_at,
+    period_from_key,
+)
 
 # How far back a digest looks for articles a subscriber has not received: one week covers a
 # switch between any two cadences and a period skipped for being too late.
@@ -204,16 +215,19 @@ def period_for_command(kind: str, *, zone: str, key: str | None = None, now_at: 
 # Who gets what
 
 
-def mark_for_digest(db: Database, slug: str, *, at: datetime | None = None, source: str = "cli") -> bool:
+def mark_for_digest(
+    db: Database, slug: str, *, at: datetime | None = None, source: str = "cli", link: str = ""
+) -> bool:
     """Put an article in the digest of the period that contains `at` (default: now).
 
-    `newsletter send` does this through its campaign; feeds through their poll. Returns
-    False when the article was already released (it stays where it was).
+    `newsletter send` does this through its campaign; feeds through their poll (with the
+    item's `link`). Returns False when the article was already released (it stays where it
+    was).
     """
     with transaction(db):
         cursor = db.execute(
-            "INSERT OR IGNORE INTO digest_queue (article_slug, released_at, source) VALUES (?, ?, ?)",
-            [slug, _iso(at or datetime.now(UTC)), source],
+            "INSERT OR IGNORE INTO digest_queue (article_slug, released_at, source, link) VALUES (?, ?, ?, ?)",
+            [slug, _iso(at or datetime.now(UTC)), source, link],
         )
     return cursor.rowcount == 1
 
@@ -462,18 +476,14 @@ def create_digest(config: Config, db: Database, period: Period, *, late: bool = 
         campaign_ids = []
         for index, (group, (subject, emails)) in enumerate(zip(plan.groups, rendered, strict=True)):
             key = period.key if index == 0 else f"{period.key}/{index + 1}"
-            cursor = db.execute(
-                "INSERT INTO campaigns (kind, article_slug, subject, status, campaign_key, rendered, total,"
-                " created_at, updated_at) VALUES ('digest', NULL, ?, 'ready', ?, ?, ?, ?, ?)",
-                [subject, key, emails, plan.group_sizes[index], stamp, stamp],
+            campaign_id = new_campaign(
+                db, kind="digest", article_slug=None, subject=subject, rendered=emails, status="ready",
+                campaign_key=key, total=plan.group_sizes[index], at=stamp,
             )
-            campaign_id = cursor.lastrowid
-            assert campaign_id is not None
             campaign_ids.append(campaign_id)
-            db.execute(
-                "INSERT INTO deliveries (campaign_id, subscriber_id, status)"
-                " SELECT ?, subscriber_id, 'queued' FROM temp.digest_plan WHERE grp = ? ORDER BY subscriber_id",
-                [campaign_id, index],
+            queue_deliveries(
+                db, campaign_id, params=[index],
+                subscribers_sql="SELECT subscriber_id FROM temp.digest_plan WHERE grp = ? ORDER BY subscriber_id",
             )
             db.conn.executemany(
                 "INSERT INTO digest_campaigns (campaign_id, period_key, article_slug) VALUES (?, ?, ?)",
@@ -491,12 +501,10 @@ def create_digest(config: Config, db: Database, period: Period, *, late: bool = 
                          recipients=plan.recipients, articles=len(plan.articles))
 
 
-def _render_group(config: Config, db: Database, period: Period, group: tuple[str, ...]) -> tuple[str, str]:
-    """(subject, rendered JSON) of one group, in every language, as the engine stores them."""
-    from ..config import LANGUAGES
-    from ..content.render import render_digest
-    from ..content.store import get_article
-
+def _render_group(
+    config: Config, db: Database, period: Period, group: tuple[str, ...]
+) -> tuple[str, dict[str, RenderedEmail]]:
+    """(subject, rendered emails by language) of one group, as the engine stores them."""
     articles = [get_article(db, slug) for slug in group]
     emails = {
         language: render_digest(
@@ -505,8 +513,7 @@ def _render_group(config: Config, db: Database, period: Period, group: tuple[str
         )
         for language in LANGUAGES
     }
-    subject = emails[config.publication_language].subject
-    return subject, json.dumps({k: asdict(v) for k, v in emails.items()}, ensure_ascii=False)
+    return emails[config.publication_language].subject, emails
 
 
 def _record_empty(db: Database, period: Period, note: str) -> DigestOutcome:
@@ -531,20 +538,3 @@ def _outcome_of(period: Period, row: dict[str, Any], *, status: str) -> DigestOu
     )
 
 
-__all__ = [
-    "LOOKBACK",
-    "Candidate",
-    "DigestError",
-    "DigestOutcome",
-    "DigestPlan",
-    "DueDigest",
-    "create_digest",
-    "due_digests",
-    "installed_at",
-    "mark_for_digest",
-    "offered",
-    "period_for_command",
-    "plan_digest",
-    "recorded",
-    "schedule_entries",
-]

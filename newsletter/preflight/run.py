@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 from ..config import Config
-from ..errors import NewsletterError
 from ..content.article import Article
 from ..content.dkim import signing_domain
 from ..content.preview import build_preview, preview_recipient
 from ..delivery.relays import relays_from_config
+from ..errors import NewsletterError
 from .content import content_findings
 from .dmarc import check_dmarc
 from .domainkey import check_dkim

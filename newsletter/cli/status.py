@@ -1,0 +1,86 @@
+"""`newsletter status`: per campaign, deliveries per status, rate, elapsed time and ETA.
+
+Click only: it reads through delivery/records.py (which imports nothing of the sending
+engine, so `status` starts fast) and prints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ..db import now
+from ..delivery.records import (
+    FAILURE_COLUMNS,
+    Campaign,
+    campaign_counts,
+    failed_deliveries,
+    get_campaign,
+    list_campaigns,
+    timing,
+)
+from .common import App, echo_json, echo_table, json_option, pass_app
+
+
+@click.command()
+@click.argument("campaign_id", metavar="CAMPAIGN", type=int, required=False)
+@click.option("--failures", is_flag=True, help="List the recipients that were not sent, with the reply.")
+@json_option
+@pass_app
+def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> None:
+    """Per campaign: deliveries per status, rate, elapsed time and ETA."""
+    db = app.db
+    campaigns = [get_campaign(db, campaign_id)] if campaign_id else list_campaigns(db)
+    if failures:
+        rows = failed_deliveries(db, [c.id for c in campaigns])
+        if as_json:
+            echo_json(rows)
+        else:
+            echo_table(rows, list(FAILURE_COLUMNS))
+        return
+    rows = [_campaign_row(app, c) for c in campaigns]
+    if as_json:
+        echo_json(rows if campaign_id is None else rows[0])
+        return
+    if not rows:
+        app.info("No campaigns yet: `newsletter send ARTICLE` starts one.")
+        return
+    echo_table(
+        rows,
+        ["id", "kind", "status", "subject", "total", "sent", "queued", "sending", "deferred",
+         "bounced", "failed", "skipped", "cancelled", "rate", "elapsed", "eta"],
+    )
+
+
+def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
+    db = app.db
+    counts = campaign_counts(db, campaign.id)
+    last, next_retry = timing(db, campaign.id)
+    elapsed = rate = eta = None
+    if campaign.started_at:
+        # From the first run's start to the end (or the last message, or now while sending).
+        end = campaign.finished_at or (now() if campaign.lease_owner else last) or campaign.started_at
+        span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
+        elapsed = round(span, 1)
+        rate = round(counts["sent"] / span, 1) if span > 0 else None
+        remaining = counts["queued"] + counts["sending"]
+        if rate and remaining and campaign.lease_owner:
+            eta = round(remaining / rate, 1)
+    subject = campaign.subject if len(campaign.subject) <= 40 else campaign.subject[:39] + "…"
+    return {
+        "id": campaign.id,
+        "kind": campaign.kind,
+        "article": campaign.article_slug,
+        "status": campaign.status,
+        "subject": subject,
+        "total": campaign.total,
+        **counts,
+        "rate": rate,
+        "elapsed": elapsed,
+        "eta": eta,
+        "next_retry_at": next_retry,
+        "created_at": campaign.created_at,
+        "finished_at": campaign.finished_at,
+    }

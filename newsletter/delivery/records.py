@@ -1,0 +1,188 @@
+"""Campaigns and deliveries read back: the Campaign row, counts, failures, what is pending.
+
+What `status` and `newsletter run` read. Reads only (delivery/ledger.py writes both tables),
+and it imports nothing of the sending engine, so reading a campaign stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..content.rendered import RenderedEmail, load_rendered
+from ..errors import SendError
+
+UNFINISHED = ("creating", "ready", "sending", "paused")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
+# Ended without finishing: `broken` (its messages cannot be built; waits for a cancel) and
+# `cancelled`. Neither is resumed by `send` or `newsletter run`.
+STOPPED = ("broken", "cancelled")
+
+
+class CampaignNotFoundError(SendError, LookupError):
+    """No campaign has that id."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign row, with its rendered emails decoded."""
+
+    id: int
+    kind: str
+    article_slug: str | None
+    subject: str
+    status: str
+    campaign_key: str
+    total: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    lease_owner: str | None
+    lease_expires_at: str | None
+    rendered: dict[str, RenderedEmail]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Campaign:
+        rendered = load_rendered(row["rendered"])
+        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
+        return cls(**columns, rendered=rendered)
+
+
+def get_campaign(db: Database, campaign_id: int) -> Campaign:
+    rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
+    if not rows:
+        raise CampaignNotFoundError(
+            f"there is no campaign {campaign_id}; `newsletter status` lists the campaigns"
+        )
+    return Campaign.from_row(rows[0])
+
+
+def list_campaigns(db: Database) -> list[Campaign]:
+    return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
+
+
+def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
+    """Deliveries per status, every status present (zero when none)."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    for row in db.query(
+        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
+        [campaign_id],
+    ):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
+    """The newest article campaign row of `slug`, or None."""
+    rows = list(
+        db.query(
+            "SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [slug],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
+    """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
+    last, next_retry = db.execute(
+        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
+        " FROM deliveries WHERE campaign_id = ?",
+        [campaign_id],
+    ).fetchone()
+    return last, next_retry
+
+
+FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
+
+
+def failed_deliveries(db: Database, campaign_ids: list[int]) -> list[dict[str, Any]]:
+    """The deliveries of these campaigns that were not sent (yet), with the relay's reply."""
+    if not campaign_ids:
+        return []
+    marks = ",".join("?" * len(campaign_ids))
+    return [
+        dict(zip(FAILURE_COLUMNS, row, strict=True))
+        for row in db.execute(
+            "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
+            " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
+            " ORDER BY d.campaign_id, d.id",
+            campaign_ids,
+        )
+    ]
+
+
+def pending(db: Database, *, now_at: datetime) -> list[int]:
+    """Campaigns with work now: unfinished, or with deferred deliveries due for a retry."""
+    marks = ", ".join("?" * len(UNFINISHED))
+    rows = db.execute(
+        # A broken or cancelled campaign is not retried: it would fail on every run.
+        f"SELECT id FROM campaigns WHERE kind != 'test' AND status NOT IN ('broken', 'cancelled')"
+        f" AND (status IN ({marks}) OR id IN ("
+        " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
+        " ORDER BY id",
+        [*UNFINISHED, now_at.isoformat(timespec="microseconds")],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def broken(db: Database) -> list[int]:
+    """Campaigns whose messages cannot be built: left alone, waiting for a cancel."""
+    return [row[0] for row in db.execute("SELECT id FROM campaigns WHERE status = 'broken' ORDER BY id")]
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One sent article or digest as the web archive lists it."""
+
+    kind: str  # article or digest
+    key: str  # the article's slug, or the digest's period key (daily:2026-11-26, weekly:2026-W48)
+    campaign_id: int
+    title: str
+    summary: str
+    sent_at: str
+
+
+def archive_entries(db: Database, *, limit: int = 1000) -> list[ArchiveEntry]:
+    """What went out, newest first: each article once (its latest campaign) and each digest
+    period once (its first campaign). A campaign counts once its sending has started."""
+    rows = db.execute(
+        """
+        SELECT c.kind, coalesce(c.article_slug, c.campaign_key), c.id,
+               coalesce(a.title, c.subject), coalesce(a.summary, ''), c.started_at
+        FROM campaigns AS c LEFT JOIN articles AS a ON a.slug = c.article_slug
+        WHERE c.id IN (
+            SELECT max(id) FROM campaigns WHERE kind = 'article' AND started_at IS NOT NULL
+            GROUP BY article_slug
+            UNION ALL
+            SELECT id FROM campaigns WHERE kind = 'digest' AND started_at IS NOT NULL
+            AND instr(campaign_key, '/') = 0
+        )
+        ORDER BY c.started_at DESC, c.id DESC LIMIT ?
+        """,
+        [limit],
+    ).fetchall()
+    return [ArchiveEntry(*row) for row in rows]
+
+
+def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
+    """The campaign whose email the archive shows for an article slug or a digest period key."""
+    if kind == "article":
+        sql = ("SELECT * FROM campaigns WHERE kind = 'article' AND article_slug = ?"
+               " AND started_at IS NOT NULL ORDER BY id DESC LIMIT 1")
+        params = [key]
+    else:
+        # A period's subscribers may get different article sets (one campaign each, keyed
+        # KEY, KEY/2, ...); the archive shows the one that carried the most articles.
+        sql = ("SELECT * FROM campaigns AS c WHERE kind = 'digest' AND started_at IS NOT NULL"
+               " AND (campaign_key = ? OR campaign_key LIKE ? ESCAPE '\\')"
+               " ORDER BY (SELECT count(*) FROM digest_campaigns AS d WHERE d.campaign_id = c.id) DESC, id"
+               " LIMIT 1")
+        params = [key, key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"]
+    rows = list(db.query(sql, params))
+    return Campaign.from_row(rows[0]) if rows else None
