@@ -34,6 +34,7 @@ ENV_CONFIG = "NEWSLETTER_CONFIG"
 ENV_PASSWORD = "NEWSLETTER_SMTP_PASSWORD"
 ENV_BOUNCES_PASSWORD = "NEWSLETTER_BOUNCES_PASSWORD"
 SPECIAL_ENV = {ENV_CONFIG, ENV_PASSWORD, ENV_BOUNCES_PASSWORD}
+LOGO_MAX_WIDTH = 536  # the 600 px container less the masthead's 32 px padding on each side
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Setting:
     """One configurable value: its dotted key, kind, default and the help shown to users."""
 
     key: str
-    kind: str  # str, int, float, bool, email, url, lang, zone, path, smtp_url, relays, daily_time, weekly_time, nameservers
+    kind: str  # str, int, float, bool, email, url, https_url, lang, zone, path, smtp_url, relays, daily_time, weekly_time, nameservers
     default: Any
     help: str
     env_name: str = ""
@@ -78,6 +79,24 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "",
         "Postal address printed in the footer (required by law in many countries)",
+    ),
+    Setting(
+        "publication.logo_url",
+        "https_url",
+        "",
+        "Logo in the email header instead of the name as text (an https:// image URL); empty for none",
+    ),
+    Setting(
+        "publication.logo_width",
+        "int",
+        200,
+        f"Width in pixels the logo is shown at, at most {LOGO_MAX_WIDTH} (the 600 px layout less its margins)",
+    ),
+    Setting(
+        "publication.logo_height",
+        "int",
+        50,
+        "Height in pixels the logo is shown at: with logo_width, the proportions of the image",
     ),
     Setting("publication.time_zone", "zone", "Europe/Amsterdam", "Time zone for digests and schedules"),
     Setting(
@@ -251,6 +270,9 @@ class Config:
     publication_site_url: str
     publication_list_id: str
     publication_postal_address: str
+    publication_logo_url: str
+    publication_logo_width: int
+    publication_logo_height: int
     publication_time_zone: str
     schedule_daily: str
     schedule_weekly: str
@@ -395,6 +417,12 @@ def load_config(
                 f"{key} (from {sources[key]}): must not be empty; the default is "
                 f"{SETTINGS_BY_KEY[key].default!r}"
             )
+    if checked["publication_logo_width"] > LOGO_MAX_WIDTH:
+        raise ConfigError(
+            f"publication.logo_width (from {sources['publication.logo_width']}): "
+            f"{checked['publication_logo_width']} px does not fit the 600 px email; "
+            f"at most {LOGO_MAX_WIDTH}, with logo_height scaled to match"
+        )
     if checked["retry_min_backoff"] > checked["retry_max_backoff"]:
         raise ConfigError(
             f"retry.min_backoff ({checked['retry_min_backoff']}) is larger than "
@@ -577,6 +605,19 @@ def _as_url(value: Any, root: Path) -> str:
     return text.rstrip("/")
 
 
+def _as_https_url(value: Any, root: Path) -> str:
+    text = _as_str(value, root)
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(
+            f"must be an https:// URL such as https://example.org/logo.png, not {text!r} "
+            "(mail clients block images over plain http)"
+        )
+    return text
+
+
 def _as_smtp_url(value: Any, root: Path) -> str:
     text = _as_str(value, root)
     if not text:
@@ -671,6 +712,7 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "bool": _as_bool,
     "email": _as_email,
     "url": _as_url,
+    "https_url": _as_https_url,
     "smtp_url": _as_smtp_url,
     "relays": _as_relays,
     "nameservers": _as_nameservers,

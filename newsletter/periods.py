@@ -21,6 +21,7 @@ from .errors import NewsletterError
 KINDS = ("daily", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _KEY_RE = re.compile(r"^(?:daily:(?P<day>\d{4}-\d{2}-\d{2})|weekly:(?P<year>\d{4})-W(?P<week>\d{2}))$")
+ARCHIVE_PREFIX = "digest-"
 _TIME_RE = re.compile(r"^(?P<hour>\d{1,2}):(?P<minute>\d{2})$")
 
 
@@ -70,6 +71,11 @@ class Period:
             return f"daily:{self.first_day.isoformat()}"
         year, week, _ = self.first_day.isocalendar()
         return f"weekly:{year}-W{week:02d}"
+
+    @property
+    def archive_key(self) -> str:
+        """The digest's name in web addresses: digest-2026-W48 or digest-2026-11-26."""
+        return ARCHIVE_PREFIX + self.key.split(":", 1)[1]
 
     @property
     def last_day(self) -> date:
@@ -141,6 +147,15 @@ def period_from_key(key: str, *, zone: str | tzinfo) -> Period:
     except ValueError as exc:
         raise PeriodError(f"{key!r} is not a real day or ISO week: {exc}") from None
     return period_of_day("weekly", day, zone=zone)
+
+
+def period_from_archive_key(key: str, *, zone: str | tzinfo) -> Period:
+    """The period of a digest's web name (Period.archive_key): digest-2026-W48, digest-2026-11-26."""
+    name = key.strip()
+    if not name.startswith(ARCHIVE_PREFIX):
+        raise PeriodError(f"{key!r} is not a digest; its name looks like digest-2026-W48 or digest-2026-11-26")
+    rest = name.removeprefix(ARCHIVE_PREFIX)
+    return period_from_key(("weekly:" if "-W" in rest else "daily:") + rest, zone=zone)
 
 
 @dataclass(frozen=True)
@@ -247,6 +262,7 @@ def format_local(at: datetime, *, zone: str | tzinfo) -> str:
 
 
 __all__ = [
+    "ARCHIVE_PREFIX",
     "KINDS",
     "Period",
     "PeriodError",
@@ -257,6 +273,7 @@ __all__ = [
     "parse_schedule",
     "period_at",
     "period_ended_by",
+    "period_from_archive_key",
     "period_from_key",
     "period_of_day",
     "zone_of",

@@ -27,7 +27,8 @@ from newsletter.content.render import render_article, render_confirmation, rende
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "newsletter-screenshots"
 ANN = Recipient(subscriber_id=42, email="ann.jansen@example.nl", name="Ann Jansen", token="Xq7-Lm2_Pz9Rt4Vw8Yb1Nc6Kd3Hf5Gj0", language="nl")
-FORBIDDEN_RULES = ("MISSING_DATE", "MISSING_MID", "MIME_HTML_ONLY", "MPART_ALT_DIFF", "HTML_IMAGE_ONLY", "DKIM_INVALID", "MIME_QP_LONG_LINE")
+FORBIDDEN_RULES = ("MISSING_DATE", "MISSING_MID", "MIME_HTML_ONLY", "MPART_ALT_DIFF", "HTML_IMAGE_ONLY", "DKIM_INVALID", "MIME_QP_LONG_LINE",
+                   "HTML_FONT_LOW_CONTRAST")
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -61,7 +61,7 @@ def test_article_html_follows_the_email_layout_rules(config: Config) -> None:
     for line in SIGNATURE:
         assert line in html
     assert f'href="{UNSUBSCRIBE_URL}"' in html
-    assert f'href="https://nieuws.example.nl/a/{SLUG}"' in html
+    assert f'href="https://nieuws.example.nl/archive/{SLUG}"' in html
     assert "Zernikeplein 11, 9747 AS Groningen" in html
 
 
@@ -160,7 +160,7 @@ def test_the_digest_links_every_article(config: Config) -> None:
     rendered = render_digest(articles, config, language="nl", period_label="week 48")
     assert rendered.subject == "Testblad: week 48"
     for article in articles:
-        url = f"https://nieuws.example.nl/a/{article.slug}"
+        url = f"https://nieuws.example.nl/archive/{article.slug}"
         assert f'href="{url}"' in rendered.html
         assert url in rendered.text
         assert article.title in rendered.text
@@ -186,4 +186,4 @@ def test_a_full_text_digest_carries_each_article_body_in_html_and_text(config: C
     assert article.signature[0] in full.text
     heading = next(b.text for b in article.blocks if b.kind == "heading")
     assert f">{heading}</h2>" in full.html
-    assert f"https://nieuws.example.nl/a/{article.slug}" in full.text
+    assert f"https://nieuws.example.nl/archive/{article.slug}" in full.text

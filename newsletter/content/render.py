@@ -7,7 +7,10 @@ characters that Jinja2's autoescape, premailer/lxml and URL attributes leave unt
 
 Templates come from the user's folder (Config.templates, copied there by `newsletter init`)
 with the packaged copies as the fallback for any file the user removed; the words around the
-article come from strings.toml, keyed by language.
+article come from strings.toml, keyed by language, and dates are written out in words by
+dates.py. Every email's "view in browser" link goes to its page in the web archive:
+WEB_URL/archive/<slug> for an article, WEB_URL/archive/<digest key> for a digest
+(Period.archive_key, e.g. digest-2026-W50).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import re
 import textwrap
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import jinja2
@@ -31,6 +35,7 @@ from ..config import Config
 from ..errors import ArticleError, NewsletterError
 from ..text import forbidden_char
 from .article import Article
+from .dates import date_words, day_words, range_words
 from .rendered import RenderedEmail
 
 STRINGS_FILE = "strings.toml"
@@ -59,7 +64,22 @@ PERSONAL_FIELDS = ("name", "email", "unsubscribe_url", "confirm_url", "preferenc
 UNSUBSCRIBE_PATH = "/u/"
 CONFIRM_PATH = "/c/"
 PREFERENCES_PATH = "/p/"
-ARTICLE_PATH = "/a/"
+ARTICLE_PATH = "/a/"  # the old short article address; the web server redirects it to ARCHIVE_PATH
+ARCHIVE_PATH = "/archive/"  # /archive/<slug> for an article, /archive/<digest key> for a digest
+BYLINE_SEPARATOR = " · "
+
+
+class DigestPeriod(Protocol):
+    """What a digest needs of its period (periods.Period has it): only these four."""
+
+    @property
+    def kind(self) -> str: ...  # daily or weekly
+    @property
+    def first_day(self) -> date: ...
+    @property
+    def last_day(self) -> date: ...
+    @property
+    def archive_key(self) -> str: ...  # its name in the web archive: digest-2026-W50
 
 
 class TemplateError(NewsletterError):
@@ -81,9 +101,14 @@ def preferences_url(config: Config, token: str) -> str:
     return f"{config.public_url}{PREFERENCES_PATH}{token}"
 
 
+def archive_url(config: Config, key: str) -> str:
+    """The web view of an article (key: its slug) or a digest (key: Period.archive_key)."""
+    return f"{config.public_url}{ARCHIVE_PATH}{quote(key, safe='-_.~')}"
+
+
 def article_url(config: Config, slug: str) -> str:
     """The web view of an article."""
-    return f"{config.public_url}{ARTICLE_PATH}{quote(slug, safe='-_.~')}"
+    return archive_url(config, slug)
 
 
 def render_article(article: Article, config: Config, *, language: str) -> RenderedEmail:
@@ -94,9 +119,11 @@ def render_article(article: Article, config: Config, *, language: str) -> Render
     web_url = article_url(config, article.slug)
     blocks = _blocks(article)
     first_text = next((b.text for b in article.blocks if b.kind == "paragraph"), "")
+    strings = _strings_for(config, language)
     context = {
         "title": _defuse(title),
         "blocks": blocks,
+        "byline": _byline(article, strings, language=_language_key(config, language)),
         "signature": [_defuse(line) for line in article.signature],
         "author": article.author,
         "published": article.published,
@@ -112,33 +139,79 @@ def render_digest(
     config: Config,
     *,
     language: str,
-    period_label: str,
+    period: DigestPeriod | None = None,
+    period_label: str | None = None,
+    released: Mapping[str, date] | None = None,
     full_text: bool = False,
 ) -> RenderedEmail:
-    """Render a digest: a list of articles with title, summary and a link to each, and with
-    `full_text` the body and signature of each as well."""
-    items = [
+    """Render a digest: a list of articles with title, date, summary and a link to each, and
+    with `full_text` the body and signature of each as well.
+
+    The period's words (`Weekoverzicht 7 t/m 13 december 2026`) come from strings.toml in
+    the reader's language; `period_label` replaces them with words of the caller's own. An
+    article shows its front matter date, else the day it was released (`released`, by slug).
+    """
+    key = _language_key(config, language)
+    strings = _strings_for(config, key)
+    if period_label is not None:
+        span = digest_name = _one_line(period_label, what="the digest period")
+    elif period is not None:
+        if period.kind == "daily":
+            span = day_words(period.first_day, language=key, strings=strings)
+        else:
+            span = range_words(period.first_day, period.last_day, language=key, strings=strings)
+        digest_name = _fill(strings[f"digest_{period.kind}"], {"period": span})
+    else:
+        raise TypeError("render_digest needs the period (or a period_label)")
+    items: list[dict[str, Any]] = [
         {
             "title": _defuse(_one_line(a.title, what="an article's title")),
             "summary": _defuse(a.summary),
             "url": article_url(config, a.slug),
+            "date": _article_date(a, (released or {}).get(a.slug), strings, language=key),
+            "author": _defuse(a.author or ""),
             "blocks": _blocks(a) if full_text else [],
             "signature": [_defuse(line) for line in a.signature] if full_text else [],
         }
         for a in articles
     ]
-    strings = _strings_for(config, language)
-    period = _one_line(period_label, what="the digest period")
-    subject = _fill(strings["digest_subject"], {"publication": config.publication_name, "period": period})
+    words = {"publication": config.publication_name, "period": span, "digest": digest_name}
+    subject = _fill(strings["digest_subject"], words)
     context = {
-        "title": subject,
+        "title": digest_name,
         "items": items,
-        "period": period,
+        "period": span,
         "preheader": _preheader(" · ".join(str(i["title"]) for i in items)),
-        "web_url": config.public_url + ARTICLE_PATH,
-        "lang": _language_key(config, language),  # the digest's own words are in this language
+        # a digest has a page of its own only when it is a period's digest
+        "web_url": archive_url(config, period.archive_key) if period is not None else "",
+        "lang": key,  # the digest's own words are in this language
     }
-    return _render("digest", context, config, language=language, subject=subject, fill={"period": period})
+    return _render("digest", context, config, language=language, subject=subject,
+                   fill={"period": span, "digest": digest_name})
+
+
+def _article_date(article: Article, released: date | None, strings: Mapping[str, str], *, language: str) -> str:
+    """The article's date in words: its front matter date, else the day it was released."""
+    day = released
+    if article.published:
+        try:
+            day = date.fromisoformat(article.published[:10])
+        except ValueError:  # the parser checked it; an odd stored one just shows no date
+            day = released
+    return date_words(day, language=language, strings=strings) if day else ""
+
+
+def _byline(article: Article, strings: Mapping[str, str], *, language: str) -> list[str]:
+    """The lines under the title: `Door Ann Jansen · 1 december 2026` from the front matter,
+    else the `Name - Role` lines the plain-text export ends with."""
+    first: list[str] = []
+    if article.author:
+        first.append(_fill(strings["byline_author"], {"author": _defuse(article.author)}))
+    published = _article_date(article, None, strings, language=language)
+    if published:
+        first.append(published)
+    lines = [BYLINE_SEPARATOR.join(first)] if first else []
+    return lines + [_defuse(line) for line in article.signature]
 
 
 def _blocks(article: Article) -> list[dict[str, Any]]:
@@ -170,6 +243,10 @@ def inline_css(html: str) -> str:
             html,
             allow_network=False,
             strip_important=False,  # the default strips !important in @media too: mobile breaks
+            # premailer copies a CSS height into the height attribute, overwriting it: the
+            # `height: auto` that keeps images in proportion would replace a logo's or an
+            # image's real height="60" with the invalid height="auto" Outlook then ignores.
+            disable_basic_attributes=["height"],
             keep_style_tags=False,
             disable_validation=True,
             cssutils_logging_level=logging.CRITICAL,
@@ -197,6 +274,9 @@ def _render(
         "publication": config.publication_name,
         "site_url": config.publication_site_url,
         "postal_address": config.publication_postal_address,
+        "logo_url": config.publication_logo_url,
+        "logo_width": config.publication_logo_width,
+        "logo_height": config.publication_logo_height,
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
         "name": NAME,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -42,6 +42,7 @@ from ..periods import (
     parse_schedule,
     period_at,
     period_from_key,
+    zone_of,
 )
 
 # How far back a digest looks for articles a subscriber has not received: one week covers a
@@ -465,7 +466,8 @@ def create_digest(config: Config, db: Database, period: Period, *, late: bool = 
         if done is not None:  # skipped, and still nothing to send: it stays skipped
             return DigestOutcome(period=period, status="empty", campaigns=[], recipients=0, articles=0, note=note)
         return _record_empty(db, period, note)
-    rendered = [_render_group(config, db, period, group) for group in plan.groups]
+    released = {c.slug: c.released_at.astimezone(zone_of(period.zone)).date() for c in plan.offered}
+    rendered = [_render_group(config, db, period, group, released) for group in plan.groups]
     stamp = now()
     with transaction(db):
         done = recorded(db, period.key)  # again, under the write lock: another run may have won
@@ -502,13 +504,13 @@ def create_digest(config: Config, db: Database, period: Period, *, late: bool = 
 
 
 def _render_group(
-    config: Config, db: Database, period: Period, group: tuple[str, ...]
+    config: Config, db: Database, period: Period, group: tuple[str, ...], released: dict[str, date]
 ) -> tuple[str, dict[str, RenderedEmail]]:
     """(subject, rendered emails by language) of one group, as the engine stores them."""
     articles = [get_article(db, slug) for slug in group]
     emails = {
         language: render_digest(
-            articles, config, language=language, period_label=period.label,
+            articles, config, language=language, period=period, released=released,
             full_text=config.schedule_full_text,
         )
         for language in LANGUAGES
