@@ -4,7 +4,8 @@ Figures, each next to a reference measured in the same run on the same machine:
 - render + inline one campaign (Jinja2 + premailer), against Jinja2 alone;
 - per-recipient personalisation + bytes (MessageBuilder.build), without and with DKIM,
   against building the same message with EmailMessage (set_content/add_alternative,
-  quoted-printable) and as_bytes(), the obvious way it would otherwise be done.
+  quoted-printable) and as_bytes(), the obvious way it would otherwise be done;
+- the same build with names in To that need RFC 2047 encoded-words, against ASCII names.
 
 Run: .venv/bin/python bench/render.py   (uses the seed-shaped article of tests/render_fixtures.py)
 """
@@ -109,6 +110,14 @@ def main() -> None:
 
     email_message = timed(reference, 200, repeat=3)
 
+    # --- names that need RFC 2047 encoded-words in To (content/headers.py), same builder
+    accented = [Recipient(subscriber_id=p.subscriber_id, email=p.email, name=f"Ëlise van der Meulen-Ó'Súil {i}",
+                          token=p.token, language="nl") for i, p in enumerate(people)]
+    cjk = [Recipient(subscriber_id=p.subscriber_id, email=p.email, name="山田 美恵", token=p.token,
+                     language="nl") for p in people]
+    encoded_name = timed(lambda i: builder.build(accented[i]), len(accented))
+    cjk_name = timed(lambda i: builder.build(cjk[i]), len(cjk))
+
     pair = generate_key_pair(selector="bench", domain="example.nl", out_dir=base)
     signed_config = make_config(directory, **{"dkim.selector": "bench", "dkim.key_file": str(pair.private_key_file)})
     signed_builder = MessageBuilder(signed_config, {"nl": rendered}, campaign_key="article:bench")
@@ -120,6 +129,8 @@ def main() -> None:
           f"premailer is {full / jinja_only:.0f}x that)")
     print(f"build per recipient, no DKIM:   {ours * 1e6:8.1f} µs   ({1 / ours:,.0f} messages/s on one core)")
     print(f"  reference EmailMessage build: {email_message * 1e6:8.1f} µs   (ours is {email_message / ours:.0f}x faster)")
+    print(f"  with an accented name in To:  {encoded_name * 1e6:8.1f} µs   ({encoded_name / ours:.2f}x the ASCII name)")
+    print(f"  with a CJK name in To:        {cjk_name * 1e6:8.1f} µs   ({cjk_name / ours:.2f}x the ASCII name)")
     print(f"build per recipient, DKIM:      {signed * 1e6:8.1f} µs   ({1 / signed:,.0f} messages/s on one core; "
           f"{signed / ours:.0f}x the unsigned build, RSA-2048 via OpenSSL)")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError, NotInitialisedError
@@ -544,6 +545,47 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     known = {s.env for s in SETTINGS} | SPECIAL_ENV
     return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known)
+
+
+# RFC 2606 and RFC 6761: names that can never be anyone's real domain.
+RESERVED_DOMAINS = ("example.com", "example.org", "example.net", "example.edu")
+RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local")
+
+
+def is_placeholder_domain(domain: str) -> bool:
+    """A domain reserved for examples (the defaults `init` writes are such names)."""
+    domain = domain.lower().rstrip(".")
+    if domain.rpartition(".")[2] in RESERVED_TLDS:
+        return True
+    return any(domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS)
+
+
+def placeholders(config: Config) -> list[str]:
+    """The settings still on an example placeholder (or empty where subscribers need a value),
+    each as `key (what it holds)`; empty when the configuration is ready for a real send."""
+    found = []
+    for key, value, domain in (
+        ("sender.address", config.sender_address, config.sender_address.rpartition("@")[2]),
+        ("sender.envelope", config.sender_envelope, config.sender_envelope.rpartition("@")[2]),
+        ("publication.site_url", config.publication_site_url, urlsplit(config.publication_site_url).hostname),
+        ("web.url", config.web_url, urlsplit(config.web_url).hostname),
+        ("publication.list_id", config.publication_list_id, config.publication_list_id),
+    ):
+        if value and is_placeholder_domain(domain or ""):
+            found.append(f"{key} ({value} is a placeholder)")
+    if not config.publication_postal_address.strip():
+        found.append("publication.postal_address (empty; the footer of every email shows it)")
+    return found
+
+
+def list_id_for(site_url: str) -> str | None:
+    """A List-Id label derived from the site's host (`www.` dropped), or None without one."""
+    host = (urlsplit(site_url).hostname or "").rstrip(".")
+    host = host[4:] if host.startswith("www.") and host.count(".") > 1 else host
+    try:  # IDNA 2008 (UTS 46), as headers.ascii_domain writes domains
+        return idna.encode(host, uts46=True).decode("ascii").lower() if "." in host else None
+    except (UnicodeError, idna.IDNAError):
+        return None
 
 
 def _check(setting: Setting, value: Any, source: str, root: Path) -> Any:

@@ -162,7 +162,8 @@ def run_due(
         if digest.skip:
             say("digest", f"skipped the {digest.period.kind} digest for {digest.period.label}: it was due "
                 f"{format_local(digest.occurrence, zone=zone)}, {schedule.duration_text(digest.late)} ago, more "
-                f"than schedule.late_limit; its articles go out with the next digest (up to a week back)", "warning")
+                f"than schedule.late_limit; its articles go out with the next digest (up to a week back), or send "
+                f"it now with `newsletter digest --period {digest.period.kind} --for {digest.period.key} --late`", "warning")
             continue
         try:
             outcome = create_digest(config, db, digest.period)
@@ -172,6 +173,8 @@ def run_due(
             continue
         if outcome.status == "empty":
             say("digest", f"{digest.period.kind} digest {digest.period.label}: nothing to send ({outcome.note})")
+            continue
+        if outcome.status == "skipped":  # another run skipped it a moment ago and said so
             continue
         late_text = f" ({schedule.duration_text(digest.late)} late)" if digest.late > schedule.LATE_WARNING else ""
         say("digest", f"{digest.period.kind} digest {digest.period.label}{late_text}: {_count(outcome.articles, 'article')} for "

@@ -37,6 +37,11 @@ class SendError(NewsletterError):
     """A campaign cannot be sent (not one recipient's failure: the run itself)."""
 
 
+class HeaderValueError(NewsletterError, ValueError):
+    """A value cannot go into a header: a line break or control character (header injection),
+    an address that is not plain ASCII, or a malformed token or domain."""
+
+
 class MessageTooLargeError(ArticleError):
     """An article's email would be larger than sending.max_message_mb."""
 

@@ -402,3 +402,30 @@ def m0008_meta(db: Database) -> None:
         );
         """
     )
+
+
+# Confirmation emails to every pending subscriber go through the sending pool as a campaign
+# of their own kind, so the ledger's guarantees (batches, rate limit, resume, retries) apply.
+# SQLite cannot alter a CHECK constraint, and rebuilding `campaigns` would cascade-delete
+# every delivery (DROP TABLE deletes its rows first, foreign keys are on). Widening a CHECK
+# changes no stored data, so this edits the schema text in place, the procedure SQLite's
+# ALTER TABLE documentation gives for it (writable_schema, then a new schema_version).
+_OLD_KINDS = "kind IN ('article', 'digest', 'test')"
+_NEW_KINDS = "kind IN ('article', 'digest', 'test', 'confirmation')"
+
+
+@MIGRATIONS(name="0009_confirmation_campaign_kind")
+def m0009_confirmation_campaign_kind(db: Database) -> None:
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'campaigns'").fetchone()[0]
+    if _OLD_KINDS not in sql:
+        raise ValueError("migration 0009: the campaigns table is not the one 0007 made")
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'campaigns'",
+            [sql.replace(_OLD_KINDS, _NEW_KINDS)],
+        )
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")

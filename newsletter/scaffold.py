@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import packaged_templates
-from .config import CONFIG_NAME, SETTINGS_BY_KEY, config_template, load_config
+from .config import CONFIG_NAME, SETTINGS_BY_KEY, config_template, list_id_for, load_config, placeholders
 from .db import open_db
 from .errors import ConfigError
 
@@ -21,10 +21,17 @@ class InitResult:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # settings not written: the file existed
+    to_fill_in: list[str] = field(default_factory=list)  # placeholders left in newsletter.toml
 
 
-def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> InitResult:
-    """Create what is missing in `directory`; never overwrite anything that exists."""
+def init_directory(
+    directory: Path, *, values: dict[str, Any] | None = None, list_id_from_site: bool = False
+) -> InitResult:
+    """Create what is missing in `directory`; never overwrite anything that exists.
+
+    With list_id_from_site (what `newsletter init` does), a publication.site_url given
+    without a publication.list_id also sets the List-Id label to the site's host (RFC 2919:
+    a name the publisher owns) instead of the placeholder."""
     values = {k: v for k, v in (values or {}).items() if v is not None}
     for key in values:
         if key not in SETTINGS_BY_KEY:
@@ -37,6 +44,9 @@ def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> 
         result.existing.append(CONFIG_NAME)
         result.ignored = sorted(values)
     else:
+        derived = list_id_for(str(values["publication.site_url"])) if "publication.site_url" in values else None
+        if list_id_from_site and derived and "publication.list_id" not in values:
+            values["publication.list_id"] = derived
         text = config_template(**values)
         config_file.write_text(text, encoding="utf-8")
         try:
@@ -49,6 +59,7 @@ def init_directory(directory: Path, *, values: dict[str, Any] | None = None) -> 
     # The environment counts from here on: NEWSLETTER_DB or NEWSLETTER_TEMPLATES put the
     # database or the templates where every later command will look for them.
     config = load_config(config_file)
+    result.to_fill_in = placeholders(config)
     templates = config.templates
     if not templates.is_dir():
         templates.mkdir(parents=True)

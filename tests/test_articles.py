@@ -522,3 +522,10 @@ def test_the_real_export_parses_into_its_structure() -> None:
     assert kinds == ["paragraph", "paragraph"] + ["heading", "paragraph"] * 4
     texts = [block.text for block in article.blocks]
     assert texts == [line for line in lines[3:-3]]  # every body line, in order, untouched
+
+
+def test_a_yaml_title_with_an_escaped_surrogate_pair_is_refused_with_what_to_write() -> None:
+    # YAML's "\ud83c\udf89" gives two lone halves; they would crash at the database.
+    with pytest.raises(ArticleError, match=r"U\+D83C, half of a character.*write the character itself"):
+        parse_text('---\ntitle: "Feest \\ud83c\\udf89"\n---\nTekst.\n', source="feest.md")
+    assert parse_text('---\ntitle: "Feest \\U0001F389"\n---\nTekst.\n', source="feest.md").title == "Feest 🎉"

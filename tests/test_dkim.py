@@ -13,7 +13,7 @@ from render_fixtures import make_config, seed_shaped_article
 from newsletter.config import Config
 from newsletter.content.dkim import DkimError, DkimSigner, KeyPair, generate_key_pair, load_signer
 from newsletter.content.message import MessageBuilder, Recipient
-from newsletter.content.render import render_article
+from newsletter.content.render import RenderedEmail, render_article
 
 TOKEN = "Zx9_8yW-7vU6tS5rQ4pO3nM2lK1jI0hG"
 ANN = Recipient(subscriber_id=1, email="ann@example.nl", name="Ann Jansen-Één", token=TOKEN, language="nl")
@@ -191,3 +191,16 @@ def test_dkimpy_verifies_our_signature_and_computes_the_same_body_hash(key_dir, 
 
     assert tag(ours, "bh") == tag(theirs, "bh")
     assert tag(ours, "h") == "from:to:subject"  # Date is absent, so not listed
+
+
+@pytest.mark.parametrize(
+    "title, name", [("AI “slim” inzetten", "Joost “Jo” Ekker"), ("日本のチップ産業が復活する" * 3, "Александр Сергеевич Пушкин")]
+)
+def test_a_signature_over_encoded_subject_from_and_to_verifies(workdir: Path, key_dir, title, name) -> None:
+    _, pair = key_dir
+    config = signed_config(workdir, pair, **{"sender.name": name})
+    rendered = RenderedEmail(subject=title, html="<p>x</p>\n", text="x\n", language="nl")
+    person = Recipient(subscriber_id=2, email="jo@example.nl", name=name, token=TOKEN, language="nl")
+    data = MessageBuilder(config, {"nl": rendered}, campaign_key="article:9").build(person)
+    assert b"Subject: =?utf-8?" in data and b"=?utf-8?" in data.split(b"\r\nTo: ", 1)[1].split(b"\r\n")[0]
+    assert dkim.verify(data, dnsfunc=stub_dns(pair))

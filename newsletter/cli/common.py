@@ -36,6 +36,7 @@ class App:
     db_path: str | None = None
     quiet: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
+    _placeholders_said: bool = field(default=False, repr=False)
 
     @cached_property
     def config(self) -> Config:
@@ -66,8 +67,46 @@ class App:
     def warn(self, message: str) -> None:
         click.echo(f"Warning: {message}", err=True)
 
+    def placeholder_warning(self) -> str | None:
+        """The warning for settings still on a placeholder, the first time it is asked in a
+        run (send, digest and run say it once, and still go on)."""
+        if self._placeholders_said:
+            return None
+        self._placeholders_said = True
+        from ..config import placeholders  # not at the top: see `config` above
+
+        found = placeholders(self.config)
+        if not found:
+            return None
+        return (f"newsletter.toml is not filled in: {'; '.join(found)}. "
+                "Subscribers see these; set them before a real send.")
+
+    def warn_placeholders(self) -> None:
+        """Warn (once per run) about settings still on a placeholder."""
+        message = self.placeholder_warning()
+        if message:
+            self.warn(message)
+
 
 pass_app = click.make_pass_decorator(App)
+
+
+def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--rate and --concurrency, for every command that sends through the pool."""
+    func = click.option(
+        "--rate", type=float, help="Messages per second at most, 0 for no limit (sending.rate)."
+    )(func)
+    return click.option(
+        "--concurrency", type=click.IntRange(1, 500), help="SMTP connections at once (sending.concurrency)."
+    )(func)
+
+
+def apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
+    """Make --rate and --concurrency override sending.rate and sending.concurrency."""
+    if concurrency is not None:
+        app.overrides["sending.concurrency"] = concurrency
+    if rate is not None:
+        app.overrides["sending.rate"] = rate
 
 
 class NewsletterGroup(click.Group):

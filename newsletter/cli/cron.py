@@ -56,6 +56,9 @@ def run_command(app: App, no_feeds: bool) -> None:
     0 at once when another run is still busy, exit 1 only when something failed.
     """
     config = app.config
+    placeholder_warning = app.placeholder_warning()
+    if placeholder_warning:
+        _log_line(app, placeholder_warning, level="warning")
     try:
         with run_lock(config.root):
             db = app.db
@@ -114,14 +117,17 @@ def cron_command(app: App, every_minutes: int, log_path: Path | None) -> None:
               help="Which digest: of the day or the ISO week that ended last.")
 @click.option("--for", "key", metavar="KEY", help="Another period, e.g. daily:2026-11-26 or weekly:2026-W48.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent, to how many; write and send nothing.")
+@click.option("--late", is_flag=True,
+              help="Send a period that `run` skipped as too late (still once per period).")
 @pass_app
-def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
+def digest_command(app: App, kind: str, key: str | None, dry_run: bool, late: bool) -> None:
     """Make and send the daily or weekly digest of the period that just ended.
 
     Idempotent: a period gets one digest, so running it again sends nothing and says so.
     A digest whose sending was interrupted is finished by the next run.
     """
     config, db = app.config, app.db
+    app.warn_placeholders()
     period = period_for_command(kind, zone=config.publication_time_zone, key=key)
     if dry_run:
         plan = plan_digest(db, period)
@@ -137,7 +143,12 @@ def digest_command(app: App, kind: str, key: str | None, dry_run: bool) -> None:
     owner = make_owner()
     try:
         with run_lock(config.root, what="newsletter run or digest"):
-            outcome = create_digest(config, db, period)
+            outcome = create_digest(config, db, period, late=late)
+            if outcome.status == "skipped":
+                app.info(f"{kind} digest {period.label} was skipped as too late ({outcome.note}); nothing "
+                         f"was sent. Send it anyway with `newsletter digest --period {kind} --for "
+                         f"{period.key} --late`.")
+                return
             if outcome.status == "empty":
                 app.info(f"{kind} digest {period.label}: nothing to send ({outcome.note}).")
                 return

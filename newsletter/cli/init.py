@@ -40,7 +40,7 @@ def init(
         "publication.site_url": site_url,
         "publication.language": language,
     }
-    result = init_directory(directory.resolve(), values=values)
+    result = init_directory(directory.resolve(), values=values, list_id_from_site=True)
     if result.ignored:
         app.warn(
             f"{result.directory / 'newsletter.toml'} already exists, so these settings were not "
@@ -52,3 +52,7 @@ def init(
         app.info(f"Initialised {result.directory}. Edit newsletter.toml, then `newsletter subscribe`.")
     else:
         app.info(f"{result.directory} is already initialised; nothing changed.")
+    if result.to_fill_in:
+        app.info("Fill these in in newsletter.toml before the first real send (subscribers see them):")
+        for item in result.to_fill_in:
+            app.info(f"  {item}")

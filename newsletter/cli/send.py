@@ -12,9 +12,8 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,7 +24,7 @@ from ..delivery.processes import ShardedRun
 from ..delivery.records import STOPPED, UNFINISHED, get_campaign
 from ..delivery.run import run_campaign
 from ..delivery.single import send_test
-from .common import App, echo_sample, pass_app, say_captured, stderr_is_terminal
+from .common import App, apply_limits, echo_sample, limit_options, pass_app, say_captured, stderr_is_terminal
 from .schedule import add_scheduled
 
 if TYPE_CHECKING:
@@ -34,28 +33,12 @@ if TYPE_CHECKING:
 LOG_EVERY_S = 10.0
 
 
-def _limits(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "--rate", type=float, help="Messages per second at most, 0 for no limit (sending.rate)."
-    )(func)
-    return click.option(
-        "--concurrency", type=click.IntRange(1, 500), help="SMTP connections at once (sending.concurrency)."
-    )(func)
-
-
-def _apply_limits(app: App, concurrency: int | None, rate: float | None) -> None:
-    if concurrency is not None:
-        app.overrides["sending.concurrency"] = concurrency
-    if rate is not None:
-        app.overrides["sending.rate"] = rate
-
-
 @click.command()
 @click.argument("article")
 @click.option("--dry-run", is_flag=True, help="Show how many would get it, and to whom; send nothing.")
 @click.option("--again", is_flag=True, help="Send an article that was sent before, as a new campaign.")
 @click.option("--to", "to", metavar="ADDRESS", help="Send one test copy to ADDRESS only; no campaign.")
-@_limits
+@limit_options
 @click.option(
     "--at", metavar="TIME", default=None,
     help='Schedule it instead of sending now: a time in publication.time_zone such as '
@@ -77,8 +60,9 @@ def send(
             raise click.UsageError(f"--at schedules a send; it cannot be combined with {', '.join(clashing)}")
         add_scheduled(app, article, at)
         return
-    _apply_limits(app, concurrency, rate)
+    apply_limits(app, concurrency, rate)
     config, db = app.config, app.db
+    app.warn_placeholders()
     if dry_run:
         _dry_run(app, article)
         return
@@ -103,11 +87,11 @@ def send(
 
 @click.command()
 @click.argument("campaign_id", metavar="CAMPAIGN", type=int)
-@_limits
+@limit_options
 @pass_app
 def resume(app: App, campaign_id: int, concurrency: int | None, rate: float | None) -> None:
     """Finish an interrupted CAMPAIGN (after Ctrl-C, a crash or a failed run)."""
-    _apply_limits(app, concurrency, rate)
+    apply_limits(app, concurrency, rate)
     campaign = get_campaign(app.db, campaign_id)
     if campaign.status == "cancelled":
         raise click.ClickException(f"campaign {campaign_id} was cancelled; it cannot be resumed.")
@@ -136,14 +120,14 @@ def cancel(app: App, campaign_id: int) -> None:
 @click.command()
 @click.argument("campaign_id", metavar="CAMPAIGN", type=int)
 @click.option("--now", "right_now", is_flag=True, help="Retry every deferred delivery now, ignoring the backoff.")
-@_limits
+@limit_options
 @pass_app
 def retry(app: App, campaign_id: int, right_now: bool, concurrency: int | None, rate: float | None) -> None:
     """Send the deliveries of CAMPAIGN that are due (deferred ones whose time has come).
 
     Safe to run from cron: it does nothing when nothing is due.
     """
-    _apply_limits(app, concurrency, rate)
+    apply_limits(app, concurrency, rate)
     db = app.db
     campaign = get_campaign(db, campaign_id)
     if campaign.status in STOPPED:

@@ -13,7 +13,7 @@ from ..audience import import_export, subscribers
 from ..config import LANGUAGES
 from ..errors import NewsletterError, SendError
 from ..files import open_private
-from .common import App, echo_json, echo_rows, json_option, pass_app, say_captured
+from .common import App, apply_limits, echo_json, echo_rows, json_option, limit_options, pass_app, say_captured
 
 LIST_COLUMNS = ["email", "name", "language", "cadence", "status", "created_at"]
 
@@ -152,14 +152,55 @@ def confirm(app: App, email: str) -> None:
 
 
 @subscribers_group.command("resend-confirmation")
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--all-pending", is_flag=True,
+              help="Every pending subscriber, through the sending pool (batched, rate-limited, resumable).")
+@click.option("--force", is_flag=True,
+              help="With --all-pending: also those who had a confirmation email in the last 24 hours.")
+@limit_options
 @pass_app
-def resend_confirmation(app: App, email: str) -> None:
-    """Send the double opt-in email again to a pending subscriber."""
-    subscriber = subscribers.get(app.db, email)
+def resend_confirmation(
+    app: App, email: str | None, all_pending: bool, force: bool, concurrency: int | None, rate: float | None,
+) -> None:
+    """Send the double opt-in email again to a pending subscriber (or, with --all-pending,
+    to every pending subscriber not mailed one in the last 24 hours)."""
+    if all_pending == bool(email):
+        raise click.UsageError("give one EMAIL, or --all-pending (not both)")
+    if force and not all_pending:
+        raise click.UsageError("--force goes with --all-pending")
+    if (concurrency is not None or rate is not None) and not all_pending:
+        raise click.UsageError("--rate and --concurrency go with --all-pending")
+    if all_pending:
+        apply_limits(app, concurrency, rate)
+        _resend_all_pending(app, force=force)
+        return
+    subscriber = subscribers.get(app.db, email or "")
     if subscriber["status"] != "pending":
         raise NewsletterError(f"{subscriber['email']} is {subscriber['status']}, not pending: nothing to confirm")
     _send_confirmation(app, subscriber)
+
+
+def _resend_all_pending(app: App, *, force: bool) -> None:
+    # Imported here, not at the top: the sending engine is not needed by the other commands
+    # of this group (see _send_confirmation).
+    from ..delivery.campaigns import make_owner
+    from ..delivery.confirmations import resend_all_pending
+    from .send import run_with_progress
+
+    made = resend_all_pending(app.config, app.db, force=force)
+    recent = (f"; {made.recent} had one in the last 24 hours (--force sends to them too)"
+              if made.recent and not force else "")
+    if made.campaign_id is None:
+        app.info(f"No confirmation emails to send: {made.pending} pending subscriber"
+                 f"{'' if made.pending == 1 else 's'}{recent}.")
+        return
+    if made.resumed:
+        app.info(f"Finishing confirmation campaign {made.campaign_id} ({made.queued} subscribers), "
+                 "which was interrupted; run this again afterwards for anyone it left out.")
+    else:
+        app.info(f"Confirmation campaign {made.campaign_id}: {made.queued} of {made.pending} pending "
+                 f"subscribers{recent}.")
+    run_with_progress(app, made.campaign_id, owner=make_owner())
 
 
 @subscribers_group.command("import")

@@ -23,6 +23,12 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 def check_line(value: str, *, what: str, source: str, where: str = "") -> str:
     """A value that may end up in a header: one line, no control characters."""
     at = f" ({where})" if where else ""
+    half = next((c for c in value if unicodedata.category(c) == "Cs"), None)
+    if half is not None:  # YAML's "\ud83c\udf89" is two halves, not one emoji
+        raise ArticleError(
+            f"{source}: the {what}{at} contains U+{ord(half):04X}, half of a character "
+            "(a \\u escape of a surrogate?); write the character itself"
+        )
     char = forbidden_char(value) or next((c for c in value if c in BIDI_CONTROLS), None)
     if char is not None and is_line_break(char):
         raise ArticleError(

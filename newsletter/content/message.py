@@ -2,7 +2,9 @@
 
 The bytes are built here once and sent as they are (aiosmtplib `sendmail`), never through
 an EmailMessage that would be re-flattened: Python's header folding rewrites long List-*
-headers into encoded-words and any re-serialisation breaks the DKIM signature.
+headers into encoded-words and any re-serialisation breaks the DKIM signature. The
+Subject, From and To lines come from headers.py (RFC 2047 for any text that is not plain
+ASCII); the other headers are ASCII the builder checks itself.
 
 Speed matters (one call per subscriber, millions of subscribers), so a MessageBuilder
 prepares a skeleton per language once: every header that is the same for the campaign, and
@@ -27,22 +29,24 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.header import Header
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-import idna
-
 from ..config import Config
-from ..errors import NewsletterError
-from ..text import forbidden_char
+from ..errors import HeaderValueError
 from .dkim import DkimSigner, load_signer
+from .headers import (
+    MAX_LINE,
+    address_header,
+    ascii_domain,
+    check_header_value,
+    check_token,
+    unstructured_header,
+)
 from .render import PLACEHOLDER_RE, RenderedEmail, confirm_url, preferences_url, unsubscribe_url
 
 TEST_PREFIX = "[TEST] "
 CRLF = b"\r\n"
-MAX_LINE = 998  # RFC 5322, without the CRLF
 LIST_ID_MAX = 255
 
 # Headers the DKIM signature covers (h=), in the order they are written. Feedback-ID is
@@ -61,11 +65,6 @@ SIGNED_HEADERS = (
 )
 
 
-class HeaderValueError(NewsletterError, ValueError):
-    """A value cannot go into a header: a line break or control character (header injection),
-    an address that is not plain ASCII, or a malformed token or domain."""
-
-
 @dataclass(frozen=True)
 class Recipient:
     """Who one message goes to; token is the subscriber's secret for their links."""
@@ -77,9 +76,6 @@ class Recipient:
     language: str
 
 
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
-_DOMAIN_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
-_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL_RE = re.compile(r"[^A-Za-z0-9-]+")
 
 
@@ -93,60 +89,6 @@ def make_message_id(*, campaign_key: str, subscriber_id: int, domain: str) -> st
     # A readable label helps whoever greps a mail log; the digest keeps distinct keys distinct.
     label = _LABEL_RE.sub("-", campaign_key).strip("-")[:40].strip("-") or "campaign"
     return f"<{label}.{digest}.{subscriber_id}@{domain}>"
-
-
-def ascii_domain(domain: str) -> str:
-    """A domain as it may appear in a header or an envelope: IDNA-encoded, checked.
-
-    IDNA 2008 with the UTS 46 mapping, as email-validator normalises stored addresses
-    (Python's "idna" codec is IDNA 2003, which turns straße.de into strasse.de: another
-    domain). The envelope recipient and the To header therefore name the same domain.
-    """
-    check_header_value(domain, what="domain")
-    name = domain.strip().rstrip(".")
-    try:
-        ascii_name = name if name.isascii() else idna.encode(name, uts46=True).decode("ascii")
-    except (UnicodeError, idna.IDNAError):
-        raise HeaderValueError(f"{domain!r} is not a valid domain name") from None
-    if not _DOMAIN_RE.fullmatch(ascii_name):
-        raise HeaderValueError(f"{domain!r} is not a valid domain name")
-    return ascii_name.lower()
-
-
-def ascii_address(address: str) -> str:
-    """An address as it may appear in a header: ASCII local part, IDNA domain."""
-    check_header_value(address, what="email address")
-    local, at, domain = address.strip().rpartition("@")
-    if not at or not _LOCAL_RE.fullmatch(local):
-        raise HeaderValueError(
-            f"{address!r} cannot be used as a recipient: only plain ASCII addresses "
-            "(name@domain) are supported, without quotes or spaces"
-        )
-    return f"{local}@{ascii_domain(domain)}"
-
-
-def check_header_value(value: str, *, what: str) -> str:
-    """Refuse CR, LF and other control characters: no value may start a header of its own."""
-    if not isinstance(value, str):
-        raise HeaderValueError(f"{what} must be text, not {type(value).__name__}")
-    if forbidden_char(value) is not None:  # text.py: Python's folding would break the header there
-        raise HeaderValueError(f"{what} contains a line break or control character: {value!r}")
-    return value
-
-
-def mailbox(name: str, address: str, *, header: str) -> str:
-    """`Name <address>` for From and To: quoted when needed, encoded-words when not ASCII."""
-    check_header_value(name, what=f"the {header} name")
-    address = ascii_address(address)
-    name = " ".join(name.split())
-    if not name:
-        return address
-    if name.isascii() and len(name) <= 200:
-        return formataddr((name, address))
-    # Header() splits long or non-ASCII names into encoded-words of at most 75 characters,
-    # one per folded line, so no line grows past the limits however long the name.
-    phrase = Header(name, "utf-8", header_name=header).encode(linesep="\r\n")
-    return f"{phrase} <{address}>"
 
 
 @dataclass(frozen=True)
@@ -211,17 +153,13 @@ class MessageBuilder:
     def build(self, recipient: Recipient) -> bytes:
         """The final message bytes (CRLF line ends), DKIM-signed when configured."""
         skeleton = self._skeleton_for(recipient.language)
-        token = recipient.token
-        if not _TOKEN_RE.fullmatch(token):
-            raise HeaderValueError(f"subscriber {recipient.subscriber_id}: malformed token {token!r}")
-        to = mailbox(recipient.name, recipient.email, header="To")
+        token = check_token(recipient.token, what=f"subscriber {recipient.subscriber_id}")
+        to = address_header("To", recipient.name, recipient.email)
         unsub_url = unsubscribe_url(self.config, token)
         text_values, html_values = self._values(recipient, skeleton, unsub_url)
         parts = [
             skeleton.before_to,
-            b"To: ",
             to.encode("ascii"),
-            CRLF,
             skeleton.after_to,
             self._date(),
             b"Message-ID: ",
@@ -277,14 +215,14 @@ class MessageBuilder:
 
     def _skeleton(self, rendered: RenderedEmail) -> _Skeleton:
         config = self.config
-        subject = check_header_value(rendered.subject, what="the subject").strip()
+        subject = rendered.subject
         if self.test:
             subject = TEST_PREFIX + subject
         boundary = "=_nl_" + hashlib.sha256(
             f"{self.campaign_key}\0{rendered.language}".encode()
         ).hexdigest()[:24]  # "=_" never occurs in quoted-printable output
-        from_line = "From: " + mailbox(config.sender_name, config.sender_address, header="From") + "\r\n"
-        subject_line = policy.SMTP.fold("Subject", subject)
+        from_line = address_header("From", config.sender_name, config.sender_address)
+        subject_line = unstructured_header("Subject", subject, what="the subject")
         after_mid = f"List-Id: {_list_id(config)}\r\n"
         after_unsub = "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         if self._feedback_id:

@@ -16,7 +16,8 @@ from ..config import Config
 from ..errors import NewsletterError
 from ..files import private_dir, write_private
 from .article import Article
-from .message import MessageBuilder, Recipient, ascii_address
+from .headers import ascii_address
+from .message import MessageBuilder, Recipient
 from .render import render_article
 
 PREVIEW_TOKEN = "preview"  # not a subscriber's token: the web server will find no one

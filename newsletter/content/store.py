@@ -128,13 +128,17 @@ def list_articles(db: Database) -> list[dict[str, Any]]:
 
 
 def load_article(
-    db: Database, file_or_slug: str | Path, *, encoding: str | None = None, force: bool = False
+    db: Database, file_or_slug: str | Path, *, encoding: str | None = None, force: bool = False,
+    store: bool = True,
 ) -> Article:
-    """An article named by a file (parsed and stored, as `articles add` does) or a stored slug."""
+    """An article named by a file (parsed and stored, as `articles add` does) or a stored slug.
+
+    With store=False (a dry run) a file is only parsed: nothing is written."""
     path = Path(file_or_slug)
     if path.exists():
         article = parse_file(path, encoding=encoding)
-        add_article(db, article, force=force)
+        if store:
+            add_article(db, article, force=force)
         return article
     name = str(file_or_slug)
     if SLUG_RE.match(name):

@@ -21,12 +21,13 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from ..config import LANGUAGES, Config
-from ..content.message import HeaderValueError, MessageBuilder, Recipient, ascii_domain
+from ..content.headers import ascii_domain
+from ..content.message import MessageBuilder, Recipient
 from ..content.render import render_article
 from ..content.rendered import RenderedEmail
 from ..content.store import load_article, mark_sent
 from ..db import now
-from ..errors import MessageTooLargeError, SendError
+from ..errors import HeaderValueError, MessageTooLargeError, SendError
 from .ledger import mark_ready, new_campaign, queue_deliveries, release_lease
 from .records import UNFINISHED, Campaign, get_campaign, latest_for
 
@@ -67,8 +68,8 @@ def _audience_sql() -> str:
 
 
 def dry_run(config: Config, db: Database, article_ref: str | Path, *, sample: int = 5) -> DryRun:
-    """How many would get the article, the first few of them, and the subject."""
-    article = load_article(db, article_ref)
+    """How many would get the article, the first few of them, and the subject; writes nothing."""
+    article = load_article(db, article_ref, store=False)
     rendered = render_article(article, config, language=config.publication_language)
     count = db.execute(f"SELECT count(*) {_audience_sql()}").fetchone()[0]
     first = [r[0] for r in db.execute(f"SELECT email {_audience_sql()} ORDER BY id LIMIT ?", [sample])]

@@ -293,13 +293,18 @@ class Ledger:
         # Delivery ids of the last commit's results that were deferred once too often and
         # written as failed (retry.lifetime), so the run's counters say failed too.
         self.expired: set[int] = set()
+        # Who may still get this campaign's message: confirmations go to pending subscribers
+        # (one who confirmed or left meanwhile is skipped), everything else to active ones.
+        kind = db.execute("SELECT kind FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        self.audience = "pending" if kind is not None and kind[0] == "confirmation" else "active"
         self.overtaken = 0  # outcomes not written: another run had claimed the row since
 
     def commit(self, results: Sequence[Result], claims: Sequence[Item]) -> tuple[list[Item], list[Item]]:
         """Write `results` and claim `claims` in one transaction, renewing the lease.
 
         Returns (claimed, skipped): a claim is skipped, and never sent, when its subscriber
-        is no longer active (unsubscribed, bounced or complained since the campaign began).
+        is no longer active (unsubscribed, bounced or complained since the campaign began),
+        or for a confirmation campaign no longer pending.
         Raises LeaseLostError, after writing the results, if the lease is no longer ours.
         """
         stamp = now()
@@ -345,7 +350,7 @@ class Ledger:
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
             for sid, status in conn.execute(f"SELECT id, status FROM subscribers WHERE id IN ({marks})", part):
-                if status == "active":
+                if status == self.audience:
                     del inactive[sid]
                 else:
                     inactive[sid] = status

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from sqlite_utils import Database
 
 from ..config import Config
-from ..content.message import HeaderValueError, Recipient, ascii_address
+from ..content.headers import ascii_address
+from ..content.message import Recipient
+from ..errors import HeaderValueError
 from .campaigns import builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item, fail_unbuildable
 

@@ -13,7 +13,8 @@ from sqlite_utils import Database
 
 from ..audience.events import log_event
 from ..config import Config
-from ..content.message import MessageBuilder, Recipient, ascii_address
+from ..content.headers import ascii_address
+from ..content.message import MessageBuilder, Recipient
 from ..content.render import render_article, render_confirmation
 from ..content.store import load_article
 from ..db import transaction

@@ -152,9 +152,14 @@ def due_digests(
 
     Only each entry's latest occurrence counts: a machine that was off for a week sends
     one digest per cadence when it comes back, not seven (the look-back brings the missed
-    articles along). One that is later than `late_limit` is marked skipped, once.
+    articles along). One that is later than `late_limit` is marked skipped, once, unless
+    it ended before the install existed (see installed_at): a new install's first run has
+    nothing to say about the weeks before it.
     """
     current = (now_at or datetime.now(UTC)).astimezone(UTC)
+    since = installed_at(db)
+    if since is not None and since > current:
+        since = None  # a clock set back (or a test's clock): no period is before the install
     due = []
     for entry in entries:
         occurrence = entry.last_occurrence(current, zone=zone)
@@ -163,11 +168,21 @@ def due_digests(
             continue
         late = current - occurrence
         skip = late > late_limit
+        if skip and since is not None and period.end <= since:
+            continue  # it ended before this install existed: not late, never ours; no warning
         if skip:
             _record_skip(db, period, note=f"due {_iso(occurrence)[:16].replace('T', ' ')} UTC, "
                          f"{int(late.total_seconds() // 60)} min late, past schedule.late_limit")
         due.append(DueDigest(entry=entry, occurrence=occurrence, period=period, late=late, skip=skip))
     return due
+
+
+def installed_at(db: Database) -> datetime | None:
+    """When this install began: when its database got its first migration."""
+    stamp = db.execute(
+        "SELECT min(applied_at) FROM _sqlite_migrations WHERE migration_set = 'newsletter'"
+    ).fetchone()[0]
+    return _parse(stamp) if stamp else None
 
 
 def _record_skip(db: Database, period: Period, *, note: str) -> None:
@@ -434,27 +449,32 @@ def _keep_groups(db: Database, plan: DigestPlan, keep: list[int]) -> None:
 # Making the campaigns
 
 
-def create_digest(config: Config, db: Database, period: Period) -> DigestOutcome:
+def create_digest(config: Config, db: Database, period: Period, *, late: bool = False) -> DigestOutcome:
     """Make the digest campaigns of `period` (once): render, then write everything at once.
 
-    Returns status `exists` when the period was done before (nothing is written), `empty`
-    when nobody has anything to get (recorded, so later runs say so at once), `created`.
+    Returns status `exists` when the period was done before (nothing is written), `skipped`
+    when `run` skipped it as too late (late=True makes it after all, once), `empty` when
+    nobody has anything to get (recorded, so later runs say so at once), `created`.
     """
     done = recorded(db, period.key)
-    if done is not None:
-        return _outcome_of(period, done, status="exists")
+    if done is not None and not (late and done["status"] == "skipped"):
+        return _outcome_of(period, done, status="skipped" if done["status"] == "skipped" else "exists")
     plan = plan_digest(db, period)
     if not plan.groups:
         note = "no articles in this period" if not any(period.contains(c.released_at) for c in plan.offered) \
             else f"no active {period.kind} subscriber has anything to receive"
+        if done is not None:  # skipped, and still nothing to send: it stays skipped
+            return DigestOutcome(period=period, status="empty", campaigns=[], recipients=0, articles=0, note=note)
         return _record_empty(db, period, note)
     released = {c.slug: c.released_at.astimezone(zone_of(period.zone)).date() for c in plan.offered}
     rendered = [_render_group(config, db, period, group, released) for group in plan.groups]
     stamp = now()
     with transaction(db):
         done = recorded(db, period.key)  # again, under the write lock: another run may have won
-        if done is not None:
+        if done is not None and not (late and done["status"] == "skipped"):
             return _outcome_of(period, done, status="exists")
+        if done is not None:  # sent late on purpose: the skipped record gives way to the digest
+            db.execute("DELETE FROM digest_periods WHERE period_key = ? AND status = 'skipped'", [period.key])
         campaign_ids = []
         for index, (group, (subject, emails)) in enumerate(zip(plan.groups, rendered, strict=True)):
             key = period.key if index == 0 else f"{period.key}/{index + 1}"

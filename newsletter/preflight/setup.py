@@ -10,23 +10,13 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from ..config import SETTINGS_BY_KEY, Config
+from ..config import SETTINGS_BY_KEY, Config, is_placeholder_domain
 from ..delivery.relays import relays_from_config
 from .findings import Finding, fail, ok, warn
 from .providers import provider_for
 
 CHECK = "setup"
-# RFC 2606 and RFC 6761: names that can never be anyone's real domain.
-RESERVED_DOMAINS = ("example.com", "example.org", "example.net", "example.edu")
-RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local")
 HEALTH_PATH = "/healthz"
-
-
-def is_placeholder_domain(domain: str) -> bool:
-    domain = domain.lower().rstrip(".")
-    if domain.rpartition(".")[2] in RESERVED_TLDS:
-        return True
-    return any(domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS)
 
 
 def check_placeholders(config: Config) -> list[Finding]:
