@@ -39,13 +39,13 @@ def dated(slug: str, title: str, published: str | None = None, author: str | Non
     ("key", "language", "title"),
     [
         ("weekly:2026-W50", "nl", "Weekoverzicht 7 t/m 13 december 2026"),
-        ("weekly:2026-W50", "en", "Weekly digest, 7-13 December 2026"),
+        ("weekly:2026-W50", "en", "Weekly digest, 7–13 December 2026"),
         ("daily:2026-12-01", "nl", "Dagoverzicht dinsdag 1 december 2026"),
         ("daily:2026-12-01", "en", "Daily digest, Tuesday 1 December 2026"),
         ("weekly:2026-W49", "nl", "Weekoverzicht 30 november t/m 6 december 2026"),
-        ("weekly:2026-W49", "en", "Weekly digest, 30 November - 6 December 2026"),
+        ("weekly:2026-W49", "en", "Weekly digest, 30 November – 6 December 2026"),
         ("weekly:2026-W53", "nl", "Weekoverzicht 28 december 2026 t/m 3 januari 2027"),
-        ("weekly:2026-W53", "en", "Weekly digest, 28 December 2026 - 3 January 2027"),
+        ("weekly:2026-W53", "en", "Weekly digest, 28 December 2026 – 3 January 2027"),
     ],
 )
 def test_the_period_reads_as_words_in_the_readers_language(config: Config, key: str, language: str, title: str) -> None:
@@ -119,7 +119,7 @@ def test_a_sent_weekly_digest_has_human_words_dates_and_its_archive_link(
     received = {m.rcpt: email.message_from_bytes(m.data, policy=email.policy.default) for m in server.handler.messages}
     dutch, english = received["week@example.nl"], received["week-en@example.nl"]
     assert dutch["Subject"] == "Testblad: Weekoverzicht 30 november t/m 6 december 2026"
-    assert english["Subject"] == "Testblad: Weekly digest, 30 November - 6 December 2026"
+    assert english["Subject"] == "Testblad: Weekly digest, 30 November – 6 December 2026"
     text = dutch.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "Stuk van dinsdag\n----------------\n1 december 2026\n" in text
     assert "Stuk van woensdag\n-----------------\n2 december 2026\n" in text
