@@ -66,7 +66,9 @@ def spamassassin(data: bytes, tmp_path: Path) -> tuple[float, list[str], str]:
     output = result.stdout.decode("utf-8", "replace")
     status = re.search(r"^X-Spam-Status: (.*?)\n(?=\S)", output, re.S | re.M)
     assert status, f"no X-Spam-Status in spamassassin's output:\n{output[:2000]}\n{result.stderr[:2000]!r}"
-    unfolded = " ".join(status.group(1).split())
+    # A long tests= list is folded over several lines: join it again without the spaces
+    # after its commas, so the rules on the continuation lines are read too.
+    unfolded = re.sub(r",\s+", ",", " ".join(status.group(1).split()))
     score = float(re.search(r"score=(-?[\d.]+)", unfolded).group(1))
     rules = re.search(r"tests=(\S*)", unfolded).group(1).split(",")
     report = output[output.find("Content analysis details"):]
