@@ -222,6 +222,12 @@ SETTINGS: tuple[Setting, ...] = (
         limits=(0, 86400),
     ),
     Setting(
+        "smtp.pipelining",
+        "bool",
+        True,
+        "Send MAIL, RCPT and DATA in one round trip when the relay offers PIPELINING (RFC 2920)",
+    ),
+    Setting(
         "sending.concurrency", "int", 8, f"SMTP connections used at once (1 to {MAX_CONCURRENCY})",
         limits=(1, MAX_CONCURRENCY),
     ),
@@ -342,6 +348,7 @@ class Config:
     smtp_ca_file: Path | None
     smtp_timeout: float
     smtp_connect_retry: float
+    smtp_pipelining: bool
     sending_concurrency: int
     sending_rate: float
     sending_per_connection: int

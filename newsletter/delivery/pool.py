@@ -26,7 +26,7 @@ import aiosmtplib
 
 from ..config import Config
 from ..errors import SendError
-from . import smtp_speedups
+from . import pipelining, smtp_speedups
 from .ledger import Item, Ledger, Result, unattempted
 from .outcomes import (
     BOUNCED,
@@ -74,6 +74,7 @@ class PoolOptions:
     processes: int = 1  # processes sharing the connections of a large run (processes.py)
     connect_retry: float = 60.0  # seconds of failed connects in a row before the run fails
     connect_attempts: int = 0  # or this many failed connects in a row, when not 0 (tests)
+    pipelining: bool = True  # RFC 2920 when the relay offers it (pipelining.py)
 
     @classmethod
     def from_config(cls, config: Config, **changes: object) -> PoolOptions:
@@ -94,6 +95,7 @@ class PoolOptions:
             lease_ttl=config.sending_lease,
             buffer_bytes=config.sending_buffer_mb * 2**20,
             connect_retry=config.smtp_connect_retry,
+            pipelining=config.smtp_pipelining,
         )
         return replace(options, **changes)  # type: ignore[arg-type]
 
@@ -196,6 +198,10 @@ class Pool:
         self._renew = False
         # Once per pool, checked: None, or why aiosmtplib's own (slower) code is used.
         self.smtp_fallback = smtp_speedups.install()
+        if options.pipelining:
+            # None, or why no connection can pipeline (aiosmtplib changed): the plain path.
+            problem = pipelining.install()
+            self.smtp_fallback = self.smtp_fallback or problem
         progress.concurrency = progress.lowest_concurrency = options.concurrency
 
     def stop(self) -> None:
@@ -382,6 +388,7 @@ class Pool:
         client: aiosmtplib.SMTP | None = None
         relay: Relay | None = None
         size_option = False
+        pipelined = False
         used = 0
         last = 0.0
         backoff = 0.0  # this worker's wait before its next connection attempt
@@ -436,9 +443,17 @@ class Pool:
                     self.progress.connections += 1
                     used = 0
                     size_option = _take_over_size(client)
+                    pipelined = self.options.pipelining and pipelining.usable(client)
                 assert relay is not None
                 try:
-                    reply = await _transaction(client, item, size_option=size_option)
+                    if pipelined:
+                        reply = await pipelining.transaction(
+                            client, envelope=item.envelope, recipient=item.email, data=item.data,
+                            size=_wire_size(item.data) if size_option else None,
+                            timeout=self.options.timeout,
+                        )
+                    else:
+                        reply = await _transaction(client, item, size_option=size_option)
                     outcome: Outcome = classify_reply(250, reply)
                 except asyncio.CancelledError:
                     raise
@@ -523,8 +538,7 @@ class Pool:
             client.close()
 
 
-class _NotSent(Exception):
-    """The connection failed before the message data went out: nothing was delivered."""
+_NotSent = pipelining.NotSent  # the connection failed before the data went out: nothing delivered
 
 
 async def _transaction(client: aiosmtplib.SMTP, item: Item, *, size_option: bool) -> str:
