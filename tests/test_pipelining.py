@@ -1,0 +1,346 @@
+"""Pipelined sending (RFC 2920) against Postfix's smtp-sink and an aiosmtpd that offers it.
+
+smtp-sink advertises PIPELINING and can drop a session after a given command (-q); its -f
+and -r refusals turn PIPELINING off, so the refusals inside a pipelined group are tested
+against aiosmtpd with PIPELINING added to its EHLO reply (aiosmtpd reads commands line by
+line, so it serves a pipelined client as it is). The aiosmtpd handler also looks at what
+was already received when MAIL FROM is handled: RCPT TO and DATA there mean they came in
+the same write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from send_helpers import make_site  # noqa: F401
+from smtp_server import DROP, RecordingHandler, Server
+
+from newsletter.content.message import Recipient
+from newsletter.delivery import pipelining
+from newsletter.delivery.campaigns import builder_for, get_campaign
+
+SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+_DATE = re.compile(rb"^Date: [^\r\n]*\r?\n", re.MULTILINE)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Sink:
+    """Postfix's smtp-sink on 127.0.0.1, each message dumped to a file of its own."""
+
+    def __init__(self, *options: str) -> None:
+        self.port = _free_port()
+        # smtp-sink runs as nobody when started by root: the dump folder must be its to write.
+        self.dump = Path(tempfile.mkdtemp(prefix="sink-", dir="/tmp"))
+        self.dump.chmod(0o777)
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            [SINK, *user, "-d", f"{self.dump}/%Y%m%d%H%M%S.", *options, f"127.0.0.1:{self.port}", "64"]
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"smtp+plain://127.0.0.1:{self.port}"
+
+    def messages(self) -> dict[str, bytes]:
+        """Recipient -> the message as smtp-sink received it (its LF line ends)."""
+        out = {}
+        for path in self.dump.iterdir():
+            raw = path.read_bytes()
+            rcpt = re.search(rb"^X-Rcpt-Args: <([^>]+)>", raw, re.MULTILINE)
+            assert rcpt, raw[:300]
+            # smtp-sink writes X-* lines and its Received header (folded) before the message,
+            # and one more LF after it.
+            body = re.split(rb"\nReceived: [^\n]*(?:\n\t[^\n]*)*\n", raw, maxsplit=1)[1]
+            assert body.endswith(b"\n")
+            out[rcpt.group(1).decode()] = body[:-1]
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dump, ignore_errors=True)
+
+
+@pytest.fixture
+def sink() -> Iterator[Callable[..., Sink]]:
+    started: list[Sink] = []
+
+    def start(*options: str) -> Sink:
+        started.append(Sink(*options))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop()
+
+
+@dataclass
+class PipeliningHandler(RecordingHandler):
+    """RecordingHandler behind an EHLO that offers PIPELINING, counting pipelined groups."""
+
+    groups: int = 0  # MAIL FROM commands that arrived together with their RCPT TO and DATA
+    commands: int = 0  # MAIL FROM commands seen
+    drop_rcpt: Callable[[str], bool] | None = None  # close the connection on this RCPT, no reply
+    accept_refused: bool = False  # DATA gets 354 even when RCPT was refused (not conforming)
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        pending = bytes(getattr(server._reader, "_buffer", b""))
+        self.commands += 1
+        if b"RCPT TO:" in pending and b"DATA\r\n" in pending:
+            self.groups += 1
+        return await super().handle_MAIL(server, session, envelope, address, options)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.drop_rcpt is not None and self.drop_rcpt(address):
+            server.transport.abort()  # MAIL FROM answered; RCPT and DATA never are
+            return "250 never seen"
+        reply = await super().handle_RCPT(server, session, envelope, address, options)
+        if self.accept_refused and not reply.startswith("2"):
+            envelope.rcpt_tos.append(address)  # so aiosmtpd answers the DATA with 354
+        return reply
+
+
+@pytest.fixture
+def piped() -> Iterator[Server]:
+    srv = Server(PipeliningHandler()).start()
+    yield srv
+    srv.stop()
+
+
+def _built(site: Any, cid: int) -> dict[str, bytes]:
+    """Recipient -> the builder's bytes for them (Date left out: it changes every second)."""
+    builder = builder_for(site.config, get_campaign(site.db, cid))
+    out = {}
+    for sid, email, name, token, language in site.db.execute(
+        "SELECT id, email, name, token, language FROM subscribers"
+    ):
+        recipient = Recipient(subscriber_id=sid, email=email, name=name, token=token, language=language)
+        out[email] = _DATE.sub(b"", builder.build(recipient))
+    return out
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each message that goes the pipelined way (the real exchange still runs)."""
+    calls: list[str] = []
+    real = pipelining.transaction
+
+    async def counted(client: Any, **kwargs: Any) -> str:
+        calls.append(kwargs["recipient"])
+        return await real(client, **kwargs)
+
+    monkeypatch.setattr(pipelining, "transaction", counted)
+    return calls
+
+
+async def test_smtp_sink_gets_every_message_pipelined_and_byte_for_byte(sink, make_site, monkeypatch):
+    server = sink()
+    calls = _spy(monkeypatch)
+    site = make_site(server.url, 12)
+    cid = site.campaign()
+    result = await site.run(cid)
+
+    assert result.ok and result.status == "done" and result.progress.sent == 12
+    assert sorted(calls) == sorted(site.emails)
+    received = server.messages()
+    built = _built(site, cid)
+    assert sorted(received) == sorted(site.emails)
+    dotted = 0
+    for email in site.emails:
+        sent = built[email]
+        dotted += sent.count(b"\n.")
+        # smtp-sink undoes the dot-stuffing and stores LF line ends
+        assert _DATE.sub(b"", received[email]) == sent.replace(b"\r\n", b"\n")
+        assert site.row(cid, email)["status"] == "sent"
+    assert dotted, "the article should have lines that start with a dot, to test the stuffing"
+
+
+async def test_without_pipelining_advertised_or_wanted_the_plain_path_sends(sink, make_site, monkeypatch):
+    calls = _spy(monkeypatch)
+    plain = sink("-p")  # smtp-sink without PIPELINING in its EHLO reply
+    site = make_site(plain.url, 5)
+    result = await site.run(site.campaign())
+    assert result.ok and result.progress.sent == 5 and calls == []
+    assert len(plain.messages()) == 5
+
+    offered = sink()
+    config = dataclasses.replace(site.config, smtp_url=offered.url, smtp_pipelining=False)
+    result = await site.run(site.campaign(again=True), config)
+    assert result.ok and result.progress.sent == 5 and calls == []
+    assert len(offered.messages()) == 5
+
+
+async def test_a_drop_right_after_the_pipelined_commands_sends_nothing_and_loses_nobody(sink, make_site):
+    # smtp-sink answers MAIL and RCPT, then closes the session on DATA without a reply:
+    # the message never went out. The rows go back untouched (not deferred: nothing was
+    # attempted), and the run stops on the relay's behaviour, as on a failed connect.
+    dropping = sink("-q", "data")
+    site = make_site(dropping.url, 6)
+    cid = site.campaign()
+    result = await site.run(cid, connect_attempts=3)
+
+    assert not result.ok and result.progress.sent == 0 and result.progress.deferred == 0
+    assert dropping.messages() == {}
+    for email in site.emails:
+        row = site.row(cid, email)
+        assert (row["status"], row["attempts"]) == ("queued", 0)
+
+    good = sink()
+    config = dataclasses.replace(site.config, smtp_url=good.url)
+    again = await site.run(cid, config)
+    assert again.ok and again.status == "done" and again.progress.sent == 6
+    assert sorted(good.messages()) == sorted(site.emails)
+
+
+async def test_a_drop_after_the_message_went_out_is_an_unknown_outcome_retried(sink, make_site):
+    dropping = sink("-q", ".")  # the message arrived; the final reply never comes
+    site = make_site(dropping.url, 4, **{"retry.min_backoff": 1})
+    cid = site.campaign()
+    result = await site.run(cid)
+    assert result.progress.sent == 0 and result.progress.deferred == 4
+    for email in site.emails:
+        row = site.row(cid, email)
+        assert (row["status"], row["attempts"]) == ("deferred", 1)
+        assert "outcome unknown" in row["reply_text"]
+
+
+async def test_a_refused_rcpt_inside_a_pipelined_group_is_that_recipients_outcome(piped, make_site, monkeypatch):
+    calls = _spy(monkeypatch)
+    handler = piped.handler
+    site = make_site(piped.url, 8)
+    unknown, greylisted = site.emails[2], site.emails[5]
+    replies = {unknown: "550 5.1.1 No such user", greylisted: "450 4.2.0 Greylisted, try later"}
+    handler.on_rcpt = lambda rcpt, n: replies.get(rcpt)
+    cid = site.campaign()
+    result = await site.run(cid, concurrency=1)  # one connection: it must survive the refusals
+
+    assert result.ok and result.progress.sent == 6 and calls
+    assert handler.groups == handler.commands == 8 and result.progress.connections == 1
+    assert sorted(handler.by_rcpt()) == sorted(set(site.emails) - {unknown, greylisted})
+    row = site.row(cid, unknown)
+    assert (row["status"], row["reply_code"]) == ("bounced", 550)
+    assert site.subscriber_status(unknown) != "active"
+    row = site.row(cid, greylisted)
+    assert (row["status"], row["reply_code"], row["attempts"]) == ("deferred", 450, 1)
+
+
+async def test_a_server_that_opens_data_after_a_refused_rcpt_gets_an_empty_message(piped, make_site):
+    handler = piped.handler
+    handler.accept_refused = True
+    site = make_site(piped.url, 4)
+    refused = site.emails[1]
+    handler.on_rcpt = lambda rcpt, n: "550 5.1.1 No such user" if rcpt == refused else None
+    cid = site.campaign()
+    result = await site.run(cid, concurrency=1)
+
+    assert result.ok and result.progress.sent == 3 and result.progress.connections == 1
+    assert site.row(cid, refused)["status"] == "bounced"
+    # What went to the refused address is the lone dot: an empty message, nothing of ours.
+    assert [m.data for m in handler.by_rcpt()[refused]] == [b""]
+    for email in set(site.emails) - {refused}:
+        (message,) = handler.by_rcpt()[email]
+        assert b"\r\nTo: " in message.data and site.row(cid, email)["status"] == "sent"
+
+
+async def test_a_refused_mail_from_in_a_pipelined_group_stops_the_run(piped, make_site):
+    handler = piped.handler
+    handler.on_mail = lambda sender, n: "553 5.1.8 Sender address rejected: Domain not found"
+    site = make_site(piped.url, 5)
+    cid = site.campaign()
+    result = await site.run(cid)
+
+    assert not result.ok and handler.groups >= 1
+    assert "refused our envelope sender" in (result.error or "")
+    assert handler.messages == []
+    for email in site.emails:
+        assert site.row(cid, email)["status"] == "queued"
+    assert all(site.subscriber_status(email) == "active" for email in site.emails)
+
+
+async def test_4xx_and_5xx_final_replies_after_a_pipelined_group(piped, make_site):
+    handler = piped.handler
+    site = make_site(piped.url, 6)
+    later, never = site.emails[0], site.emails[3]
+    finals = {later: "451 4.3.0 Queue trouble, try later", never: "554 5.6.0 Message content rejected"}
+    handler.on_data = lambda rcpt, n: finals.get(rcpt)
+    cid = site.campaign()
+    result = await site.run(cid, concurrency=2)
+
+    assert result.ok and result.progress.sent == 4 and handler.groups == handler.commands == 6
+    assert (site.row(cid, later)["status"], site.row(cid, later)["reply_code"]) == ("deferred", 451)
+    assert (site.row(cid, never)["status"], site.row(cid, never)["reply_code"]) == ("failed", 554)
+    assert site.subscriber_status(never) == "active"  # 5.6.0 is about the message, not the address
+
+
+async def test_a_drop_after_mail_from_in_a_pipelined_group_retries_the_row_untouched(piped, make_site):
+    handler = piped.handler
+    site = make_site(piped.url, 6)
+    unlucky = site.emails[2]
+    dropped: list[str] = []
+
+    def once(rcpt: str) -> bool:
+        if rcpt == unlucky and not dropped:
+            dropped.append(rcpt)
+            return True
+        return False
+
+    handler.drop_rcpt = once
+    cid = site.campaign()
+    result = await site.run(cid)
+
+    assert dropped == [unlucky]
+    assert result.ok and result.status == "done" and result.progress.sent == 6
+    assert result.progress.deferred == 0
+    received = handler.by_rcpt()
+    assert sorted(received) == sorted(site.emails)
+    assert all(len(copies) == 1 for copies in received.values())
+    row = site.row(cid, unlucky)
+    assert (row["status"], row["attempts"]) == ("sent", 1)  # the dropped try never counted
+
+
+async def test_a_message_lost_after_it_went_out_keeps_its_message_id_on_the_retry(piped, make_site):
+    handler = piped.handler
+    site = make_site(piped.url, 3, **{"retry.min_backoff": 1})
+    unlucky = site.emails[1]
+    handler.on_data = lambda rcpt, n: DROP if rcpt == unlucky and not handler.by_rcpt().get(rcpt) else None
+    cid = site.campaign()
+    await site.run(cid)
+    assert site.row(cid, unlucky)["status"] == "deferred"
+    await asyncio.sleep(1.1)
+    handler.on_data = None
+    result = await site.run(cid)
+    assert result.ok and result.status == "done"
+    first, second = handler.by_rcpt()[unlucky]
+    assert first.message_id == second.message_id and first.message_id
+    assert handler.groups == handler.commands
