@@ -11,8 +11,10 @@ the same write.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import dataclasses
 import os
+import random
 import re
 import shutil
 import socket
@@ -24,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import pytest
 from send_helpers import make_site  # noqa: F401
 from smtp_server import DROP, RecordingHandler, Server
 
-from newsletter.content.message import Recipient
-from newsletter.delivery import pipelining
+from newsletter.content.message import Recipient, crlf_only, qp_encode
+from newsletter.delivery import pipelining, smtp_speedups
 from newsletter.delivery.campaigns import builder_for, get_campaign
 
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -179,11 +182,51 @@ async def test_smtp_sink_gets_every_message_pipelined_and_byte_for_byte(sink, ma
     dotted = 0
     for email in site.emails:
         sent = built[email]
+        assert crlf_only(sent)
         dotted += sent.count(b"\n.")
         # smtp-sink undoes the dot-stuffing and stores LF line ends
         assert _DATE.sub(b"", received[email]) == sent.replace(b"\r\n", b"\n")
         assert site.row(cid, email)["status"] == "sent"
     assert dotted, "the article should have lines that start with a dot, to test the stuffing"
+
+
+async def test_bytes_not_made_by_the_builder_are_stuffed_and_given_crlf(sink):
+    server = sink()
+    pipelining.install()
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, timeout=10)
+    await client.connect()
+    data = b"Subject: dots\r\n\r\n.first\r\nbare\nlf\r\n.\r\n..two\r\nlast"
+    try:
+        assert pipelining.usable(client)
+        reply = await pipelining.transaction(
+            client, envelope="a@example.nl", recipient="b@example.nl", data=data, size=None, timeout=10,
+        )
+        assert reply.startswith("2.0.0")
+    finally:
+        await client.quit()
+    (received,) = server.messages().values()
+    assert received == b"Subject: dots\n\n.first\nbare\nlf\n.\n..two\nlast\n"
+
+
+def test_wire_data_is_what_aiosmtplib_sends_after_data():
+    stock = smtp_speedups.originals()
+    samples = [b"a\r\nb\r\n", b".a\nb", b"x\r\n.\r\n.\r\n", b"\r.\r\n..", b"", b"a\rb\n.c"]
+    for data in samples:
+        expected = stock["period"].sub(b"..", stock["normalize"](data)) + b".\r\n"
+        assert pipelining.wire_data(data) == expected, data
+        if crlf_only(data):
+            assert pipelining.wire_data(data, crlf_only=True) == expected, data
+
+
+def test_quoted_printable_has_crlf_line_ends_only_and_decodes_to_the_text():
+    rng = random.Random(13)
+    for _ in range(3000):
+        lines = ["".join(rng.choice("ab .é=\t\r") for _ in range(rng.randint(0, 180))) for _ in range(rng.randint(1, 4))]
+        text = "\r\n".join(lines) + "\r\n"
+        encoded = qp_encode(text)
+        assert crlf_only(encoded), encoded
+        assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
+        assert binascii.a2b_qp(encoded) == text.encode("utf-8")
 
 
 async def test_without_pipelining_advertised_or_wanted_the_plain_path_sends(sink, make_site, monkeypatch):

@@ -12,6 +12,11 @@ the quoted-printable encoding of every body line that holds no personal placehol
 Quoted-printable encodes each hard line on its own, so per recipient only the few lines
 with a placeholder are substituted and encoded, and the pieces are joined.
 
+Every line ends in CRLF, and nothing else is a CR or LF: the skeleton's pieces are checked
+for that once (`MessageBuilder.crlf_only`), and what is personal is checked header text or
+quoted-printable that encodes a stray CR or LF, so the sender need not search every
+message's 20 KB for line ends again (delivery/pipelining.py).
+
 Test sends (`test=True`) are the real message with "[TEST] " before the subject and a
 Message-ID of their own, so a later real send is never collapsed with the test as a
 duplicate. They keep List-Unsubscribe with the recipient's own token: the test shows exactly
@@ -23,6 +28,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html
+import itertools
 import re
 import time
 import unicodedata
@@ -143,6 +149,17 @@ class MessageBuilder:
         self._signed = SIGNED_HEADERS + (("Feedback-ID",) if self._feedback_id else ())
         self._skeletons = {lang: self._skeleton(r) for lang, r in rendered.items()}
         self._default = self._skeletons.get(config.publication_language) or next(iter(self._skeletons.values()))
+        # Every build() has CRLF line ends only when the fixed pieces have (the personal
+        # ones are checked header text, or quoted-printable that encodes a stray CR or LF).
+        self.crlf_only = all(
+            crlf_only(piece)
+            for skeleton in self._skeletons.values()
+            for piece in itertools.chain(
+                (skeleton.before_to, skeleton.after_to, skeleton.after_mid, skeleton.after_unsub,
+                 skeleton.middle, skeleton.end),
+                (s for s in skeleton.text + skeleton.html if isinstance(s, bytes)),
+            )
+        )
 
     def message_id(self, recipient: Recipient) -> str:
         """The recipient's Message-ID (stable across builds and re-renders)."""
@@ -278,8 +295,53 @@ def _list_id(config: Config) -> str:
 
 
 def qp_encode(text: str) -> bytes:
-    """Quoted-printable of text whose lines end in CRLF (soft breaks keep lines under 77)."""
-    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    """Quoted-printable of text whose lines end in CRLF (soft breaks keep lines under 77).
+
+    A CR that is not part of a CRLF (b2a_qp lets it through) is written =0D, as RFC 2045
+    wants, so the bytes have CRLF line ends only. (The text has no LF outside a CRLF:
+    _segments splits on them.)
+    """
+    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    return encoded if crlf_only(encoded) else _without_stray_line_ends(encoded)
+
+
+def crlf_only(data: bytes) -> bool:
+    """True when every CR and LF in `data` is part of a CRLF."""
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") == crlf and data.count(b"\r") == crlf
+
+
+_QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
+_QP_SAFE = {b"\r": b"=0D", b"\n": b"=0A"}
+
+
+def _without_stray_line_ends(encoded: bytes) -> bytes:
+    """b2a_qp's output with each lone CR or LF encoded, the hard lines that had one
+    re-wrapped so that lines stay at most 76 characters (RFC 2045)."""
+    out: list[bytes] = []
+    soft: list[bytes] = []
+    for line in encoded.split(b"\r\n"):
+        if line.endswith(b"="):
+            soft.append(line[:-1])  # a soft line break: the hard line goes on
+            continue
+        soft.append(line)
+        pieces = soft
+        soft = []
+        if all(crlf_only(piece) for piece in pieces):
+            out.append(b"=\r\n".join(pieces))
+            continue
+        rows: list[bytes] = []
+        row = b""
+        for token in _QP_TOKEN.findall(b"".join(pieces)):
+            if token in (b"\r", b"\n"):
+                token = _QP_SAFE[token]
+            if len(row) + len(token) > 75:
+                rows.append(row)
+                row = b""
+            row += token
+        rows.append(row)
+        out.append(b"=\r\n".join(rows))
+    return b"\r\n".join(out)
 
 
 def _segments(content: str) -> tuple[bytes | str, ...]:

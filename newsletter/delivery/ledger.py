@@ -57,6 +57,9 @@ class Item(NamedTuple):
     status: str  # the row's status before it was claimed
     attempts: int
     first_attempt_at: str | None
+    # message.py's promise that every line of data ends in CRLF: the pipelined path then
+    # does not search it for other line ends again (False: it checks them).
+    crlf_only: bool = False
 
 
 class Result(NamedTuple):

@@ -83,7 +83,7 @@ def iter_batches(
                 Item(
                     did, sid, rcpt, envelope_sender(config, verp_token(did, campaign.campaign_key)),
                     builder.message_id(recipient),
-                    data, status, attempts, first,
+                    data, status, attempts, first, builder.crlf_only,
                 )
             )
             size += len(data)
