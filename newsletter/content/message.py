@@ -151,15 +151,19 @@ class MessageBuilder:
         self._default = self._skeletons.get(config.publication_language) or next(iter(self._skeletons.values()))
         # Every build() has CRLF line ends only when the fixed pieces have (the personal
         # ones are checked header text, or quoted-printable that encodes a stray CR or LF).
-        self.crlf_only = all(
-            crlf_only(piece)
+        fixed = [
+            piece
             for skeleton in self._skeletons.values()
             for piece in itertools.chain(
                 (skeleton.before_to, skeleton.after_to, skeleton.after_mid, skeleton.after_unsub,
                  skeleton.middle, skeleton.end),
                 (s for s in skeleton.text + skeleton.html if isinstance(s, bytes)),
             )
-        )
+        ]
+        self.crlf_only = all(crlf_only(piece) for piece in fixed)
+        # Where each fixed piece has a dot at a line start, searched once (by identity: the
+        # skeletons keep these very objects alive as long as the builder).
+        self._dots = {id(piece): _dots_in(piece) for piece in fixed}
 
     def message_id(self, recipient: Recipient) -> str:
         """The recipient's Message-ID (stable across builds and re-renders)."""
@@ -169,6 +173,45 @@ class MessageBuilder:
 
     def build(self, recipient: Recipient) -> bytes:
         """The final message bytes (CRLF line ends), DKIM-signed when configured."""
+        message = b"".join(self._parts(recipient))
+        if self._signer is not None:
+            message = self._signer.sign(message, include_headers=self._signed) + message
+        return message
+
+    def build_for_smtp(self, recipient: Recipient) -> tuple[bytes, tuple[int, ...]]:
+        """build()'s bytes, and the offsets in them of every dot that starts a line.
+
+        SMTP doubles those dots after DATA (RFC 5321 4.5.2); with their offsets the sender
+        does it without searching the whole message: the skeleton's pieces were searched
+        once, and only the personal pieces are searched per message.
+        """
+        parts = self._parts(recipient)
+        message = b"".join(parts)
+        dots = self._line_dots(parts)
+        if self._signer is not None:
+            signature = self._signer.sign(message, include_headers=self._signed)
+            shift = len(signature)
+            dots = self._line_dots([signature]) + tuple(at + shift for at in dots)
+            message = signature + message
+        return message, dots
+
+    def _line_dots(self, parts: list[bytes]) -> tuple[int, ...]:
+        known = self._dots
+        dots: list[int] = []
+        offset = 0
+        line_start = True
+        for part in parts:
+            found = known.get(id(part))
+            first, inner = found if found is not None else _dots_in(part)
+            if first and line_start:
+                dots.append(offset)
+            dots.extend(offset + at for at in inner)
+            if part:
+                offset += len(part)
+                line_start = part[-1] == 10  # b"\n"
+        return tuple(dots)
+
+    def _parts(self, recipient: Recipient) -> list[bytes]:
         skeleton = self._skeleton_for(recipient.language)
         token = check_token(recipient.token, what=f"subscriber {recipient.subscriber_id}")
         to = address_header("To", recipient.name, recipient.email)
@@ -196,10 +239,7 @@ class MessageBuilder:
         parts.append(skeleton.middle)
         _fill_into(parts, skeleton.html, html_values)
         parts.append(skeleton.end)
-        message = b"".join(parts)
-        if self._signer is not None:
-            message = self._signer.sign(message, include_headers=self._signed) + message
-        return message
+        return parts
 
     def personalised(self, recipient: Recipient) -> tuple[str, str]:
         """The recipient's text and HTML (for previews), exactly as build() encodes them."""
@@ -309,6 +349,16 @@ def crlf_only(data: bytes) -> bool:
     """True when every CR and LF in `data` is part of a CRLF."""
     crlf = data.count(b"\r\n")
     return data.count(b"\n") == crlf and data.count(b"\r") == crlf
+
+
+def _dots_in(piece: bytes) -> tuple[bool, tuple[int, ...]]:
+    """(whether `piece` starts with a dot, the offsets of the dots right after an LF in it)."""
+    inner = []
+    at = piece.find(b"\n.")
+    while at != -1:
+        inner.append(at + 1)
+        at = piece.find(b"\n.", at + 2)
+    return piece.startswith(b"."), tuple(inner)
 
 
 _QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)

@@ -60,6 +60,9 @@ class Item(NamedTuple):
     # message.py's promise that every line of data ends in CRLF: the pipelined path then
     # does not search it for other line ends again (False: it checks them).
     crlf_only: bool = False
+    # With crlf_only: the offsets of the dots that start a line (MessageBuilder.build_for_smtp),
+    # so dot-stuffing need not search the message; None: the sender searches.
+    dots: tuple[int, ...] | None = None
 
 
 class Result(NamedTuple):

@@ -449,7 +449,7 @@ class Pool:
                     if pipelined:
                         reply = await pipelining.transaction(
                             client, envelope=item.envelope, recipient=item.email, data=item.data,
-                            crlf_only=item.crlf_only,
+                            crlf_only=item.crlf_only, dots=item.dots,
                             size=(len(item.data) if item.crlf_only else _wire_size(item.data))
                             if size_option else None,
                             timeout=self.options.timeout,

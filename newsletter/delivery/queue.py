@@ -71,7 +71,7 @@ def iter_batches(
                 subscriber_id=sid, email=email, name=name, token=token, language=language
             )
             try:
-                data = builder.build(recipient)
+                data, dots = builder.build_for_smtp(recipient)
                 # RCPT TO in its xn-- form: an SMTP envelope is ASCII (no SMTPUTF8 here).
                 rcpt = ascii_address(email)
             except HeaderValueError as exc:
@@ -83,7 +83,7 @@ def iter_batches(
                 Item(
                     did, sid, rcpt, envelope_sender(config, verp_token(did, campaign.campaign_key)),
                     builder.message_id(recipient),
-                    data, status, attempts, first, builder.crlf_only,
+                    data, status, attempts, first, builder.crlf_only, dots,
                 )
             )
             size += len(data)
