@@ -161,9 +161,14 @@ class MessageBuilder:
             )
         ]
         self.crlf_only = all(crlf_only(piece) for piece in fixed)
-        # Where each fixed piece has a dot at a line start, searched once (by identity: the
-        # skeletons keep these very objects alive as long as the builder).
-        self._dots = {id(piece): _dots_in(piece) for piece in fixed}
+        # Where each fixed body piece has a dot that starts a line (each piece starts one),
+        # searched once; by identity: the skeletons keep these very objects alive.
+        self._dots = {
+            id(piece): _dots_in(piece)
+            for skeleton in self._skeletons.values()
+            for piece in (skeleton.middle, skeleton.end, *skeleton.text, *skeleton.html)
+            if isinstance(piece, bytes)
+        }
 
     def message_id(self, recipient: Recipient) -> str:
         """The recipient's Message-ID (stable across builds and re-renders)."""
@@ -173,45 +178,48 @@ class MessageBuilder:
 
     def build(self, recipient: Recipient) -> bytes:
         """The final message bytes (CRLF line ends), DKIM-signed when configured."""
-        message = b"".join(self._parts(recipient))
+        message = b"".join(self._parts(recipient)[0])
         if self._signer is not None:
             message = self._signer.sign(message, include_headers=self._signed) + message
         return message
 
-    def build_for_smtp(self, recipient: Recipient) -> tuple[bytes, tuple[int, ...]]:
+    def build_for_smtp(self, recipient: Recipient) -> tuple[bytes, tuple[int, ...] | None]:
         """build()'s bytes, and the offsets in them of every dot that starts a line.
 
         SMTP doubles those dots after DATA (RFC 5321 4.5.2); with their offsets the sender
-        does it without searching the whole message: the skeleton's pieces were searched
-        once, and only the personal pieces are searched per message.
+        does it without searching the whole message: the skeleton's body pieces were
+        searched once, and only the personal pieces are searched per message. None
+        instead of offsets when the headers have a line that starts with a dot (they never
+        should: a header line starts with its name, a folded one with a space).
         """
-        parts = self._parts(recipient)
+        parts, head_count = self._parts(recipient)
+        head = b"".join(parts[:head_count])
+        if b"\n." in head or head.startswith(b"."):
+            return self.build(recipient), None
         message = b"".join(parts)
-        dots = self._line_dots(parts)
-        if self._signer is not None:
-            signature = self._signer.sign(message, include_headers=self._signed)
-            shift = len(signature)
-            dots = self._line_dots([signature]) + tuple(at + shift for at in dots)
-            message = signature + message
-        return message, dots
-
-    def _line_dots(self, parts: list[bytes]) -> tuple[int, ...]:
         known = self._dots
         dots: list[int] = []
-        offset = 0
-        line_start = True
-        for part in parts:
+        offset = len(head)
+        # Every body piece starts a line: the headers end with a blank line, each encoded
+        # segment and the part boundaries with a CRLF.
+        for part in parts[head_count:]:
             found = known.get(id(part))
-            first, inner = found if found is not None else _dots_in(part)
-            if first and line_start:
-                dots.append(offset)
-            dots.extend(offset + at for at in inner)
-            if part:
-                offset += len(part)
-                line_start = part[-1] == 10  # b"\n"
-        return tuple(dots)
+            if found is None:
+                if part.startswith(b".") or b"\n." in part:
+                    dots.extend([offset + at for at in _dots_in(part)])
+            elif found:
+                dots.extend([offset + at for at in found])
+            offset += len(part)
+        if self._signer is not None:
+            signature = self._signer.sign(message, include_headers=self._signed)
+            if b"\n." in signature or signature.startswith(b"."):
+                return signature + message, None
+            shift = len(signature)
+            return signature + message, tuple([at + shift for at in dots])
+        return message, tuple(dots)
 
-    def _parts(self, recipient: Recipient) -> list[bytes]:
+    def _parts(self, recipient: Recipient) -> tuple[list[bytes], int]:
+        """The pieces of the message and how many of them are its headers."""
         skeleton = self._skeleton_for(recipient.language)
         token = check_token(recipient.token, what=f"subscriber {recipient.subscriber_id}")
         to = address_header("To", recipient.name, recipient.email)
@@ -235,11 +243,12 @@ class MessageBuilder:
             b">\r\n",
             skeleton.after_unsub,
         ]
+        head_count = len(parts)
         _fill_into(parts, skeleton.text, text_values)
         parts.append(skeleton.middle)
         _fill_into(parts, skeleton.html, html_values)
         parts.append(skeleton.end)
-        return parts
+        return parts, head_count
 
     def personalised(self, recipient: Recipient) -> tuple[str, str]:
         """The recipient's text and HTML (for previews), exactly as build() encodes them."""
@@ -351,14 +360,14 @@ def crlf_only(data: bytes) -> bool:
     return data.count(b"\n") == crlf and data.count(b"\r") == crlf
 
 
-def _dots_in(piece: bytes) -> tuple[bool, tuple[int, ...]]:
-    """(whether `piece` starts with a dot, the offsets of the dots right after an LF in it)."""
-    inner = []
+def _dots_in(piece: bytes) -> tuple[int, ...]:
+    """The offsets of the dots that start a line in `piece` (which starts a line)."""
+    found = [0] if piece.startswith(b".") else []
     at = piece.find(b"\n.")
     while at != -1:
-        inner.append(at + 1)
+        found.append(at + 1)
         at = piece.find(b"\n.", at + 2)
-    return piece.startswith(b"."), tuple(inner)
+    return tuple(found)
 
 
 _QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
