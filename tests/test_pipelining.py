@@ -17,8 +17,10 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -418,3 +420,65 @@ def test_the_builders_dot_offsets_stuff_exactly_as_a_search_would(workdir, tmp_p
         assert _DATE.sub(b"", data.split(b"\r\nFrom: ", 1)[-1]) == _DATE.sub(b"", builder.build(recipient).split(b"\r\nFrom: ", 1)[-1])
         stuffed += len(dots)
     assert stuffed
+
+
+def test_a_signed_pipelined_campaign_killed_with_sigkill_resumes_without_loss(workdir, piped, tmp_path):
+    import dkim
+
+    from newsletter.content.dkim import generate_key_pair
+    from newsletter.db import open_db
+    from send_helpers import add_subscribers, open_workdb, write_article
+    from send_helpers import make_config as send_config
+
+    count, concurrency = 1500, 8
+    pair = generate_key_pair(selector="nb2026", domain="example.nl", out_dir=tmp_path)
+    db = open_workdb(send_config(workdir))
+    emails = add_subscribers(db, count)
+    db.conn.close()
+    write_article(workdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update({
+        "NEWSLETTER_SMTP_URL": piped.url, "NEWSLETTER_SENDING_CONCURRENCY": str(concurrency),
+        "NEWSLETTER_DKIM_SELECTOR": "nb2026", "NEWSLETTER_DKIM_DOMAIN": "example.nl",
+        "NEWSLETTER_DKIM_KEY_FILE": str(pair.private_key_file),
+    })
+    handler = piped.handler
+    handler.delay = 0.01  # every connection busy: messages always in flight
+    first = subprocess.Popen([sys.executable, "-m", "newsletter", "send", "artikel.txt"], cwd=workdir,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(handler.messages) < 300:
+        assert time.monotonic() < deadline and first.poll() is None, "the first run did not get going"
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    received_at_kill = len(handler.messages)
+    assert received_at_kill < count
+
+    db = open_db(workdir / "subscribers.db")
+    in_flight = {row[0] for row in db.execute(
+        "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.status = 'sending'"
+    )}
+    db.conn.close()
+    assert len(in_flight) <= concurrency
+
+    handler.delay = 0
+    second = subprocess.run([sys.executable, "-m", "newsletter", "send", "artikel.txt"], cwd=workdir,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "Resuming campaign 1" in second.stderr and "Campaign done" in second.stderr
+
+    assert handler.groups == handler.commands >= count  # every message went pipelined
+    received = handler.by_rcpt()
+    assert sorted(received) == sorted(emails)  # nobody lost
+    duplicates = {rcpt: copies for rcpt, copies in received.items() if len(copies) > 1}
+    assert set(duplicates) <= in_flight  # only rows in flight at the kill went twice
+    for copies in duplicates.values():
+        assert len(copies) == 2 and len({c.message_id for c in copies}) == 1
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return pair.record_value.encode("ascii") if name.decode().rstrip(".") == pair.record_name else None
+
+    for message in handler.messages[:: max(1, len(handler.messages) // 20)]:
+        assert message.data.startswith(b"DKIM-Signature: ")
+        assert dkim.verify(message.data, dnsfunc=lookup)  # stuffing and unstuffing kept every byte
