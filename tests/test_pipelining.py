@@ -482,3 +482,29 @@ def test_a_signed_pipelined_campaign_killed_with_sigkill_resumes_without_loss(wo
     for message in handler.messages[:: max(1, len(handler.messages) // 20)]:
         assert message.data.startswith(b"DKIM-Signature: ")
         assert dkim.verify(message.data, dnsfunc=lookup)  # stuffing and unstuffing kept every byte
+
+
+@pytest.mark.parametrize("scheme", ["smtp", "smtps"], ids=["starttls", "implicit"])
+async def test_pipelining_over_tls_delivers(make_site, tmp_path, monkeypatch, scheme):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    tls = {"tls_context": context, "require_starttls": True} if scheme == "smtp" else {"ssl_context": context}
+    srv = Server(PipeliningHandler(), scheme=scheme, **tls).start()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    calls = _spy(monkeypatch)
+    try:
+        site = make_site(srv.url, 6, **{"smtp.ca_file": str(ca_file)})
+        cid = site.campaign()
+        result = await site.run(cid, concurrency=2)
+        assert result.ok and result.progress.sent == 6 and len(calls) == 6
+        built = _built(site, cid)
+        for message in srv.handler.messages:
+            assert _DATE.sub(b"", message.data) == built[message.rcpt]
+    finally:
+        srv.stop()
