@@ -508,3 +508,16 @@ async def test_pipelining_over_tls_delivers(make_site, tmp_path, monkeypatch, sc
             assert _DATE.sub(b"", message.data) == built[message.rcpt]
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("command", ["mail", "rcpt"])
+async def test_a_421_and_hang_up_inside_a_pipelined_group_defers_and_slows_down(sink, make_site, command):
+    closing = sink("-Q", command)  # smtp-sink: 421 to that command, then it closes the session
+    site = make_site(closing.url, 4, **{"retry.min_backoff": 1})
+    cid = site.campaign()
+    result = await site.run(cid, concurrency=2)
+    assert result.progress.sent == 0 and result.progress.slowdowns >= 1
+    assert closing.messages() == {}
+    for email in site.emails:
+        row = site.row(cid, email)
+        assert (row["status"], row["reply_code"]) == ("deferred", 421)

@@ -43,6 +43,14 @@ class NotSent(Exception):
     """The connection failed before the message data went out: nothing was delivered."""
 
 
+class Lost(aiosmtplib.SMTPServerDisconnected):
+    """The connection ended before every reply came; `replies` are the ones that did."""
+
+    def __init__(self, message: str, replies: list[aiosmtplib.SMTPResponse]) -> None:
+        super().__init__(message)
+        self.replies = replies
+
+
 class _Collector:
     """The replies to one pipelined write, as they arrive."""
 
@@ -72,7 +80,7 @@ class _Collector:
 
     def lost(self, exc: BaseException | None) -> None:
         if not self.done.done():
-            error = aiosmtplib.SMTPServerDisconnected("Connection lost")
+            error = Lost("Connection lost", list(self.replies))
             error.__cause__ = exc
             self.done.set_exception(error)
 
@@ -226,6 +234,14 @@ async def transaction(
         raise
     except aiosmtplib.SMTPServerDisconnected as exc:
         client.close()
+        # A relay may refuse and hang up at once (421 to MAIL or RCPT): that reply is the
+        # outcome, as in the plain path (a 421 slows the pool down). Otherwise nothing was
+        # answered that says so, and nothing was delivered.
+        partial = exc.replies if isinstance(exc, Lost) else []
+        if partial and partial[0].code != 250:
+            raise aiosmtplib.SMTPSenderRefused(partial[0].code, partial[0].message, envelope) from exc
+        if len(partial) > 1 and partial[1].code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(partial[1].code, partial[1].message, recipient) from exc
         raise NotSent(f"connection lost before the data: {exc}") from exc
     except aiosmtplib.SMTPException:
         client.close()  # a timeout or garbage: the replies can no longer be paired
