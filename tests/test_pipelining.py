@@ -521,3 +521,23 @@ async def test_a_421_and_hang_up_inside_a_pipelined_group_defers_and_slows_down(
     for email in site.emails:
         row = site.row(cid, email)
         assert (row["status"], row["reply_code"]) == ("deferred", 421)
+
+
+async def test_an_aiosmtplib_that_makes_its_protocol_elsewhere_gets_the_plain_path(sink, make_site, monkeypatch):
+    import aiosmtplib.smtp as aiosmtplib_smtp
+    from aiosmtplib.protocol import SMTPProtocol
+
+    class Other(SMTPProtocol):
+        pass
+
+    # As if a new aiosmtplib created another protocol class: install() must notice, say
+    # why, and leave every connection on aiosmtplib's own reading (the plain path).
+    monkeypatch.setattr(aiosmtplib_smtp, "SMTPProtocol", Other)
+    calls = _spy(monkeypatch)
+    server = sink()
+    site = make_site(server.url, 4)
+    result = await site.run(site.campaign())
+    assert result.ok and result.progress.sent == 4 and calls == []
+    assert result.smtp_fallback is not None and "SMTPProtocol" in result.smtp_fallback
+    assert aiosmtplib_smtp.SMTPProtocol is Other
+    assert len(server.messages()) == 4
