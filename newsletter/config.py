@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import idna
-from email_validator import EmailNotValidError, validate_email
-
 from .errors import ConfigError, NotInitialisedError
 from .periods import parse_schedule
 from .text import forbidden_char, is_line_break
@@ -582,6 +579,8 @@ def list_id_for(site_url: str) -> str | None:
     """A List-Id label derived from the site's host (`www.` dropped), or None without one."""
     host = (urlsplit(site_url).hostname or "").rstrip(".")
     host = host[4:] if host.startswith("www.") and host.count(".") > 1 else host
+    import idna  # not at the top: only `init` derives a List-Id, and idna is slow to import (CLI start)
+
     try:  # IDNA 2008 (UTS 46), as headers.ascii_domain writes domains
         return idna.encode(host, uts46=True).decode("ascii").lower() if "." in host else None
     except (UnicodeError, idna.IDNAError):
@@ -651,8 +650,35 @@ def _as_bool(value: Any, _root: Path) -> bool:
     raise ValueError(f"must be true or false, not {value!r}")
 
 
+# An address email-validator accepts and returns unchanged: lower-case ASCII, a dot-atom
+# before the @, host-name labels without "--" (so no xn-- to decode) ending in a letter, a
+# top-level domain that is not special-use, and within the length limits. Checked by this
+# pattern alone, so loading the settings does not import email-validator, whose patterns are
+# a large part of every command's start (tests/test_config_email.py checks that both agree).
+# Any other address goes to email-validator.
+_PLAIN_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_EMAIL_RE = re.compile(rf"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:{_PLAIN_LABEL}\.)+[a-z]{{2,63}}")
+SPECIAL_USE_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def is_plain_email(text: str) -> bool:
+    """Whether `text` is an address email-validator would accept and leave as it is."""
+    local, _, domain = text.rpartition("@")
+    return (
+        len(text) <= 254 and len(local) <= 64 and len(domain) <= 253
+        and _PLAIN_EMAIL_RE.fullmatch(text) is not None
+        and "--" not in domain
+        and domain.rpartition(".")[2] not in SPECIAL_USE_TLDS
+    )
+
+
 def _as_email(value: Any, root: Path) -> str:
     text = _as_str(value, root)
+    if is_plain_email(text):
+        return text
+    # Imported here, not at the top: see _PLAIN_EMAIL_RE (CLI start).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:

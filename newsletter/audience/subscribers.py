@@ -13,16 +13,16 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from email_validator import EmailNotValidError, validate_email
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from ..config import LANGUAGES
-from ..db import now, transaction
+from ..db import Reads, now, transaction
 from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
 from ..text import forbidden_char
 from .events import for_subscriber, highest_subscriber_id, log_event, log_many
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Addresses in these states are never mailed again, and never re-activated by an import.
@@ -46,6 +46,10 @@ def normalize_email(text: str) -> str:
     such an address is refused here rather than failing at every send; a non-ASCII domain
     is fine (it is sent in its xn-- form).
     """
+    # Imported here, not at the top: `subscribers list` and `count` never check an address,
+    # and email-validator's patterns take a large part of a command's start-up time.
+    from email_validator import EmailNotValidError, validate_email
+
     candidate = (text or "").strip()
     if not candidate:
         raise InvalidEmailError("the email address is empty")
@@ -474,7 +478,7 @@ def is_suppressed_hash(db: Database, email: str) -> bool:
     ).fetchone() is not None
 
 
-def iter_subscribers(db: Database, *, status: str | None = None) -> Iterator[dict[str, Any]]:
+def iter_subscribers(db: Reads, *, status: str | None = None) -> Iterator[dict[str, Any]]:
     """Subscribers in id order, streamed (never the whole list in memory)."""
     where, params = "", []
     if status:
@@ -483,7 +487,7 @@ def iter_subscribers(db: Database, *, status: str | None = None) -> Iterator[dic
         yield _row_to_dict(row)  # type: ignore[misc]
 
 
-def counts(db: Database) -> dict[str, int]:
+def counts(db: Reads) -> dict[str, int]:
     """The number of subscribers per status (every status present, zeros included)."""
     result = dict.fromkeys(STATUSES, 0)
     for status, number in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
