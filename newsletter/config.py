@@ -10,7 +10,6 @@ Secrets (the SMTP password) come only from the environment or a file the config 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -521,6 +520,8 @@ def _flatten(raw: Mapping[str, Any], config_file: Path) -> dict[str, Any]:
                 f"{config_file}: {key} is not allowed: secrets are never read from "
                 f"newsletter.toml. Set {ENV_PASSWORD} or point smtp.password_file at a file."
             )
+        import difflib  # not at the top: only a mistyped key needs it (CLI start)
+
         hint = difflib.get_close_matches(key, SETTINGS_BY_KEY, n=1)
         also = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ConfigError(

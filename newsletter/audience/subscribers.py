@@ -7,9 +7,6 @@ behind but the one-way hash that keeps the address suppressed.
 
 from __future__ import annotations
 
-import getpass
-import hashlib
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,16 +58,22 @@ def normalize_email(text: str) -> str:
 
 def email_hash(email: str) -> str:
     """A one-way hash of a normalised address, the same whatever its case."""
+    import hashlib  # here and below, not at the top: OpenSSL's load is felt in `subscribers list` (CLI start)
+
     return hashlib.sha256(f"newsletter-suppression:{email.casefold()}".encode()).hexdigest()
 
 
 def new_token() -> str:
     """A random secret for a subscriber's links (unsubscribe, confirm, web view)."""
+    import secrets  # not at the top: see email_hash
+
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def current_actor() -> str:
     """Who is acting, for the event log: the operating-system user."""
+    import getpass  # not at the top: see email_hash
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
