@@ -7,7 +7,6 @@ and it imports nothing of the sending engine, so reading a campaign stays cheap.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -194,6 +193,8 @@ def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
 
 def holder_is_dead(owner: str) -> bool:
     """True when the lease holder was a process on this host that no longer exists."""
+    import socket  # not at the top: only a campaign with a lease asks, and socket is slow to import (CLI start)
+
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
