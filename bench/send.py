@@ -160,9 +160,9 @@ def run_send(
     from newsletter.db import open_db
 
     db = open_db(directory / "subscribers.db")
-    sent = db.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
+    sent = db.execute("SELECT count(*) FROM delivery_rows WHERE status = 'sent'").fetchone()[0]
     started = db.execute("SELECT started_at FROM campaigns WHERE id = 1").fetchone()[0]
-    last = db.execute("SELECT max(sent_at) FROM deliveries").fetchone()[0]
+    last = db.execute("SELECT max(sent_at) FROM delivery_rows").fetchone()[0]
     db.conn.close()
     from datetime import datetime
 
