@@ -36,6 +36,8 @@ from . import codes
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
 from .records import CampaignNotFoundError, campaign_counts, holder_is_dead
 
+OPEN_NAMES = ("queued", "sending", "deferred")
+
 
 class CampaignBusyError(SendError):
     """Another process holds the campaign's lease and is sending it."""
@@ -531,3 +533,34 @@ def record_bounce(
             [stamp, campaign_id],
         )
     return True
+
+
+def fold_campaign(db: Database, campaign_id: int, *, at: str) -> dict[str, int] | None:
+    """Fold a finished campaign's delivery rows into per-status counts (delivery_counts)
+    and delete the rows, in one transaction; returns the counts folded, or None when the
+    campaign is not finished (done or cancelled, nothing queued, in flight or deferred).
+
+    Subscribers, suppressions, events and the campaign row are left as they are: only the
+    per-recipient record of who got this campaign goes.
+    """
+    with transaction(db):
+        row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        if row is None or row[0] not in ("done", "cancelled"):
+            return None
+        unfinished = db.execute(
+            f"SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status IN ({codes.in_list(*OPEN_NAMES)})",
+            [campaign_id],
+        ).fetchone()[0]
+        if unfinished:
+            return None
+        folded = dict(db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY status", [campaign_id]
+        ).fetchall())
+        db.conn.executemany(
+            "INSERT INTO delivery_counts (campaign_id, status, count, folded_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (campaign_id, status) DO UPDATE SET count = count + excluded.count,"
+            " folded_at = excluded.folded_at",
+            [(campaign_id, status, n, at) for status, n in folded.items()],
+        )
+        db.execute("DELETE FROM deliveries WHERE campaign_id = ?", [campaign_id])
+    return {codes.name(status): n for status, n in folded.items()}
