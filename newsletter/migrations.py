@@ -475,9 +475,14 @@ def _message_id_template(message_id: str, subscriber_id: int) -> str | None:
 def m0010_compact_deliveries(db: Database) -> None:
     db.execute("ALTER TABLE campaigns ADD COLUMN message_ids TEXT")
     for (campaign_id,) in db.execute("SELECT id FROM campaigns").fetchall():
+        # A sent row always has its ID: found through (campaign_id, status) at once.
         row = db.execute(
+            "SELECT subscriber_id, message_id FROM deliveries WHERE campaign_id = ? AND status = 'sent'"
+            " AND message_id IS NOT NULL LIMIT 1",
+            [campaign_id],
+        ).fetchone() or db.execute(
             "SELECT subscriber_id, message_id FROM deliveries WHERE campaign_id = ? AND message_id IS NOT NULL"
-            " ORDER BY id DESC LIMIT 1",
+            " LIMIT 1",
             [campaign_id],
         ).fetchone()
         template = _message_id_template(row[1], row[0]) if row else None

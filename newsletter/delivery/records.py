@@ -142,7 +142,7 @@ def pending(db: Database, *, now_at: datetime) -> list[int]:
         " SELECT DISTINCT campaign_id FROM deliveries INDEXED BY deliveries_retry"
         f" WHERE next_attempt_at IS NOT NULL AND status = {codes.DEFERRED} AND next_attempt_at <= ?))"
         " ORDER BY id",
-        [*UNFINISHED, round(now_at.timestamp() * 1000)],
+        [*UNFINISHED, codes.to_ms(now_at.isoformat())],
     ).fetchall()
     return [row[0] for row in rows]
 
