@@ -19,7 +19,7 @@ from newsletter.delivery import codes
 from newsletter.delivery.campaigns import MessageIds, delivery_for_token, verp_token
 from newsletter.delivery.pool import PoolOptions
 from newsletter.delivery.prune import prune
-from newsletter.delivery.records import campaign_counts, get_campaign
+from newsletter.delivery.records import archive_entries, archived_campaign, campaign_counts, get_campaign
 from newsletter.delivery.run import run_campaign
 
 FIXTURE = Path(__file__).parent / "fixtures" / "main-1610f94.db"  # see make_main_1610f94_db.py
@@ -124,6 +124,8 @@ def _migrated(tmp_path: Path) -> Path:
 def test_prune_folds_only_finished_campaigns_and_keeps_their_counts(tmp_path: Path) -> None:
     db = open_db(_migrated(tmp_path))
     before = {cid: campaign_counts(db, cid) for cid in (1, 2, 3)}
+    archive = archive_entries(db)
+    shown = archived_campaign(db, kind="article", key=archive[0].key)
     kept = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "suppressions", "subscribers")}
     later = datetime.now(UTC) + timedelta(days=100)
 
@@ -136,6 +138,7 @@ def test_prune_folds_only_finished_campaigns_and_keeps_their_counts(tmp_path: Pa
     assert [(f.campaign_id, f.counts) for f in folded] == [(2, {"cancelled": 10})]
     assert db.execute("SELECT count(*) FROM deliveries WHERE campaign_id = 2").fetchone()[0] == 0
     assert {cid: campaign_counts(db, cid) for cid in (1, 2, 3)} == before
+    assert archive_entries(db) == archive and archived_campaign(db, kind="article", key=archive[0].key) == shown
     assert {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in kept} == kept
     assert prune(db, older_than_days=90, now_at=later) == []  # folded once
 
