@@ -340,6 +340,10 @@ class Ledger:
             conn.commit()
         except BaseException:
             conn.rollback()
+            # What this transaction may have added (a relay's number, the campaign's
+            # Message-ID template) is gone with it: look them up again next time.
+            self._relays = {"": None}
+            self._message_ids = None
             raise
         if not renewed:
             raise LeaseLostError(
