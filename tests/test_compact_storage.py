@@ -159,6 +159,7 @@ def test_prune_on_the_command_line_says_what_it_folds_and_status_still_counts(wo
     done = invoke("prune", "--older-than", "90d", "--json")
     assert [f["campaign"] for f in json.loads(done.stdout)] == [2]
     assert json.loads(invoke("status", "2", "--json").stdout) == shown
+    assert "were folded into counts" in invoke("status", "2", "--failures").stderr
     assert "Nothing to fold" in invoke("prune", "--older-than", "90d").stderr
 
 
