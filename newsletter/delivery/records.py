@@ -7,17 +7,17 @@ and it imports nothing of the sending engine, so reading a campaign stays cheap.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from ..content.rendered import RenderedEmail, load_rendered
-from ..db import now
+from ..db import Reads, now
 from ..errors import SendError
 from . import codes
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 UNFINISHED = ("creating", "ready", "sending", "paused")
 DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
@@ -55,7 +55,7 @@ class Campaign:
         return cls(**columns, rendered=rendered)
 
 
-def get_campaign(db: Database, campaign_id: int) -> Campaign:
+def get_campaign(db: Reads, campaign_id: int) -> Campaign:
     rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
     if not rows:
         raise CampaignNotFoundError(
@@ -64,11 +64,11 @@ def get_campaign(db: Database, campaign_id: int) -> Campaign:
     return Campaign.from_row(rows[0])
 
 
-def list_campaigns(db: Database) -> list[Campaign]:
+def list_campaigns(db: Reads) -> list[Campaign]:
     return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
 
 
-def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
+def campaign_counts(db: Reads, campaign_id: int) -> dict[str, int]:
     """Deliveries per status, every status present (zero when none); a campaign whose rows
     `prune` folded counts them from delivery_counts."""
     counts = dict.fromkeys(DELIVERY_STATUSES, 0)
@@ -81,7 +81,7 @@ def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
     return counts
 
 
-def folded_at(db: Database, campaign_id: int) -> str | None:
+def folded_at(db: Reads, campaign_id: int) -> str | None:
     """When `prune` folded the campaign's delivery rows into counts, or None."""
     row = db.execute("SELECT max(folded_at) FROM delivery_counts WHERE campaign_id = ?", [campaign_id]).fetchone()
     return row[0] if row else None
@@ -99,7 +99,7 @@ def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
+def timing(db: Reads, campaign_id: int) -> tuple[str | None, str | None]:
     """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
     # A sent row's sent_at is its last_attempt_at (NULL in the row, migration 0010).
     last, next_retry = db.execute(
@@ -114,7 +114,7 @@ def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
 FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
 
 
-def failed_deliveries(db: Database, campaign_ids: list[int]) -> list[dict[str, Any]]:
+def failed_deliveries(db: Reads, campaign_ids: list[int]) -> list[dict[str, Any]]:
     """The deliveries of these campaigns that were not sent (yet), with the relay's reply."""
     if not campaign_ids:
         return []
@@ -206,6 +206,8 @@ def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
 
 def holder_is_dead(owner: str) -> bool:
     """True when the lease holder was a process on this host that no longer exists."""
+    import socket  # not at the top: only a campaign with a lease asks, and socket is slow to import (CLI start)
+
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
