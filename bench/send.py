@@ -64,7 +64,7 @@ SECTIONS = ("matrix", "slow", "memory", "storage")
 DIMENSIONS = {
     "signed": {"unsigned": False, "signed": True},
     "connections": {"c4": 4, "c16": 16, "c64": 64},
-    "processes": {"p1": 1, "p2": 2},
+    "processes": {"p1": 1, "p2": 2, "pdefault": 0},  # 0: sending.processes left at its default
     "pipelining": {"pipelining": True, "nopipelining": False},
 }
 
@@ -79,11 +79,11 @@ class Variant:
 
     signed: bool
     connections: int
-    processes: int
+    processes: int  # 0: not set, the project's default
     pipelining: bool
 
     def label(self) -> str:
-        return (f"{'signed' if self.signed else 'unsigned':8} c{self.connections:<3} p{self.processes} "
+        return (f"{'signed' if self.signed else 'unsigned':8} c{self.connections:<3} p{self.processes or 'def'} "
                 f"{'pipe' if self.pipelining else 'nopipe'}")
 
 
@@ -262,8 +262,9 @@ def run_send(template: Template, work: Path, port: int, *, connections: int, pro
     settings = {
         "NEWSLETTER_SMTP_URL": f"smtp+plain://127.0.0.1:{port}",
         "NEWSLETTER_SENDING_CONCURRENCY": str(connections),
-        "NEWSLETTER_SENDING_PROCESSES": str(processes),
     }
+    if processes:
+        settings["NEWSLETTER_SENDING_PROCESSES"] = str(processes)
     if pipelining is not None:
         settings["NEWSLETTER_SMTP_PIPELINING"] = "true" if pipelining else "false"
     started = time.perf_counter()
@@ -460,23 +461,22 @@ def print_storage(directory: Path, rows: int) -> None:
           f"{subscribers / rows:.0f} bytes per row with indexes; whole file {file_bytes:,} bytes")
 
 
-def print_headlines(results: dict[Variant, Samples], memory: dict[tuple[bool, int, int], float]) -> None:
-    """The issue's targets as ratios within the same repetitions."""
-    for p in (1, 2):
+def print_headlines(results: dict[Variant, Samples], memory: dict[tuple[bool, int, int], float], *,
+                    pipelining_setting: bool) -> None:
+    """The issue's targets as ratios within the same repetitions, at 16 connections, pipelined."""
+    pipe = "pipe" if pipelining_setting else "today's path (smtp.pipelining absent)"
+    for p in (1, 2, 0):
         unsigned = results.get(Variant(signed=False, connections=16, processes=p, pipelining=True))
         signed = results.get(Variant(signed=True, connections=16, processes=p, pipelining=True))
+        name = f"c16 p{p or 'def'} {pipe}"
         if unsigned is None or signed is None:
-            print(f"   signed/unsigned rate, c16 p{p} pipe: n/a (not run)")
+            if p:
+                print(f"   signed/unsigned rate, {name}: n/a (not run)")
             continue
         rate = [s / u for s, u in zip(signed.rates, unsigned.rates, strict=True)]
         peak = [s / u for s, u in zip(signed.peaks_mb, unsigned.peaks_mb, strict=True)]
-        print(f"   signed/unsigned rate, c16 p{p} pipe: {_spread(rate, '.2f')} (target >= 0.75); "
+        print(f"   signed/unsigned rate, {name}: {_spread(rate, '.2f')} (target >= 0.75); "
               f"peak RSS signed/unsigned {_spread(peak, '.2f')} (target <= 2)")
-    largest = max((count for *_, count in memory), default=0)
-    for p in (1, 2):
-        if (True, p, largest) in memory and (False, p, largest) in memory:
-            print(f"   peak RSS signed/unsigned at {largest:,} subscribers, p{p}: "
-                  f"{memory[(True, p, largest)] / memory[(False, p, largest)]:.2f} (target <= 2)")
     best = {}
     for signed in (False, True):
         rows = [(statistics.median(s.rates), v) for v, s in results.items()
@@ -484,12 +484,17 @@ def print_headlines(results: dict[Variant, Samples], memory: dict[tuple[bool, in
         best[signed] = max(rows, default=None, key=lambda row: row[0])
     if best[False] and best[True]:
         print(f"   best signed / best unsigned at c16 (medians): {best[True][0] / best[False][0]:.2f} "
-              f"(p{best[True][1].processes} / p{best[False][1].processes})")
+              f"(p{best[True][1].processes or 'def'} / p{best[False][1].processes or 'def'})")
+    largest = max((count for *_, count in memory), default=0)
     for p in (1, 2):
+        if (True, p, largest) in memory and (False, p, largest) in memory:
+            print(f"   peak RSS signed/unsigned at {largest:,} subscribers, p{p}: "
+                  f"{memory[(True, p, largest)] / memory[(False, p, largest)]:.2f} (target <= 2)")
+    for p in (1, 2, 0):
         samples = results.get(Variant(signed=False, connections=16, processes=p, pipelining=True))
         if samples is not None:
-            print(f"   unsigned pipelined c16 p{p} / smtp-source -s 16: {_spread(samples.ratios(), '.2f')} "
-                  "(target >= 0.40)")
+            print(f"   unsigned c16 p{p or 'def'} {pipe} / smtp-source -s 16: "
+                  f"{_spread(samples.ratios(), '.2f')} (target >= 0.40)")
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -530,9 +535,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="--only takes a comma-separated list of sections (matrix, slow, memory, storage) and "
-               "matrix filters (unsigned, signed, c4, c16, c64, p1, p2, pipelining, nopipelining); "
+               "matrix filters (unsigned, signed, c4, c16, c64, p1, p2, pdefault, pipelining, nopipelining); "
                "filters of one kind add up, different kinds narrow: --only signed,c16 runs the "
-               "signed rows at 16 connections. Filters alone imply the matrix only. storage needs memory.",
+               "signed rows at 16 connections. Filters alone imply the matrix only. storage needs memory. "
+               "pdefault (sending.processes not set) runs only when named: --only p1,p2,pdefault.",
     )
     parser.add_argument("--quick", action="store_true", help="one repetition of a reduced matrix (~2 min)")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
@@ -547,8 +553,9 @@ def main() -> int:
     slow_connections = (4, 16) if args.quick else (4, 16, 64)
     every = [
         Variant(signed=s, connections=c, processes=p, pipelining=pipe)
-        for s in (False, True) for c in connections for p in (1, 2) for pipe in (True, False)
+        for s in (False, True) for c in connections for p in (1, 2, 0) for pipe in (True, False)
     ]
+    filters.setdefault("processes", {1, 2})  # the default's row only when asked for (pdefault)
     variants = [v for v in every if all(getattr(v, dim) in allowed for dim, allowed in filters.items())]
     pipelining_setting = has_setting("smtp.pipelining")
     print(f"bench/send.py{' --quick' if args.quick else ''}: {reps} repetition(s); "
@@ -587,7 +594,7 @@ def main() -> int:
                 print_storage(kept, memory_counts[-1])
         if results:
             print("5. Headline ratios (same repetitions)")
-            print_headlines(results, memory)
+            print_headlines(results, memory, pipelining_setting=pipelining_setting)
     except BenchError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
