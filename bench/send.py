@@ -4,10 +4,11 @@ Prints, in one run:
 1. a matrix of campaigns (`newsletter send` as a subprocess, examples/article.txt, one
    recipient a message): unsigned and DKIM-signed, 4/16/64 connections, sending.processes
    1 and 2, smtp.pipelining on and off. Each repetition runs smtp-source with the same
-   session count and message size (`-s N -d -m M -l SIZE`) right before the campaign on
-   the same fresh smtp-sink, so every ratio compares two figures measured together. Per
-   configuration: msgs/s median [min-max] over the repetitions, smtp-source's median, the
-   ratio median [min-max] and the peak RSS (summed over the process tree);
+   session count and message size (`-s N -d -m M -l SIZE`) next to the campaign (before it
+   in odd repetitions, after it in even ones) on the same fresh smtp-sink, so every ratio
+   compares two figures measured together. Per configuration: msgs/s median [min-max]
+   over the repetitions, smtp-source's median, the ratio median [min-max] and the peak
+   RSS (summed over the process tree, the largest of the repetitions);
 2. a slow relay (`smtp-sink -w 1`: one second before each DATA reply), ratio to
    smtp-source at 4/16/64 sessions (throughput must scale with the connections);
 3. peak RSS at 10,000 and 100,000 subscribers, unsigned and signed, processes 1 and 2;
@@ -130,14 +131,15 @@ class Sink:
 
     def received(self) -> int:
         """Messages received so far (the last `mesg=` of smtp-sink's -c counters)."""
-        time.sleep(0.05)  # the counter is written when "." is received; let it land
         with self.out.open("rb") as out:
             out.seek(max(0, self.out.stat().st_size - 200))
             found = re.findall(rb"mesg=(\d+)", out.read())
         return int(found[-1]) if found else 0
 
     def expect(self, total: int, what: str) -> None:
-        got = self.received()
+        deadline = time.monotonic() + 2  # the counter line is written as "." arrives; let it land
+        while (got := self.received()) != total and time.monotonic() < deadline:
+            time.sleep(0.05)
         if got != total:
             raise BenchError(f"smtp-sink received {got} messages after {what}, expected {total}")
 
@@ -334,22 +336,28 @@ def _rss_kb(pid: int) -> int:
 
 
 def measure(template: Template, work: Path, variant: Variant, *, pipelining_setting: bool,
-            wait: int = 0) -> tuple[float, Sent]:
-    """smtp-source then `newsletter send` on one fresh smtp-sink: (reference rate, our run)."""
+            source_first: bool = True, wait: int = 0) -> tuple[float, Sent]:
+    """smtp-source and `newsletter send` one after the other on one fresh smtp-sink:
+    (reference rate, our run). Every message must arrive."""
     sink = Sink(work, wait=wait)
+    messages = template.subscribers
+
+    def reference() -> float:
+        rate = smtp_source(sink.port, sessions=variant.connections, messages=messages, size=template.size)
+        sink.expect(messages * (1 if source_first else 2), "smtp-source")
+        return rate
+
     try:
-        messages = template.subscribers
-        reference = smtp_source(sink.port, sessions=variant.connections, messages=messages,
-                                size=template.size)
-        sink.expect(messages, "smtp-source")
+        rate = reference() if source_first else 0.0
         ours = run_send(template, work, sink.port, connections=variant.connections,
                         processes=variant.processes,
                         pipelining=variant.pipelining if pipelining_setting else None)
-        sink.expect(2 * messages, "newsletter send")
+        sink.expect(messages * (2 if source_first else 1), "newsletter send")
+        rate = rate or reference()
     finally:
         sink.stop()
     shutil.rmtree(ours.directory, ignore_errors=True)
-    return reference, ours
+    return rate, ours
 
 
 # --- sections -------------------------------------------------------------------------------
@@ -362,7 +370,7 @@ def run_matrix(templates: dict[bool, Template], work: Path, variants: list[Varia
     for rep in range(reps):
         for variant in results:
             reference, ours = measure(templates[variant.signed], work, variant,
-                                      pipelining_setting=pipelining_setting)
+                                      pipelining_setting=pipelining_setting, source_first=rep % 2 == 0)
             samples = results[variant]
             samples.rates.append(ours.rate)
             samples.references.append(reference)
@@ -391,11 +399,11 @@ def run_slow(template_for: dict[int, Template], work: Path, *, reps: int, pipeli
     """A relay that waits a second before each DATA reply: ours against smtp-source."""
     ratios: dict[int, list[float]] = {n: [] for n in template_for}
     rates: dict[int, list[float]] = {n: [] for n in template_for}
-    for _ in range(reps):
+    for rep in range(reps):
         for n, template in template_for.items():
             variant = Variant(signed=False, connections=n, processes=1, pipelining=True)
             reference, ours = measure(template, work, variant, pipelining_setting=pipelining_setting,
-                                      wait=1)
+                                      source_first=rep % 2 == 0, wait=1)
             ratios[n].append(ours.rate / reference)
             rates[n].append(ours.rate)
     for n in template_for:
