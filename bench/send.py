@@ -29,6 +29,7 @@ a quiet machine. smtp.pipelining is shown "n/a (setting absent)" until the setti
 
 Needs Debian's postfix package (smtp-sink and smtp-source in /usr/sbin; no daemon runs).
 Usage: .venv/bin/python bench/send.py [--quick] [--reps N] [--messages N] [--only WORDS]
+       [--set KEY=VALUE ...]
 The default run takes about 15 minutes on a quiet 2-core machine, --quick about 2.
 """
 
@@ -168,10 +169,26 @@ def cli(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
+# Settings from --set KEY=VALUE, as NEWSLETTER_* variables for every newsletter command run.
+EXTRA_ENV: dict[str, str] = {}
+
+
 def _env(**settings: str) -> dict[str, str]:
+    """This environment without stray NEWSLETTER_* variables, plus --set and `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(EXTRA_ENV)
     env.update(settings)
     return env
+
+
+def setting_env(assignment: str) -> tuple[str, str]:
+    """--set KEY=VALUE as (NEWSLETTER_* variable, value); the key must exist."""
+    from newsletter.config import SETTINGS_BY_KEY
+
+    key, sep, value = assignment.partition("=")
+    if not sep or key.strip() not in SETTINGS_BY_KEY:
+        raise SystemExit(f"Error: --set {assignment!r}: give KEY=VALUE with a key of newsletter.toml")
+    return SETTINGS_BY_KEY[key.strip()].env, value
 
 
 def has_setting(key: str) -> bool:
@@ -552,7 +569,10 @@ def main() -> int:
     parser.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
     parser.add_argument("--messages", type=int, help="messages a campaign (default 5000, --quick 2000)")
     parser.add_argument("--only", default="", help="sections and filters, e.g. signed,pipelining")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every run, e.g. sending.per_connection=1000 (repeatable)")
     args = parser.parse_args()
+    EXTRA_ENV.update(setting_env(a) for a in args.set)
     sections, filters = parse_only(args.only)
     reps = args.reps or (1 if args.quick else 3)
     messages = args.messages or (2000 if args.quick else 5000)
@@ -568,6 +588,8 @@ def main() -> int:
     pipelining_setting = has_setting("smtp.pipelining")
     print(f"bench/send.py{' --quick' if args.quick else ''}: {reps} repetition(s); "
           f"load average at start {_load()} ({os.cpu_count()} CPUs)")
+    if args.set:
+        print(f"   settings for every run: {', '.join(args.set)}")
     if not pipelining_setting:
         print("   smtp.pipelining does not exist yet: 'pipe' rows run today's path, 'nopipe' rows are n/a")
     work = Path(tempfile.mkdtemp(prefix="bench-send-"))
