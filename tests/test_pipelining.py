@@ -457,7 +457,7 @@ def test_a_signed_pipelined_campaign_killed_with_sigkill_resumes_without_loss(wo
 
     db = open_db(workdir / "subscribers.db")
     in_flight = {row[0] for row in db.execute(
-        "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.status = 'sending'"
+        "SELECT s.email FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.status = 'sending'"
     )}
     db.conn.close()
     assert len(in_flight) <= concurrency
