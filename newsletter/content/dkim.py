@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,14 @@ class DkimSigner:
             )
         self._key = key
 
+    def __reduce__(self) -> tuple[Callable[[str, str, bytes], DkimSigner], tuple[str, str, bytes]]:
+        # Pickled only to reach the process that signs for us (delivery/signing.py), over
+        # a pipe between our own processes: the key is never written anywhere.
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return (_restore_signer, (self.selector, self.domain, pem))
+
     @property
     def key_bits(self) -> int:
         return self._key.key_size
@@ -102,6 +110,10 @@ class DkimSigner:
         signature = base64.b64encode(self._key.sign(to_sign, padding.PKCS1v15(), hashes.SHA256()))
         folded = b"\r\n ".join(signature[i:i + 72] for i in range(0, len(signature), 72))
         return header + folded + b"\r\n"
+
+
+def _restore_signer(selector: str, domain: str, pem: bytes) -> DkimSigner:
+    return DkimSigner(selector=selector, domain=domain, private_key_pem=pem)
 
 
 def _header_fields(head: bytes) -> list[tuple[bytes, bytes]]:

@@ -150,8 +150,23 @@ class MessageBuilder:
             campaign_key=self._message_key, subscriber_id=recipient.subscriber_id, domain=self.domain
         )
 
-    def build(self, recipient: Recipient) -> bytes:
-        """The final message bytes (CRLF line ends), DKIM-signed when configured."""
+    @property
+    def signer(self) -> DkimSigner | None:
+        """The DKIM signer build() uses, None when DKIM is not configured."""
+        return self._signer
+
+    @property
+    def signed_headers(self) -> tuple[str, ...]:
+        """The headers the DKIM signature covers (h=), for signing build(sign=False)'s bytes."""
+        return self._signed
+
+    def build(self, recipient: Recipient, *, sign: bool = True) -> bytes:
+        """The final message bytes (CRLF line ends), DKIM-signed when configured.
+
+        `sign=False` leaves the signature out, for a caller that signs elsewhere (off the
+        event loop's core: delivery/signing.py): the signature header goes before the
+        bytes, `signer.sign(data, include_headers=signed_headers) + data`.
+        """
         skeleton = self._skeleton_for(recipient.language)
         token = check_token(recipient.token, what=f"subscriber {recipient.subscriber_id}")
         to = address_header("To", recipient.name, recipient.email)
@@ -180,7 +195,7 @@ class MessageBuilder:
         _fill_into(parts, skeleton.html, html_values)
         parts.append(skeleton.end)
         message = b"".join(parts)
-        if self._signer is not None:
+        if sign and self._signer is not None:
             message = self._signer.sign(message, include_headers=self._signed) + message
         return message
 

@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..content.headers import ascii_address
-from ..content.message import Recipient
+from ..content.message import MessageBuilder, Recipient
 from ..errors import HeaderValueError
 from .campaigns import builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item, fail_unbuildable
@@ -49,16 +49,19 @@ def count_due(db: Database, campaign_id: int, *, at: str) -> int:
 
 def iter_batches(
     config: Config, db: Database, campaign_id: int, *, at: str, batch: int = BATCH,
-    shard: tuple[int, int] = (0, 1), max_bytes: int = BATCH_BYTES,
+    shard: tuple[int, int] = (0, 1), max_bytes: int = BATCH_BYTES, sign: bool = True,
+    builder: MessageBuilder | None = None,
 ) -> Iterator[list[Item]]:
     """Due items in id order, `batch` rows (or `max_bytes` of messages) at a time, bytes built.
 
     `shard` (k, n) keeps the rows whose id is k modulo n: one sending process's share.
+    `sign=False` leaves the DKIM signature out, for signing.py to add off the loop's core
+    (with the `builder` it made, to know the signer and the signed headers).
     """
     index, shards = shard
     max_bytes = max(1, min(max_bytes, config.sending_buffer_mb * 2**20 // 4))
     campaign = get_campaign(db, campaign_id)
-    builder = builder_for(config, campaign)
+    builder = builder or builder_for(config, campaign)
     after = 0
     while True:
         rows = db.execute(_DUE_SQL, [campaign_id, after, shards, index, at, batch]).fetchall()
@@ -71,7 +74,7 @@ def iter_batches(
                 subscriber_id=sid, email=email, name=name, token=token, language=language
             )
             try:
-                data = builder.build(recipient)
+                data = builder.build(recipient, sign=sign)
                 # RCPT TO in its xn-- form: an SMTP envelope is ASCII (no SMTPUTF8 here).
                 rcpt = ascii_address(email)
             except HeaderValueError as exc:

@@ -1,0 +1,169 @@
+"""DKIM-signed against unsigned campaigns, interleaved in one run against Postfix's smtp-sink.
+
+Prints, for each way of signing (sending.signing = process, thread, inline; and inline
+with sending.processes = 2), the sending-phase rate of a full `newsletter send` (as a
+subprocess) as a ratio to an unsigned campaign of the same size sent in the same
+repetition, and its peak memory (RSS summed over the process and its children) as a
+ratio to the unsigned run's; `smtp-source -s 16 -d` to the same sink gives the scale.
+Every repetition runs all the variants in turn, so load from elsewhere affects them alike;
+the load average is printed before and after. Median and range over the repetitions.
+
+Needs Debian's postfix package (smtp-sink and smtp-source in /usr/sbin; no daemon runs).
+Usage: .venv/bin/python bench/signing.py [--quick] [--repeat N] [--count N] [--variants a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from send import (  # noqa: E402
+    Sink,
+    _children,
+    _env,
+    _is_resource_tracker,
+    _rss_kb,
+    make_site,
+    message_size,
+    smtp_source,
+)
+
+# name -> (signed?, NEWSLETTER_* settings)
+VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
+    "unsigned": (False, {}),
+    "unsigned-p2": (False, {"NEWSLETTER_SENDING_PROCESSES": "2"}),
+    "inline": (True, {"NEWSLETTER_SENDING_SIGNING": "inline"}),
+    "inline-p2": (True, {"NEWSLETTER_SENDING_SIGNING": "inline", "NEWSLETTER_SENDING_PROCESSES": "2"}),
+    "thread": (True, {"NEWSLETTER_SENDING_SIGNING": "thread"}),
+    "process": (True, {"NEWSLETTER_SENDING_SIGNING": "process"}),
+    "process-1": (True, {"NEWSLETTER_SENDING_SIGNING": "process", "NEWSLETTER_SENDING_SIGNERS": "1"}),
+    "thread-1": (True, {"NEWSLETTER_SENDING_SIGNING": "thread", "NEWSLETTER_SENDING_SIGNERS": "1"}),
+    "process-p2": (True, {"NEWSLETTER_SENDING_SIGNING": "process", "NEWSLETTER_SENDING_PROCESSES": "2"}),
+}
+DEFAULT_VARIANTS = ("unsigned", "inline", "inline-p2", "thread", "process")
+CONCURRENCY = 16
+
+
+def make_key(directory: Path) -> Path:
+    """A 2048-bit DKIM key made by `newsletter dkim keygen`."""
+    subprocess.run(
+        [sys.executable, "-m", "newsletter", "-q", "dkim", "keygen", "--selector", "bench",
+         "--domain", "example.nl", "--out", str(directory)],
+        check=True, env=_env(), stdout=subprocess.DEVNULL,
+    )
+    return next(directory.glob("bench.example.nl.private.pem"))
+
+
+def send(directory: Path, port: int, settings: dict[str, str]) -> dict[str, float]:
+    """`newsletter send` as a subprocess: sending-phase rate and peak RSS summed over its processes."""
+    env = _env(
+        NEWSLETTER_SMTP_URL=f"smtp+plain://127.0.0.1:{port}",
+        NEWSLETTER_SENDING_CONCURRENCY=str(CONCURRENCY),
+        **settings,
+    )
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "article.txt"], cwd=directory, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    peak_main = 0
+    peaks: dict[int, int] = {}
+    while proc.poll() is None:
+        peak_main = max(peak_main, _rss_kb(proc.pid))
+        for child in _children(proc.pid):
+            if not _is_resource_tracker(child):
+                peaks[child] = max(peaks.get(child, 0), _rss_kb(child))
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"newsletter send failed:\n{err}")
+    from datetime import datetime
+
+    from newsletter.db import open_db
+
+    db = open_db(directory / "subscribers.db")
+    sent = db.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
+    start = db.execute("SELECT started_at FROM campaigns WHERE id = 1").fetchone()[0]
+    last = db.execute("SELECT max(sent_at) FROM deliveries").fetchone()[0]
+    db.conn.close()
+    sending = (datetime.fromisoformat(last) - datetime.fromisoformat(start)).total_seconds()
+    return {"sent": sent, "rate": sent / elapsed, "send_rate": sent / sending,
+            "total_mb": (peak_main + sum(peaks.values())) / 1024, "children": len(peaks)}
+
+
+def _range(values: list[float], fmt: str = ".2f") -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    parser.add_argument("--repeat", type=int, default=0, help="repetitions (default 3, 1 with --quick)")
+    parser.add_argument("--count", type=int, default=0, help="subscribers (default 20,000, 3,000 with --quick)")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help=f"comma-separated, of {', '.join(VARIANTS)}; unsigned is always run")
+    args = parser.parse_args()
+    count = args.count or (3000 if args.quick else 20_000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    names = ["unsigned"] + [n for n in args.variants.split(",") if n and n != "unsigned"]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s): {', '.join(unknown)}")
+    work = Path(tempfile.mkdtemp(prefix="bench-signing-"))
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    references: list[float] = []
+    load_before = os.getloadavg()
+    try:
+        key = make_key(work / "dkim")
+        sink = Sink()
+        try:
+            size = 0
+            for rep in range(repeat):
+                for name in names:
+                    signed, settings = VARIANTS[name]
+                    site = make_site(work / f"{name}-{rep}", count)
+                    if signed:
+                        settings = {**settings, "NEWSLETTER_DKIM_SELECTOR": "bench",
+                                    "NEWSLETTER_DKIM_DOMAIN": "example.nl",
+                                    "NEWSLETTER_DKIM_KEY_FILE": str(key)}
+                    result = send(site, sink.port, settings)
+                    results[name].append(result)
+                    if not size:
+                        size = message_size(site)
+                    shutil.rmtree(site, ignore_errors=True)
+                    print(f"   rep {rep + 1} {name:12s} {result['send_rate']:7.0f} msgs/s sending, "
+                          f"{result['total_mb']:4.0f} MB, load {os.getloadavg()[0]:.2f}", flush=True)
+                references.append(smtp_source(sink.port, sessions=CONCURRENCY, messages=count, size=size))
+        finally:
+            sink.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    print(f"DKIM signing, {count:,} subscribers, {CONCURRENCY} connections, {repeat} repetition(s), "
+          f"{os.cpu_count()} cores")
+    print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    print(f"smtp-source -s {CONCURRENCY} -d: {_range(references, '.0f')} msgs/s")
+    base = results["unsigned"]
+    for name in names:
+        runs = results[name]
+        rates = [r["send_rate"] for r in runs]
+        ratio = [r["send_rate"] / b["send_rate"] for r, b in zip(runs, base, strict=True)]
+        memory = [r["total_mb"] / b["total_mb"] for r, b in zip(runs, base, strict=True)]
+        source = [r["send_rate"] / s for r, s in zip(runs, references, strict=True)]
+        print(f"  {name:12s} {_range(rates, '.0f'):>18s} msgs/s  of unsigned {_range(ratio):>16s}  "
+              f"of smtp-source {_range(source):>16s}  peak RSS {_range([r['total_mb'] for r in runs], '.0f')} MB"
+              f" = {_range(memory)} x unsigned")
+
+
+if __name__ == "__main__":
+    main()
