@@ -237,3 +237,22 @@ def test_the_body_is_canonicalised_exactly_as_dkimpy_does_it(pieces: list[bytes]
     body = b"".join(pieces)
     assert _relaxed_body(body) == _regex_relaxed_body(body)
     assert _relaxed_body(body + b"\r\n") == Relaxed.canonicalize_body(body + b"\r\n")
+
+
+@pytest.mark.parametrize("name", ["Ann Jansen-Één", "Ann   Jansen  ", "  "])
+def test_the_body_hash_from_the_builders_pieces_is_the_whole_bodys(workdir: Path, key_dir, name: str) -> None:
+    # MessageBuilder canonicalises the static pieces once and each message's personal lines
+    # apart; the hash must be the one of canonicalising the whole body.
+    from newsletter.content.dkim import body_hash
+
+    _, pair = key_dir
+    config = signed_config(workdir, pair)
+    text = "Beste {nl:name},\n\nregel  met\tblanco's   en een  spatie aan het eind \n\t\n\n{nl:unsubscribe_url}  \n"
+    html = "<p>Beste {nl:name},</p>\n        <td>  inspringing\t</td>  \n<a href=\"{nl:unsubscribe_url}\">x</a>\n\n"
+    rendered = RenderedEmail(subject="Blanco's", html=html, text=text, language="nl")
+    builder = MessageBuilder(config, {"nl": rendered}, campaign_key="article:9")
+    person = Recipient(subscriber_id=3, email="ann@example.nl", name=name, token=TOKEN, language="nl")
+    data, hashed = builder.build_for_signing(person)
+    assert hashed == body_hash([_relaxed_body(data.partition(b"\r\n\r\n")[2])])
+    signed = builder.build(person)
+    assert signed.endswith(data) and dkim.verify(signed, dnsfunc=stub_dns(pair))

@@ -15,9 +15,15 @@ from ..content.dkim import DkimSigner
 _signer: DkimSigner | None = None  # in a signer process: the key, loaded once
 
 
-def sign_all(signer: DkimSigner, messages: Sequence[bytes], include_headers: Sequence[str], now: int) -> list[bytes]:
-    """The DKIM-Signature header of each message, as MessageBuilder.build would put it in front."""
-    return [signer.sign(message, include_headers=include_headers, now=now) for message in messages]
+def sign_all(
+    signer: DkimSigner, heads: Sequence[bytes], body_hashes: Sequence[str], include_headers: Sequence[str], now: int,
+) -> list[bytes]:
+    """The DKIM-Signature header of each message (its header block and bh=), as
+    MessageBuilder.build would put it in front."""
+    return [
+        signer.sign_head(head, body_hash=hashed, include_headers=include_headers, now=now)
+        for head, hashed in zip(heads, body_hashes, strict=True)
+    ]
 
 
 def start(signer: DkimSigner, parent: int) -> None:
@@ -35,6 +41,6 @@ def ready() -> bool:
     return _signer is not None
 
 
-def sign_batch(messages: list[bytes], include_headers: Sequence[str], now: int) -> list[bytes]:
+def sign_batch(heads: list[bytes], body_hashes: list[str], include_headers: Sequence[str], now: int) -> list[bytes]:
     assert _signer is not None, "the signer process was started without its key"
-    return sign_all(_signer, messages, include_headers, now)
+    return sign_all(_signer, heads, body_hashes, include_headers, now)

@@ -33,12 +33,14 @@ from sqlite_utils import Database
 
 from ..config import SIGNING_MODES, Config
 from ..content.dkim import DkimSigner
+from ..content.message import Recipient
 from . import signer_worker
 from .campaigns import builder_for, get_campaign
 from .ledger import Item
 from .queue import inline_feed, iter_batches
 
 AHEAD = 2  # signed batches waiting for the pool to take them, at most
+Job = tuple[list[bytes], list[str], int]  # header blocks, their bodies' bh=, t=
 MAX_AUTO_SIGNERS = 4  # signer processes (or threads) per sending process, unless sending.signers says
 
 
@@ -84,34 +86,39 @@ class BatchSigner:
         # In the executor's own thread: only a flag, read by submit() in the loop's thread.
         self._ready = not future.cancelled() and future.exception() is None
 
-    def submit(self, messages: list[bytes], *, now: int) -> asyncio.Future[list[bytes]]:
-        """Start signing `messages` (t= is `now`); the future gives their signature headers."""
+    def submit(self, heads: list[bytes], body_hashes: list[str], *, now: int) -> asyncio.Future[list[bytes]]:
+        """Start signing messages given by header block and bh= (t= is `now`); the future
+        gives their signature headers."""
         loop = asyncio.get_running_loop()
         executor = self._executor
         if executor is not None and self._ready:
             try:
                 if self.mode == "process":
-                    job = executor.submit(signer_worker.sign_batch, messages, self.include_headers, now)
+                    job = executor.submit(signer_worker.sign_batch, heads, body_hashes, self.include_headers, now)
                 else:
-                    job = executor.submit(signer_worker.sign_all, self.signer, messages, self.include_headers, now)
+                    job = executor.submit(
+                        signer_worker.sign_all, self.signer, heads, body_hashes, self.include_headers, now
+                    )
                 return asyncio.wrap_future(job, loop=loop)
             except (BrokenProcessPool, RuntimeError):
                 self._fall_back()
         future: asyncio.Future[list[bytes]] = loop.create_future()
-        future.set_result(self.sign_inline(messages, now=now))
+        future.set_result(self.sign_inline(heads, body_hashes, now=now))
         return future
 
-    async def signed(self, future: asyncio.Future[list[bytes]], messages: list[bytes], *, now: int) -> list[bytes]:
+    async def signed(
+        self, future: asyncio.Future[list[bytes]], heads: list[bytes], body_hashes: list[str], *, now: int
+    ) -> list[bytes]:
         """The signatures `future` gives, or made inline if the signer process died."""
         try:
             return await future
         except BrokenProcessPool:
             self._fall_back()
-            return self.sign_inline(messages, now=now)
+            return self.sign_inline(heads, body_hashes, now=now)
 
-    def sign_inline(self, messages: list[bytes], *, now: int) -> list[bytes]:
+    def sign_inline(self, heads: list[bytes], body_hashes: list[str], *, now: int) -> list[bytes]:
         self.inline_batches += 1
-        return signer_worker.sign_all(self.signer, messages, self.include_headers, now)
+        return signer_worker.sign_all(self.signer, heads, body_hashes, self.include_headers, now)
 
     def _fall_back(self) -> None:
         self.mode = "inline"
@@ -144,22 +151,34 @@ async def signed_feed(
     signing = BatchSigner(builder.signer, include_headers=builder.signed_headers, mode=mode, workers=count)
     ready: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(maxsize=ahead)
 
+    hashes: dict[int, str] = {}  # subscriber id -> bh= of the message just built for them
+
+    def build(recipient: Recipient) -> bytes:
+        data, hashed = builder.build_for_signing(recipient)
+        assert hashed is not None
+        hashes[recipient.subscriber_id] = hashed
+        return data
+
     async def fill() -> None:
-        in_signing: deque[tuple[list[Item], int, asyncio.Future[list[bytes]]]] = deque()
+        in_signing: deque[tuple[list[Item], Job, asyncio.Future[list[bytes]]]] = deque()
 
         async def first_signed() -> list[Item]:
-            items, now, future = in_signing.popleft()
-            signatures = await signing.signed(future, [item.data for item in items], now=now)
+            items, (heads, body_hashes, now), future = in_signing.popleft()
+            signatures = await signing.signed(future, heads, body_hashes, now=now)
             return [item._replace(data=sig + item.data) for item, sig in zip(items, signatures, strict=True)]
 
         try:
-            batches = iter_batches(
-                config, db, campaign_id, at=at, batch=batch, shard=shard, sign=False, builder=builder
-            )
-            for items in batches:
+            for items in iter_batches(
+                config, db, campaign_id, at=at, batch=batch, shard=shard, builder=builder, build=build
+            ):
                 if items:
-                    now = int(time.time())
-                    in_signing.append((items, now, signing.submit([item.data for item in items], now=now)))
+                    job = (
+                        [item.data[:item.data.index(b"\r\n\r\n")] for item in items],
+                        [hashes.pop(item.subscriber_id) for item in items],
+                        int(time.time()),
+                    )
+                    in_signing.append((items, job, signing.submit(job[0], job[1], now=job[2])))
+                hashes.clear()  # the rows that could not be built
                 while in_signing and (len(in_signing) >= 2 * max(1, count) or in_signing[0][2].done()):
                     await ready.put(await first_signed())
                 await asyncio.sleep(0)
