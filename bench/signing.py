@@ -44,11 +44,11 @@ VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
     "inline-p2": (True, {"NEWSLETTER_SENDING_SIGNING": "inline", "NEWSLETTER_SENDING_PROCESSES": "2"}),
     "thread": (True, {"NEWSLETTER_SENDING_SIGNING": "thread"}),
     "process": (True, {"NEWSLETTER_SENDING_SIGNING": "process"}),
-    "process-1": (True, {"NEWSLETTER_SENDING_SIGNING": "process", "NEWSLETTER_SENDING_SIGNERS": "1"}),
-    "thread-1": (True, {"NEWSLETTER_SENDING_SIGNING": "thread", "NEWSLETTER_SENDING_SIGNERS": "1"}),
+    "process-2": (True, {"NEWSLETTER_SENDING_SIGNING": "process", "NEWSLETTER_SENDING_SIGNERS": "2"}),
+    "thread-2": (True, {"NEWSLETTER_SENDING_SIGNING": "thread", "NEWSLETTER_SENDING_SIGNERS": "2"}),
     "process-p2": (True, {"NEWSLETTER_SENDING_SIGNING": "process", "NEWSLETTER_SENDING_PROCESSES": "2"}),
 }
-DEFAULT_VARIANTS = ("unsigned", "inline", "inline-p2", "thread", "process")
+DEFAULT_VARIANTS = ("unsigned", "process", "process-2", "thread", "inline", "inline-p2")
 CONCURRENCY = 16
 
 

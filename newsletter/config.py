@@ -251,7 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
         "sending.signers",
         "signers",
         0,
-        "DKIM signer processes (or threads) per sending process; 0 = one per CPU core, at most 4",
+        "DKIM signer processes (or threads) per sending process; 0 = one per CPU core the senders leave, at most 4",
         limits=(0, 64),
     ),
     Setting(

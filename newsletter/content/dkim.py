@@ -20,13 +20,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..config import Config
 from ..errors import NewsletterError
+
+if TYPE_CHECKING:  # a signer process (delivery/signer_worker.py) never loads the settings
+    from ..config import Config
 
 KEY_BITS = 2048
 MIN_KEY_BITS = 1024  # receivers ignore shorter RSA keys (RFC 8301)

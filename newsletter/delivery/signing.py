@@ -45,10 +45,13 @@ MAX_AUTO_SIGNERS = 4  # signer processes (or threads) per sending process, unles
 
 
 def signer_workers(mode: str, *, requested: int = 0, shards: int = 1) -> int:
-    """How many signers each sending process starts: `requested`, or its share of the cores."""
+    """How many signers each sending process starts: `requested`, or its share of the cores
+    that the sending processes leave (at least one each)."""
     if mode == "inline":
         return 0
-    return requested or max(1, min(MAX_AUTO_SIGNERS, (os.cpu_count() or 1) // max(1, shards)))
+    cores = os.cpu_count() or 1
+    shards = max(1, shards)
+    return requested or max(1, min(MAX_AUTO_SIGNERS, (cores - shards) // shards))
 
 
 class BatchSigner:
