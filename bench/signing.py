@@ -1,10 +1,12 @@
 """DKIM-signed against unsigned campaigns, interleaved in one run against Postfix's smtp-sink.
 
-Prints, for each way of signing (sending.signing = process, thread, inline; and inline
-with sending.processes = 2), the sending-phase rate of a full `newsletter send` (as a
-subprocess) as a ratio to an unsigned campaign of the same size sent in the same
-repetition, and its peak memory (RSS summed over the process and its children) as a
-ratio to the unsigned run's; `smtp-source -s 16 -d` to the same sink gives the scale.
+Prints, for each way of signing (sending.signing = process with its default one signer
+per spare core, or two; thread; inline, and inline with sending.processes = 2, which
+shards the rows over two sending processes), the sending-phase rate of a full
+`newsletter send` (as a subprocess) as a ratio to an unsigned campaign of the same size
+sent in the same repetition, and its peak memory (RSS summed over the process and its
+children, and the same in PSS, which counts shared library pages once) as a ratio to the
+unsigned run's; `smtp-source -s 16 -d` to the same sink gives the scale.
 Every repetition runs all the variants in turn, so load from elsewhere affects them alike;
 the load average is printed before and after. Median and range over the repetitions.
 
@@ -62,8 +64,30 @@ def make_key(directory: Path) -> Path:
     return next(directory.glob("bench.example.nl.private.pem"))
 
 
-def send(directory: Path, port: int, settings: dict[str, str]) -> dict[str, float]:
-    """`newsletter send` as a subprocess: sending-phase rate and peak RSS summed over its processes."""
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (the Python and OpenSSL libraries every process
+    maps) counted once over all processes, not once in each as RSS counts them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def send(directory: Path, port: int, settings: dict[str, str], *, sink_pid: int = 0) -> dict[str, float]:
+    """`newsletter send` as a subprocess: sending-phase rate and peak memory (RSS, and PSS)
+    summed over its processes (multiprocessing's resource tracker left out, as send.py does)."""
     env = _env(
         NEWSLETTER_SMTP_URL=f"smtp+plain://127.0.0.1:{port}",
         NEWSLETTER_SENDING_CONCURRENCY=str(CONCURRENCY),
@@ -76,13 +100,24 @@ def send(directory: Path, port: int, settings: dict[str, str]) -> dict[str, floa
     )
     peak_main = 0
     peaks: dict[int, int] = {}
+    peak_pss = 0
+    cpu: dict[int, float] = {}  # pid -> CPU seconds when last seen
+    sink_before = _cpu_s(sink_pid) or 0.0 if sink_pid else 0.0
     while proc.poll() is None:
+        for pid in (proc.pid, *_children(proc.pid)):
+            seen = _cpu_s(pid)
+            if seen is not None and not _is_resource_tracker(pid):
+                cpu[pid] = seen
         peak_main = max(peak_main, _rss_kb(proc.pid))
+        pss = _pss_kb(proc.pid)
         for child in _children(proc.pid):
             if not _is_resource_tracker(child):
                 peaks[child] = max(peaks.get(child, 0), _rss_kb(child))
+                pss += _pss_kb(child)
+        peak_pss = max(peak_pss, pss)
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
+    sink_cpu = (_cpu_s(sink_pid) or 0.0) - sink_before if sink_pid else 0.0
     err = proc.stderr.read() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"newsletter send failed:\n{err}")
@@ -97,7 +132,10 @@ def send(directory: Path, port: int, settings: dict[str, str]) -> dict[str, floa
     db.conn.close()
     sending = (datetime.fromisoformat(last) - datetime.fromisoformat(start)).total_seconds()
     return {"sent": sent, "rate": sent / elapsed, "send_rate": sent / sending,
-            "total_mb": (peak_main + sum(peaks.values())) / 1024, "children": len(peaks)}
+            "total_mb": (peak_main + sum(peaks.values())) / 1024, "pss_mb": peak_pss / 1024,
+            "children": len(peaks), "main_cpu_us": cpu.get(proc.pid, 0.0) / sent * 1e6,
+            "other_cpu_us": (sum(cpu.values()) - cpu.get(proc.pid, 0.0)) / sent * 1e6,
+            "sink_cpu_us": sink_cpu / sent * 1e6}
 
 
 def _range(values: list[float], fmt: str = ".2f") -> str:
@@ -135,13 +173,16 @@ def main() -> None:
                         settings = {**settings, "NEWSLETTER_DKIM_SELECTOR": "bench",
                                     "NEWSLETTER_DKIM_DOMAIN": "example.nl",
                                     "NEWSLETTER_DKIM_KEY_FILE": str(key)}
-                    result = send(site, sink.port, settings)
+                    result = send(site, sink.port, settings, sink_pid=sink.proc.pid)
                     results[name].append(result)
                     if not size:
                         size = message_size(site)
                     shutil.rmtree(site, ignore_errors=True)
                     print(f"   rep {rep + 1} {name:12s} {result['send_rate']:7.0f} msgs/s sending, "
-                          f"{result['total_mb']:4.0f} MB, load {os.getloadavg()[0]:.2f}", flush=True)
+                          f"{result['total_mb']:4.0f} MB RSS, {result['pss_mb']:4.0f} MB PSS, CPU µs/msg "
+                          f"main {result['main_cpu_us']:.0f} others {result['other_cpu_us']:.0f} "
+                          f"sink {result['sink_cpu_us']:.0f}, "
+                          f"load {os.getloadavg()[0]:.2f}", flush=True)
                 references.append(smtp_source(sink.port, sessions=CONCURRENCY, messages=count, size=size))
         finally:
             sink.stop()
@@ -154,15 +195,40 @@ def main() -> None:
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print(f"smtp-source -s {CONCURRENCY} -d: {_range(references, '.0f')} msgs/s")
     base = results["unsigned"]
+    cpu_lines: list[str] = []
     for name in names:
         runs = results[name]
         rates = [r["send_rate"] for r in runs]
         ratio = [r["send_rate"] / b["send_rate"] for r, b in zip(runs, base, strict=True)]
         memory = [r["total_mb"] / b["total_mb"] for r, b in zip(runs, base, strict=True)]
+        pss = [r["pss_mb"] / b["pss_mb"] for r, b in zip(runs, base, strict=True)]
         source = [r["send_rate"] / s for r, s in zip(runs, references, strict=True)]
+        main_cpu = [r["main_cpu_us"] for r in runs]
+        all_cpu = [r["main_cpu_us"] + r["other_cpu_us"] + r["sink_cpu_us"] for r in runs]
+        cpu_lines.append(
+            f"  {name:12s} main process {_range(main_cpu, '.0f'):>16s}, all processes and the sink "
+            f"{_range(all_cpu, '.0f'):>16s}"
+        )
         print(f"  {name:12s} {_range(rates, '.0f'):>18s} msgs/s  of unsigned {_range(ratio):>16s}  "
               f"of smtp-source {_range(source):>16s}  peak RSS {_range([r['total_mb'] for r in runs], '.0f')} MB"
-              f" = {_range(memory)} x unsigned")
+              f" = {_range(memory)} x unsigned (PSS {_range(pss)} x)")
+
+    # CPU time per message does not depend on what else the machine runs: with the event
+    # loop's process on one core and everything else on the other, the main process's
+    # figure bounds the rate, and the sum bounds it on two cores.
+    print("CPU µs per message sent (user + system), median (range):")
+    for line in cpu_lines:
+        print(line)
+    def bound(run: dict[str, float], *, sharded: bool) -> float:
+        total = run["main_cpu_us"] + run["other_cpu_us"] + run["sink_cpu_us"]
+        # sharded: each shard process runs its own loop, so only the two cores bound it
+        return 2 / total if sharded else min(1 / run["main_cpu_us"], 2 / total)
+
+    loop_bound = [bound(r, sharded=False) for r in base]
+    for name in names[1:]:
+        sharded = VARIANTS[name][1].get("NEWSLETTER_SENDING_PROCESSES", "1") != "1"
+        bounds = [bound(r, sharded=sharded) / b for r, b in zip(results[name], loop_bound, strict=True)]
+        print(f"  {name:12s} on an idle 2-core machine (from CPU time) at most {_range(bounds)} of unsigned")
 
 
 if __name__ == "__main__":

@@ -214,3 +214,34 @@ def test_a_signer_killed_mid_campaign_leaves_the_rest_signed_in_the_loop(
     assert sorted(received) == sorted(emails) and all(len(c) == 1 for c in received.values())
     lookup = dns(key)
     assert all(dkim.verify(m.data, dnsfunc=lookup) for m in server.handler.messages)
+
+
+def test_a_sharded_signed_campaign_signs_in_each_shards_own_signer(
+    workdir: Path, server: Server, key: KeyPair  # noqa: F811
+) -> None:
+    from newsletter.delivery.processes import SHARD_MIN_DUE
+
+    count = SHARD_MIN_DUE + 100
+    db = open_db(workdir / "subscribers.db")
+    emails = add_subscribers(db, count)
+    db.conn.close()
+    write_article(workdir)
+    env = {"NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SENDING_CONCURRENCY": "4",
+           "NEWSLETTER_SENDING_PROCESSES": "2", "NEWSLETTER_SENDING_SIGNERS": "1", **dkim_env(key)}
+    sender = _spawn(workdir, env, "send", "artikel.txt")
+    signers: set[int] = set()
+
+    def shards_sign() -> bool:
+        for shard in children_of(sender.pid):
+            signers.update(_signers(shard))
+        return len(signers) >= 2 or sender.poll() is not None
+
+    wait_for(shards_sign, timeout=120)
+    _, err = sender.communicate(timeout=300)
+    assert sender.returncode == 0, err
+    assert len(signers) >= 2  # one signer under each of the two shards
+    received = server.handler.by_rcpt()
+    assert sorted(received) == sorted(emails) and all(len(c) == 1 for c in received.values())
+    lookup = dns(key)
+    assert all(m.data.startswith(b"DKIM-Signature: ") for m in server.handler.messages)
+    assert all(dkim.verify(m.data, dnsfunc=lookup) for m in server.handler.messages[::20])
