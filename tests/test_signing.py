@@ -21,7 +21,8 @@ from send_helpers import add_subscribers, make_config, server, write_article  # 
 from smtp_server import Server
 
 from newsletter.config import Config
-from newsletter.content.dkim import KeyPair, generate_key_pair
+from newsletter.content.dkim import KeyPair, generate_key_pair, load_signer
+from newsletter.content.message import SIGNED_HEADERS
 from newsletter.db import now, open_db
 from newsletter.delivery.campaigns import create_campaign, make_owner
 from newsletter.delivery.ledger import Item
@@ -82,6 +83,14 @@ def test_the_signed_bytes_are_the_ones_build_signs_in_the_loop(workdir: Path, ke
     assert len(in_loop) == 130
     assert off_loop == in_loop  # the same rows in the same order, byte for byte
     assert all(item.data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;") for item in off_loop)
+    # And the signature over the whole message, as sign() canonicalises it (the way build()
+    # signed before the body hash came from the builder's pieces), is the same header.
+    signer = load_signer(config)
+    assert signer is not None
+    for item in off_loop:
+        header, _, message = item.data.partition(b"\r\nFrom: ")
+        whole = signer.sign(b"From: " + message, include_headers=SIGNED_HEADERS, now=1_790_000_000)
+        assert whole == header + b"\r\n"
     for item in off_loop[::13]:
         assert dkim.verify(item.data, dnsfunc=dns(key))
 
