@@ -10,6 +10,17 @@ unsigned run's; `smtp-source -s 16 -d` to the same sink gives the scale.
 Every repetition runs all the variants in turn, so load from elsewhere affects them alike;
 the load average is printed before and after. Median and range over the repetitions.
 
+Measured 2026-12-02 on this 2-core machine while others used it (load 7-14), 16
+connections, three repetitions, ratio to the unsigned run of the same repetition:
+  8,000 subscribers (load 7.0-8.6)  process 0.78 (0.76-0.88), 1.47x RSS; two signers
+      0.71 (0.54-0.82), 1.90x; thread 0.97 (0.72-1.39), 1.08x; inline 0.35 (0.15-1.06),
+      1.02x; inline with sending.processes = 2: 0.51 (0.37-1.64), 2.75x RSS.
+  10,000 subscribers (load 7.7-14)  process 0.48 (0.46-0.81), thread 0.65 (0.46-0.67),
+      inline 0.42 (0.41-0.51).
+  CPU per message: the event loop's thread 631 µs unsigned, 712 process, 749 thread, 1180
+  inline; the signer process 406 µs; so on an idle machine at most 0.91 (process), 0.84
+  (thread, whose signer also holds the GIL for the Python part) and 0.54 (inline).
+
 Needs Debian's postfix package (smtp-sink and smtp-source in /usr/sbin; no daemon runs).
 Usage: .venv/bin/python bench/signing.py [--quick] [--repeat N] [--count N] [--variants a,b]
 """
