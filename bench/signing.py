@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -37,17 +38,63 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from send import (  # noqa: E402
-    Sink,
-    _children,
-    _env,
-    _is_resource_tracker,
-    _rss_kb,
-    make_site,
-    message_size,
-    smtp_source,
-)
+sys.path.insert(0, str(ROOT))
+from send import Sink, _env, _is_resource_tracker, _rss_kb, smtp_source  # noqa: E402
+
+ARTICLE = ROOT / "examples" / "article.txt"
+
+
+def make_site(directory: Path, subscribers: int) -> Path:
+    """An initialised directory with `subscribers` active subscribers and the article."""
+    subprocess.run(
+        [sys.executable, "-m", "newsletter", "-q", "init", str(directory), "--publication",
+         "Demo Nieuws", "--from", "nieuws@example.nl", "--language", "nl"],
+        check=True, env=_env(),
+    )
+    from newsletter.db import now, open_db
+
+    db = open_db(directory / "subscribers.db")
+    stamp = now()
+    with db.conn:
+        db.conn.executemany(
+            "INSERT INTO subscribers (email, name, language, status, cadence, token, created_at, updated_at)"
+            " VALUES (?, ?, 'nl', 'active', 'each', ?, ?, ?)",
+            (
+                (f"lezer{n:07d}@example.nl", f"Lezer {n}", secrets.token_urlsafe(16), stamp, stamp)
+                for n in range(subscribers)
+            ),
+        )
+    db.conn.close()
+    shutil.copy(ARTICLE, directory / "article.txt")
+    return directory
+
+
+def message_size(directory: Path) -> int:
+    """The size of one built message of the campaign sent from `directory`."""
+    from newsletter.config import load_config
+    from newsletter.content.message import Recipient
+    from newsletter.db import open_db
+    from newsletter.delivery.campaigns import builder_for, get_campaign
+
+    config = load_config(directory / "newsletter.toml")
+    db = open_db(config.database)
+    recipient = Recipient(subscriber_id=1, email="lezer0000001@example.nl", name="Lezer 1",
+                          token=secrets.token_urlsafe(16), language="nl")
+    size = len(builder_for(config, get_campaign(db, 1)).build(recipient))
+    db.conn.close()
+    return size
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
 
 # name -> (signed?, NEWSLETTER_* settings)
 VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
@@ -149,9 +196,9 @@ def send(directory: Path, port: int, settings: dict[str, str], *, sink_pid: int 
     from newsletter.db import open_db
 
     db = open_db(directory / "subscribers.db")
-    sent = db.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
+    sent = db.execute("SELECT count(*) FROM delivery_rows WHERE status = 'sent'").fetchone()[0]
     start = db.execute("SELECT started_at FROM campaigns WHERE id = 1").fetchone()[0]
-    last = db.execute("SELECT max(sent_at) FROM deliveries").fetchone()[0]
+    last = db.execute("SELECT max(sent_at) FROM delivery_rows").fetchone()[0]
     db.conn.close()
     sending = (datetime.fromisoformat(last) - datetime.fromisoformat(start)).total_seconds()
     return {"sent": sent, "rate": sent / elapsed, "send_rate": sent / sending,
@@ -186,7 +233,7 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         key = make_key(work / "dkim")
-        sink = Sink()
+        sink = Sink(work)
         try:
             size = 0
             for rep in range(repeat):

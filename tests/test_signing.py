@@ -140,7 +140,7 @@ def _signers(pid: int) -> set[int]:
 def _deliveries(workdir: Path) -> list[tuple[str, str, str]]:
     db = open_db(workdir / "subscribers.db")
     rows = db.execute(
-        "SELECT s.email, d.status, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        "SELECT s.email, d.status, d.message_id FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
     ).fetchall()
     db.conn.close()
     return rows
