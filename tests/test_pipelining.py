@@ -391,37 +391,6 @@ async def test_a_message_lost_after_it_went_out_keeps_its_message_id_on_the_retr
     assert handler.groups == handler.commands
 
 
-@pytest.mark.parametrize("signed", [False, True])
-def test_the_builders_dot_offsets_stuff_exactly_as_a_search_would(workdir, tmp_path, signed):
-    from render_fixtures import make_config as render_config
-    from render_fixtures import seed_shaped_article
-
-    from newsletter.content.dkim import generate_key_pair
-    from newsletter.content.message import MessageBuilder
-    from newsletter.content.render import render_article
-
-    settings: dict[str, str] = {"web.url": "https://nieuws.example.nl"}
-    if signed:
-        pair = generate_key_pair(selector="nb2026", domain="example.nl", out_dir=tmp_path)
-        settings.update({"dkim.selector": "nb2026", "dkim.domain": "example.nl",
-                         "dkim.key_file": str(pair.private_key_file)})
-    config = render_config(workdir, **settings)
-    rendered = {"nl": render_article(seed_shaped_article(), config, language="nl")}
-    builder = MessageBuilder(config, rendered, campaign_key="article:1")
-    assert builder.crlf_only
-    stuffed = 0
-    for n, name in enumerate(["Ann", ".Ann", "..", "Ann . Jansen", "É.", ""]):
-        recipient = Recipient(subscriber_id=n, email=f"a{n}@example.nl", name=name,
-                              token="Zx9_8yW-7vU6tS5rQ4pO3nM2lK1jI0hG", language="nl")
-        data, dots = builder.build_for_smtp(recipient)
-        assert crlf_only(data) and data.startswith(b"DKIM-Signature: ") == signed
-        assert [at for at in range(len(data)) if data[at:at + 1] == b"." and (at == 0 or data[at - 1:at] == b"\n")] == list(dots)
-        assert pipelining.wire_data(data, crlf_only=True, dots=dots) == pipelining.wire_data(data)
-        assert _DATE.sub(b"", data.split(b"\r\nFrom: ", 1)[-1]) == _DATE.sub(b"", builder.build(recipient).split(b"\r\nFrom: ", 1)[-1])
-        stuffed += len(dots)
-    assert stuffed
-
-
 def test_a_signed_pipelined_campaign_killed_with_sigkill_resumes_without_loss(workdir, piped, tmp_path):
     import dkim
 

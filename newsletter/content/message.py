@@ -12,11 +12,6 @@ the quoted-printable encoding of every body line that holds no personal placehol
 Quoted-printable encodes each hard line on its own, so per recipient only the few lines
 with a placeholder are substituted and encoded, and the pieces are joined.
 
-Every line ends in CRLF, and nothing else is a CR or LF: the skeleton's pieces are checked
-for that once (`MessageBuilder.crlf_only`), and what is personal is checked header text or
-quoted-printable that encodes a stray CR or LF, so the sender need not search every
-message's 20 KB for line ends again (delivery/pipelining.py).
-
 Test sends (`test=True`) are the real message with "[TEST] " before the subject and a
 Message-ID of their own, so a later real send is never collapsed with the test as a
 duplicate. They keep List-Unsubscribe with the recipient's own token: the test shows exactly
@@ -28,19 +23,19 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html
-import itertools
 import re
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..errors import HeaderValueError
-from .dkim import DkimSigner, load_signer
+from .dkim import DkimSigner, load_signer, relaxed_lines
+from .dkim import body_hash as dkim_body_hash
 from .headers import (
     MAX_LINE,
     address_header,
@@ -110,6 +105,10 @@ class _Skeleton:
     html: tuple[bytes | str, ...]
     end: bytes
     name_fallback: str
+    # For DKIM's bh=: the body's start (inside after_unsub) and every static body piece,
+    # canonicalised once per campaign; each message canonicalises only its personal lines.
+    body_start: bytes = b""
+    canonical: Mapping[bytes, bytes] = field(default_factory=dict)
 
 
 class MessageBuilder:
@@ -150,25 +149,15 @@ class MessageBuilder:
         self._skeletons = {lang: self._skeleton(r) for lang, r in rendered.items()}
         self._default = self._skeletons.get(config.publication_language) or next(iter(self._skeletons.values()))
         # Every build() has CRLF line ends only when the fixed pieces have (the personal
-        # ones are checked header text, or quoted-printable that encodes a stray CR or LF).
-        fixed = [
-            piece
+        # ones are checked header text, or quoted-printable that encodes a stray CR): the
+        # pipelined sender then does not search each message for line ends again.
+        self.crlf_only = all(
+            crlf_only(piece)
             for skeleton in self._skeletons.values()
-            for piece in itertools.chain(
-                (skeleton.before_to, skeleton.after_to, skeleton.after_mid, skeleton.after_unsub,
-                 skeleton.middle, skeleton.end),
-                (s for s in skeleton.text + skeleton.html if isinstance(s, bytes)),
-            )
-        ]
-        self.crlf_only = all(crlf_only(piece) for piece in fixed)
-        # Where each fixed body piece has a dot that starts a line (each piece starts one),
-        # searched once; by identity: the skeletons keep these very objects alive.
-        self._dots = {
-            id(piece): _dots_in(piece)
-            for skeleton in self._skeletons.values()
-            for piece in (skeleton.middle, skeleton.end, *skeleton.text, *skeleton.html)
+            for piece in (skeleton.before_to, skeleton.after_to, skeleton.after_mid, skeleton.after_unsub,
+                          skeleton.middle, skeleton.end, *skeleton.text, *skeleton.html)
             if isinstance(piece, bytes)
-        }
+        )
 
     def message_id(self, recipient: Recipient) -> str:
         """The recipient's Message-ID (stable across builds and re-renders)."""
@@ -176,50 +165,34 @@ class MessageBuilder:
             campaign_key=self._message_key, subscriber_id=recipient.subscriber_id, domain=self.domain
         )
 
-    def build(self, recipient: Recipient) -> bytes:
-        """The final message bytes (CRLF line ends), DKIM-signed when configured."""
-        message = b"".join(self._parts(recipient)[0])
-        if self._signer is not None:
-            message = self._signer.sign(message, include_headers=self._signed) + message
-        return message
+    @property
+    def signer(self) -> DkimSigner | None:
+        """The DKIM signer build() uses, None when DKIM is not configured."""
+        return self._signer
 
-    def build_for_smtp(self, recipient: Recipient) -> tuple[bytes, tuple[int, ...] | None]:
-        """build()'s bytes, and the offsets in them of every dot that starts a line.
+    @property
+    def signed_headers(self) -> tuple[str, ...]:
+        """The headers the DKIM signature covers (h=), for signing build(sign=False)'s bytes."""
+        return self._signed
 
-        SMTP doubles those dots after DATA (RFC 5321 4.5.2); with their offsets the sender
-        does it without searching the whole message: the skeleton's body pieces were
-        searched once, and only the personal pieces are searched per message. None
-        instead of offsets when the headers have a line that starts with a dot (they never
-        should: a header line starts with its name, a folded one with a space).
+    def build(self, recipient: Recipient, *, sign: bool = True) -> bytes:
+        """The final message bytes (CRLF line ends), DKIM-signed when configured.
+
+        `sign=False` leaves the signature out (see build_for_signing).
         """
-        parts, head_count = self._parts(recipient)
-        head = b"".join(parts[:head_count])
-        if b"\n." in head or head.startswith(b"."):
-            return self.build(recipient), None
-        message = b"".join(parts)
-        known = self._dots
-        dots: list[int] = []
-        offset = len(head)
-        # Every body piece starts a line: the headers end with a blank line, each encoded
-        # segment and the part boundaries with a CRLF.
-        for part in parts[head_count:]:
-            found = known.get(id(part))
-            if found is None:
-                if part.startswith(b".") or b"\n." in part:
-                    dots.extend([offset + at for at in _dots_in(part)])
-            elif found:
-                dots.extend([offset + at for at in found])
-            offset += len(part)
-        if self._signer is not None:
-            signature = self._signer.sign(message, include_headers=self._signed)
-            if b"\n." in signature or signature.startswith(b"."):
-                return signature + message, None
-            shift = len(signature)
-            return signature + message, tuple([at + shift for at in dots])
-        return message, tuple(dots)
+        message, body_hash = self.build_for_signing(recipient, body_hash=sign and self._signer is not None)
+        if body_hash is None or self._signer is None:
+            return message
+        head = message[:message.index(b"\r\n\r\n")]
+        return self._signer.sign_head(head, body_hash=body_hash, include_headers=self._signed) + message
 
-    def _parts(self, recipient: Recipient) -> tuple[list[bytes], int]:
-        """The pieces of the message and how many of them are its headers."""
+    def build_for_signing(self, recipient: Recipient, *, body_hash: bool = True) -> tuple[bytes, str | None]:
+        """The unsigned bytes and their DKIM body hash (bh=), for signing elsewhere.
+
+        delivery/signing.py signs off the event loop's core: the signature header goes
+        before the bytes, `signer.sign_head(head, body_hash=..., include_headers=
+        signed_headers) + data`, where head is the header block before the blank line.
+        """
         skeleton = self._skeleton_for(recipient.language)
         token = check_token(recipient.token, what=f"subscriber {recipient.subscriber_id}")
         to = address_header("To", recipient.name, recipient.email)
@@ -243,12 +216,19 @@ class MessageBuilder:
             b">\r\n",
             skeleton.after_unsub,
         ]
-        head_count = len(parts)
+        body_from = len(parts)
         _fill_into(parts, skeleton.text, text_values)
         parts.append(skeleton.middle)
         _fill_into(parts, skeleton.html, html_values)
         parts.append(skeleton.end)
-        return parts, head_count
+        message = b"".join(parts)
+        if not body_hash:
+            return message, None
+        canonical = [skeleton.body_start]
+        for piece in parts[body_from:]:
+            known = skeleton.canonical.get(piece)
+            canonical.append(relaxed_lines(piece) if known is None else known)
+        return message, dkim_body_hash(canonical)
 
     def personalised(self, recipient: Recipient) -> tuple[str, str]:
         """The recipient's text and HTML (for previews), exactly as build() encodes them."""
@@ -314,16 +294,22 @@ class MessageBuilder:
         for line in (from_line + subject_line + after_mid + after_unsub).split("\r\n"):
             if len(line) > MAX_LINE:
                 raise HeaderValueError(f"a header line is longer than {MAX_LINE} characters: {line[:60]}...")
+        text = _segments(rendered.text)
+        html_segments = _segments(rendered.html)
+        end = f"\r\n--{boundary}--\r\n".encode("ascii")
+        static = [s for s in (*text, middle.encode("ascii"), *html_segments, end) if isinstance(s, bytes)]
         return _Skeleton(
             before_to=from_line.encode("ascii"),
             after_to=subject_line.encode("ascii"),
             after_mid=after_mid.encode("ascii"),
             after_unsub=after_unsub.encode("ascii"),
-            text=_segments(rendered.text),
+            text=text,
             middle=middle.encode("ascii"),
-            html=_segments(rendered.html),
-            end=f"\r\n--{boundary}--\r\n".encode("ascii"),
+            html=html_segments,
+            end=end,
             name_fallback=rendered.name_fallback,
+            body_start=relaxed_lines(after_unsub.encode("ascii").partition(b"\r\n\r\n")[2]),
+            canonical={piece: relaxed_lines(piece) for piece in static},
         )
 
 
@@ -358,16 +344,6 @@ def crlf_only(data: bytes) -> bool:
     """True when every CR and LF in `data` is part of a CRLF."""
     crlf = data.count(b"\r\n")
     return data.count(b"\n") == crlf and data.count(b"\r") == crlf
-
-
-def _dots_in(piece: bytes) -> tuple[int, ...]:
-    """The offsets of the dots that start a line in `piece` (which starts a line)."""
-    found = [0] if piece.startswith(b".") else []
-    at = piece.find(b"\n.")
-    while at != -1:
-        found.append(at + 1)
-        at = piece.find(b"\n.", at + 2)
-    return tuple(found)
 
 
 _QP_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
