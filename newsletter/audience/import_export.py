@@ -28,7 +28,7 @@ from array import array
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -55,6 +55,7 @@ PARALLEL_FROM = 20000  # rows; below this a second process costs more than it sa
 # would only add their memory.
 WORKERS = 2
 IN_FLIGHT = 2 * WORKERS  # chunks handed to the workers and not yet stored
+MIN_ROW_BYTES = 16  # a file smaller than PARALLEL_FROM rows of this cannot need the workers
 # SQLite's page cache while importing, in KiB (the default is 2 MB): the address and token
 # indexes take random inserts, which a small cache turns into page reads and re-writes.
 CACHE_KB = 32 * 1024
@@ -120,7 +121,8 @@ def import_file(
                 file_name=path.name, hashes=_has_suppressions(db),
             )
             # closing: a failure stops the workers before the transaction rolls back.
-            with closing(_checked_chunks(chunks, spec)) as checked:
+            may_be_large = _size(path) >= PARALLEL_FROM * MIN_ROW_BYTES
+            with closing(_checked_chunks(chunks, spec, may_be_large=may_be_large)) as checked:
                 _store(db, checked, report, actor=who, at=at)
     report.skipped.sort(key=lambda s: s.line)
     return report
@@ -323,20 +325,32 @@ def _check_header(columns: list[str], path: Path, report: ImportReport) -> None:
     report.ignored_columns = sorted({c for c in columns if c and c not in expected})
 
 
-def _checked_chunks(chunks: Iterator[list[Record]], spec: ChunkSpec) -> Generator[CheckedChunk, None, None]:
+def _checked_chunks(
+    chunks: Iterator[list[Record]], spec: ChunkSpec, *, may_be_large: bool
+) -> Generator[CheckedChunk, None, None]:
     """The chunks checked, in file order: here for the first PARALLEL_FROM rows, then in
-    WORKERS processes with at most IN_FLIGHT chunks out at once."""
-    taken = 0
-    for chunk in chunks:
-        yield check_chunk(spec, chunk)  # type: ignore[arg-type]
-        taken += len(chunk)
-        if taken >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
-            break
-    else:
-        return
-    pending: deque[Future[CheckedChunk]] = deque()
-    # The checkers die with this process: a killed import must not leave them running.
-    with ProcessPoolExecutor(max_workers=WORKERS, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+    WORKERS processes with at most IN_FLIGHT chunks out at once.
+
+    When the file may be large the workers start at once, while this process is small: a
+    forked worker's memory starts as a copy of this process's.
+    """
+    with ExitStack() as stack:
+        pool = None
+        if may_be_large and (os.cpu_count() or 1) > 1:
+            # The checkers die with this process: a killed import must not leave them running.
+            pool = stack.enter_context(ProcessPoolExecutor(
+                max_workers=WORKERS, initializer=_start_worker, initargs=(os.getpid(),)))
+            pool.submit(int)  # starts (forks) the workers now
+        taken = 0
+        for chunk in chunks:
+            yield check_chunk(spec, chunk)  # type: ignore[arg-type]
+            taken += len(chunk)
+            if taken >= PARALLEL_FROM and pool is not None:
+                break
+        else:
+            return
+        assert pool is not None
+        pending: deque[Future[CheckedChunk]] = deque()
         try:
             for chunk in chunks:
                 pending.append(pool.submit(check_chunk, spec, chunk))  # type: ignore[arg-type]
@@ -364,6 +378,13 @@ def _import_cache(db: Database) -> Iterator[None]:
         yield
     finally:
         db.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _has_suppressions(db: Database) -> bool:
