@@ -43,7 +43,7 @@ class HeaderValueError(NewsletterError, ValueError):
 
 
 class MessageTooLargeError(ArticleError):
-    """An article's email would be larger than sending.max_message_mb."""
+    """An article's or a digest's email would be larger than sending.max_message_mb."""
 
 
 class InboundError(NewsletterError, OSError):

@@ -314,3 +314,40 @@ def test_an_article_that_was_already_sent_cannot_be_scheduled(
     assert result.exit_code == 1
     assert "'al-weg' was already sent as campaign 1" in result.stderr
     assert invoke("schedule", "list").stdout == ""
+
+
+def test_a_digest_over_the_size_limit_is_refused_with_advice_and_made_once_it_fits(
+    workdir: Path, server: Server, relay_env: dict[str, str], invoke: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with time_machine.travel(local("2026-11-23 08:00"), tick=True):
+        subscribe(invoke, "week@example.nl", "weekly")
+    long_body = "\n\n".join(f"Alinea {n} over fietsen, café’s en € {n},- per maand." * 12 for n in range(20))
+    with time_machine.travel(local("2026-11-24 10:00"), tick=True):
+        for slug in ("lang-een", "lang-twee"):
+            (workdir / f"{slug}.md").write_text(
+                f"---\ntitle: \"Lang {slug}\"\nslug: {slug}\nsummary: \"Kort.\"\n---\n{long_body}\n",
+                encoding="utf-8",
+            )
+            sent = invoke("send", f"{slug}.md")
+            assert sent.exit_code == 0, sent.stderr
+    # Two whole articles of about 13 KB of text each: far over 0.01 MB (10.5 KB).
+    monkeypatch.setenv("NEWSLETTER_SCHEDULE_FULL_TEXT", "true")
+    monkeypatch.setenv("NEWSLETTER_SENDING_MAX_MESSAGE_MB", "0.01")
+    with time_machine.travel(local("2026-11-30 07:05"), tick=True):
+        refused = invoke("digest", "--period", "weekly")
+    assert refused.exit_code == 1
+    assert "the weekly digest 2026-W48 (2026-11-23 to 2026-11-29) with 2 articles would be" in refused.stderr
+    assert "schedule.full_text = false" in refused.stderr and "Nothing was queued" in refused.stderr
+    db = db_of(workdir)
+    assert db.execute("SELECT count(*) FROM campaigns WHERE kind = 'digest'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM digest_periods").fetchone()[0] == 0
+    assert server.handler.messages == []
+
+    # Links instead of whole articles fit: the same period is made and sent, once.
+    monkeypatch.setenv("NEWSLETTER_SCHEDULE_FULL_TEXT", "false")
+    with time_machine.travel(local("2026-11-30 07:10"), tick=True):
+        made = invoke("digest", "--period", "weekly")
+    assert made.exit_code == 0, made.stderr
+    assert [m.rcpt for m in server.handler.messages] == ["week@example.nl"]
+    assert carries(server.handler.messages[0].data, "lang-een") and carries(server.handler.messages[0].data, "lang-twee")

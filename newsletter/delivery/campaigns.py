@@ -173,12 +173,16 @@ def _check_audience(db: Database, slug: str) -> None:
         )
 
 
-def check_message_size(config: Config, rendered: dict[str, RenderedEmail], *, slug: str) -> None:
-    """Build one message per language now; refuse the article if one is over the limit.
+def check_message_size(
+    config: Config, rendered: dict[str, RenderedEmail], *, slug: str, what: str = "",
+    advice: str = "shorten the article",
+) -> None:
+    """Build one message per language now; refuse the campaign if one is over the limit.
 
     A very large email would be refused by receivers anyway, and held in memory once per
     connection and in the build buffer; building one also shows a message that cannot be
-    built at all (MessageBuilder's errors) before a single row is queued.
+    built at all (MessageBuilder's errors) before a single row is queued. `what` names the
+    email in the error (the article's slug by default), `advice` says how to make it smaller.
     """
     limit = config.sending_max_message_mb * 2**20
     builder = MessageBuilder(config, rendered, campaign_key="size-check")
@@ -187,9 +191,9 @@ def check_message_size(config: Config, rendered: dict[str, RenderedEmail], *, sl
         size = len(builder.build(probe))
         if size > limit:
             raise MessageTooLargeError(
-                f"the email of {slug!r} would be {size / 2**20:.1f} MB, more than "
-                f"sending.max_message_mb ({config.sending_max_message_mb:g} MB): shorten the "
-                "article, or raise sending.max_message_mb if your relay and readers accept it. "
+                f"{what or f'the email of {slug!r}'} would be {size / 2**20:.1f} MB, more than "
+                f"sending.max_message_mb ({config.sending_max_message_mb:g} MB): {advice}, "
+                "or raise sending.max_message_mb if your relay and readers accept it. "
                 "Nothing was queued."
             )
 

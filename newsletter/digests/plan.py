@@ -33,6 +33,7 @@ from ..content.render import render_digest
 from ..content.rendered import RenderedEmail
 from ..content.store import get_article
 from ..db import now, transaction
+from ..delivery.campaigns import check_message_size
 from ..delivery.ledger import new_campaign, queue_deliveries
 from ..errors import NewsletterError
 from ..periods import (
@@ -468,6 +469,15 @@ def create_digest(config: Config, db: Database, period: Period, *, late: bool = 
         return _record_empty(db, period, note)
     released = {c.slug: c.released_at.astimezone(zone_of(period.zone)).date() for c in plan.offered}
     rendered = [_render_group(config, db, period, group, released) for group in plan.groups]
+    for group, (_subject, emails) in zip(plan.groups, rendered, strict=True):
+        # As for an article: too large for the relay is refused before anything is written,
+        # so the next run tries again once the setting or the period's articles change.
+        check_message_size(
+            config, emails, slug=period.key,
+            what=f"the {period.kind} digest {period.label} with {len(group)} articles",
+            advice=("send links instead of whole articles (schedule.full_text = false)"
+                    if config.schedule_full_text else "shorten its articles' summaries"),
+        )
     stamp = now()
     with transaction(db):
         done = recorded(db, period.key)  # again, under the write lock: another run may have won
