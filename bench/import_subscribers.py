@@ -13,7 +13,10 @@ runs, a thread samples every process of its tree every 10 ms from /proc:
   bound of what the import holds at any one moment.
 - "peak of summed PSS": the highest simultaneous sum of the processes' proportional set
   sizes (shared pages divided among the processes sharing them), sampled.
-multiprocessing's resource tracker (if one starts) is counted too.
+multiprocessing's resource tracker (if one starts) is counted too. CPU time is printed per
+process (the main process from /proc/PID/stat, the total from wait4): on a loaded machine
+the wall time stretches with the load, the CPU time far less; on a quiet 2-core machine the
+wall time is about the larger of the main process's CPU time and half the total.
 
 As the reference in the same run, a bare executemany of the same rows into the same schema
 (no checks, no events) gives the floor any import stands on. The load average is printed:
@@ -100,6 +103,15 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def _cpu_s(pid: int) -> float:
+    """User plus system time `pid` has used so far, in seconds (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _tree(pid: int) -> list[int]:
     """`pid` and all its descendants, from /proc/PID/task/*/children."""
     out, todo = [], [pid]
@@ -121,6 +133,7 @@ class Sampler:
     root: int
     step: float = 0.01
     hwm_kb: dict[int, int] = field(default_factory=dict)  # pid -> last VmHWM seen (monotonic)
+    cpu_s: dict[int, float] = field(default_factory=dict)  # pid -> last CPU time seen
     peak_pss_kb: int = 0
     peak_rss_kb: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -132,6 +145,7 @@ class Sampler:
                 hwm = _status_kb(pid, "VmHWM:")
                 if hwm:
                     self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
+                self.cpu_s[pid] = max(self.cpu_s.get(pid, 0.0), _cpu_s(pid))
                 rss += _status_kb(pid, "VmRSS:")
                 pss += _pss_kb(pid)
             self.peak_pss_kb = max(self.peak_pss_kb, pss)
@@ -166,6 +180,8 @@ class Run:
     peak_pss_mb: float
     peak_rss_mb: float
     reference_s: float
+    main_cpu_s: float
+    total_cpu_s: float
 
 
 def run_import(rows: int, folder: Path) -> Run:
@@ -200,8 +216,12 @@ def run_import(rows: int, folder: Path) -> Run:
     # below the main process's own, so it stands in if the last sample missed growth.
     main_kb = max(sampler.hwm_kb.get(proc.pid, 0), usage.ru_maxrss)
     sum_kb = main_kb + sum(kb for pid, kb in sampler.hwm_kb.items() if pid != proc.pid)
+    # wait4's times are the main process's own plus its waited-for workers': exact totals.
+    total_cpu = usage.ru_utime + usage.ru_stime
+    workers_cpu = sum(s for pid, s in sampler.cpu_s.items() if pid != proc.pid)
+    main_cpu = max(sampler.cpu_s.get(proc.pid, 0.0), total_cpu - workers_cpu)
     return Run(rows, took, len(sampler.hwm_kb), sum_kb / 1024, main_kb / 1024,
-               sampler.peak_pss_kb / 1024, sampler.peak_rss_kb / 1024, ref)
+               sampler.peak_pss_kb / 1024, sampler.peak_rss_kb / 1024, ref, main_cpu, total_cpu)
 
 
 def main() -> None:
@@ -230,7 +250,8 @@ def main() -> None:
             print(f"  per-row rate vs {base.rows:,}:     {rate / (base.rows / base.seconds):.2f}")
         print(f"  reference bare insert:      {r.reference_s:.2f} s  (import / reference: "
               f"{r.seconds / r.reference_s:.1f}x)")
-        print(f"  processes seen:             {r.processes}")
+        print(f"  CPU time:                   {r.main_cpu_s:.1f} s in the main process, "
+              f"{r.total_cpu_s:.1f} s in all ({r.processes} processes seen)")
         print(f"  sum of per-process peaks:   {r.sum_peaks_mb:.0f} MB  (main process {r.main_peak_mb:.0f} MB)"
               f"  target <= 200 MB: {'met' if r.sum_peaks_mb <= 200 else 'NOT met'}")
         print(f"  peak of summed RSS / PSS:   {r.peak_rss_mb:.0f} MB / {r.peak_pss_mb:.0f} MB")

@@ -7,8 +7,8 @@ and against the database are reported, never doubled, and an address that unsubs
 bounced, complained or was erased is never re-activated by an import.
 
 A CSV file streams through in chunks of CHUNK rows, whatever its size: read and parsed
-here, checked (import_rows.py) in this process for a small file and in worker processes
-past PARALLEL_FROM rows, with at most IN_FLIGHT chunks out at a time, then stored chunk by
+here, checked (import_rows.py) in this process for a small file and in WORKERS processes
+for one that may hold PARALLEL_FROM rows, at most IN_FLIGHT chunks out at a time, then stored chunk by
 chunk, each chunk's duplicates looked up in the database (which already holds the file's
 earlier chunks, inside the same transaction). Memory stays flat: what grows with the file
 is four bytes per imported row (its line number, for "a duplicate of line N") and the
@@ -28,7 +28,7 @@ from array import array
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -50,12 +50,14 @@ ALIASES = {
     "email address": "email", "naam": "name", "language": "lang", "taal": "lang",
 }
 CHUNK = 2000
-PARALLEL_FROM = 20000  # rows; below this a second process costs more than it saves
+# Rows; below this a second process costs more than it saves. The file's size decides (a
+# file of fewer than PARALLEL_FROM * MIN_ROW_BYTES bytes cannot hold that many rows).
+PARALLEL_FROM = 20000
 # Two checkers keep up with the one process that stores (the database is the limit); more
 # would only add their memory.
 WORKERS = 2
 IN_FLIGHT = 2 * WORKERS  # chunks handed to the workers and not yet stored
-MIN_ROW_BYTES = 16  # a file smaller than PARALLEL_FROM rows of this cannot need the workers
+MIN_ROW_BYTES = 16  # "a@b.nl,Ann,nl\n"
 # SQLite's page cache while importing, in KiB (the default is 2 MB): the address and token
 # indexes take random inserts, which a small cache turns into page reads and re-writes.
 CACHE_KB = 32 * 1024
@@ -111,7 +113,7 @@ def import_file(
             chunks = _chunks(_json_records(_read_all(stream, path, encoding), path))
         else:
             columns, delimiter, reader = _csv_header(stream, path, encoding, report)
-            chunks = _chunks(_csv_records(reader, path, encoding, report))
+            chunks = _csv_chunks(reader, path, encoding, report)
         who = current_actor() if actor is None else actor
         with transaction(db), _import_cache(db):
             at = now()
@@ -250,26 +252,29 @@ def _read_line(stream: TextIO, path: Path, encoding: str | None) -> str:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _csv_records(
+def _csv_chunks(
     reader: Any, path: Path, encoding: str | None, report: ImportReport
-) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, values) of each CSV record after the header; an unreadable one
-    is reported here and left out."""
+) -> Iterator[list[Record]]:
+    """Chunks of (first line number, values) of the CSV records after the header; an
+    unreadable record is reported here and left out."""
+    chunk: list[Record] = []
     line = reader.line_num
     try:
         while True:
-            start = line + 1
             try:
-                values = next(reader)
-            except StopIteration:
-                return
+                for values in reader:  # the loop every row takes: kept short
+                    chunk.append((line + 1, values))
+                    line = reader.line_num
+                    if len(chunk) >= CHUNK:
+                        yield chunk
+                        chunk = []
+                break
             except csv.Error as exc:
-                line = reader.line_num
                 report.rows += 1
-                report.skipped.append(Skipped(start, "", f"line {start}: unreadable CSV ({exc})", "invalid"))
-                continue
-            line = reader.line_num
-            yield start, values
+                report.skipped.append(Skipped(line + 1, "", f"line {line + 1}: unreadable CSV ({exc})", "invalid"))
+                line = reader.line_num
+        if chunk:
+            yield chunk
     except UnicodeDecodeError:
         raise ImportFileError(_undecodable(path, encoding)) from None
     except OSError as exc:
@@ -328,29 +333,19 @@ def _check_header(columns: list[str], path: Path, report: ImportReport) -> None:
 def _checked_chunks(
     chunks: Iterator[list[Record]], spec: ChunkSpec, *, may_be_large: bool
 ) -> Generator[CheckedChunk, None, None]:
-    """The chunks checked, in file order: here for the first PARALLEL_FROM rows, then in
-    WORKERS processes with at most IN_FLIGHT chunks out at once.
+    """The chunks checked, in file order: in WORKERS processes with at most IN_FLIGHT
+    chunks out at once when the file may hold PARALLEL_FROM rows or more, else here.
 
-    When the file may be large the workers start at once, while this process is small: a
+    The workers start before the first chunk is read, while this process is small: a
     forked worker's memory starts as a copy of this process's.
     """
-    with ExitStack() as stack:
-        pool = None
-        if may_be_large and (os.cpu_count() or 1) > 1:
-            # The checkers die with this process: a killed import must not leave them running.
-            pool = stack.enter_context(ProcessPoolExecutor(
-                max_workers=WORKERS, initializer=_start_worker, initargs=(os.getpid(),)))
-            pool.submit(int)  # starts (forks) the workers now
-        taken = 0
+    if not may_be_large or (os.cpu_count() or 1) < 2:
         for chunk in chunks:
             yield check_chunk(spec, chunk)  # type: ignore[arg-type]
-            taken += len(chunk)
-            if taken >= PARALLEL_FROM and pool is not None:
-                break
-        else:
-            return
-        assert pool is not None
-        pending: deque[Future[CheckedChunk]] = deque()
+        return
+    pending: deque[Future[CheckedChunk]] = deque()
+    # The checkers die with this process: a killed import must not leave them running.
+    with ProcessPoolExecutor(max_workers=WORKERS, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
         try:
             for chunk in chunks:
                 pending.append(pool.submit(check_chunk, spec, chunk))  # type: ignore[arg-type]
@@ -452,7 +447,10 @@ def _fresh(db: Database, good: list[Good], report: ImportReport, seen: _Seen) ->
     for item in candidates:
         line, key, hashed, row, _ = item
         email = row[0]
-        subscriber_id, status = known.get(key) or _known(db, key, email, seen)
+        found = known.get(key)
+        if found is None and not email.isascii():
+            found = _known(db, key, seen)
+        subscriber_id, status = found or (0, None)
         if subscriber_id >= seen.first_id:
             first = seen.lines[subscriber_id - seen.first_id]
             report.skipped.append(Skipped(
@@ -478,14 +476,14 @@ def _fresh(db: Database, good: list[Good], report: ImportReport, seen: _Seen) ->
     return fresh
 
 
-def _known(db: Database, key: str, email: str, seen: _Seen) -> tuple[int, str | None]:
-    """(0, None) for an address the database does not have, but for the one case its
-    NOCASE lookup misses: a non-ASCII address whose casefolded form (straße -> strasse)
-    this import stored already as an ASCII address, a duplicate as the file sees it."""
-    if email.isascii() or not key.isascii():
-        return 0, None
+def _known(db: Database, key: str, seen: _Seen) -> tuple[int, str | None] | None:
+    """For a non-ASCII address the database's NOCASE lookup did not find: the one case it
+    misses, an address whose casefolded form (straße -> strasse) this import stored already
+    as an ASCII address, a duplicate as the file sees it."""
+    if not key.isascii():
+        return None
     row = db.execute("SELECT id FROM subscribers WHERE email = ? AND id >= ?", [key, seen.first_id]).fetchone()
-    return (row[0], None) if row else (0, None)
+    return (row[0], None) if row else None
 
 
 def export(db: Database, out: TextIO, *, fmt: str = "csv") -> int:
