@@ -20,7 +20,7 @@ import ast
 import sys
 from pathlib import Path
 
-BASE = {"config", "db", "migrations", "errors", "lock", "text", "periods"}
+BASE = {"config", "db", "migrations", "migration_set", "errors", "lock", "text", "periods"}
 FEATURES = {"cron", "runner", "scaffold", "project"}
 
 

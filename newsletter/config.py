@@ -10,7 +10,6 @@ Secrets (the SMTP password) come only from the environment or a file the config 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -21,9 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import idna
-from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError, NotInitialisedError
 from .periods import parse_schedule
@@ -524,6 +520,8 @@ def _flatten(raw: Mapping[str, Any], config_file: Path) -> dict[str, Any]:
                 f"{config_file}: {key} is not allowed: secrets are never read from "
                 f"newsletter.toml. Set {ENV_PASSWORD} or point smtp.password_file at a file."
             )
+        import difflib  # not at the top: only a mistyped key needs it (CLI start)
+
         hint = difflib.get_close_matches(key, SETTINGS_BY_KEY, n=1)
         also = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise ConfigError(
@@ -582,6 +580,8 @@ def list_id_for(site_url: str) -> str | None:
     """A List-Id label derived from the site's host (`www.` dropped), or None without one."""
     host = (urlsplit(site_url).hostname or "").rstrip(".")
     host = host[4:] if host.startswith("www.") and host.count(".") > 1 else host
+    import idna  # not at the top: only `init` derives a List-Id, and idna is slow to import (CLI start)
+
     try:  # IDNA 2008 (UTS 46), as headers.ascii_domain writes domains
         return idna.encode(host, uts46=True).decode("ascii").lower() if "." in host else None
     except (UnicodeError, idna.IDNAError):
@@ -651,8 +651,35 @@ def _as_bool(value: Any, _root: Path) -> bool:
     raise ValueError(f"must be true or false, not {value!r}")
 
 
+# An address email-validator accepts and returns unchanged: lower-case ASCII, a dot-atom
+# before the @, host-name labels without "--" (so no xn-- to decode) ending in a letter, a
+# top-level domain that is not special-use, and within the length limits. Checked by this
+# pattern alone, so loading the settings does not import email-validator, whose patterns are
+# a large part of every command's start (tests/test_config_email.py checks that both agree).
+# Any other address goes to email-validator.
+_PLAIN_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_EMAIL_RE = re.compile(rf"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:{_PLAIN_LABEL}\.)+[a-z]{{2,63}}")
+SPECIAL_USE_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def is_plain_email(text: str) -> bool:
+    """Whether `text` is an address email-validator would accept and leave as it is."""
+    local, _, domain = text.rpartition("@")
+    return (
+        len(text) <= 254 and len(local) <= 64 and len(domain) <= 253
+        and _PLAIN_EMAIL_RE.fullmatch(text) is not None
+        and "--" not in domain
+        and domain.rpartition(".")[2] not in SPECIAL_USE_TLDS
+    )
+
+
 def _as_email(value: Any, root: Path) -> str:
     text = _as_str(value, root)
+    if is_plain_email(text):
+        return text
+    # Imported here, not at the top: see _PLAIN_EMAIL_RE (CLI start).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -1,23 +1,62 @@
-"""Open the SQLite database: WAL mode, a busy timeout, and every pending migration applied."""
+"""Open the SQLite database: WAL mode, a busy timeout, and every pending migration applied.
+
+open_db gives sqlite-utils' Database, for everything that writes. open_reader gives a
+plain sqlite3 connection that cannot write, for the commands that only read (`status`,
+`subscribers list` and `count`), so they start without importing sqlite-utils; a database
+that is not up to date goes through open_db first.
+"""
 
 from __future__ import annotations
 
-import secrets
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from sqlite_utils import Database, Migrations
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .errors import NewsletterError
 from .files import create_private
+from .migration_set import MIGRATIONS_TABLE
 from .migrations import MIGRATIONS
 from .storage import storage_problem
 
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
 BUSY_TIMEOUT_S = 30.0
+Params = Sequence[Any] | dict[str, Any] | None
+
+
+class Reads(Protocol):
+    """What a read needs of a database: sqlite-utils' Database has it, and so has Reader."""
+
+    conn: sqlite3.Connection
+
+    def execute(self, sql: str, parameters: Params = None) -> sqlite3.Cursor: ...
+
+    def query(self, sql: str, params: Params = None) -> Iterator[dict[str, Any]]: ...
+
+
+class Reader:
+    """A read-only connection (PRAGMA query_only) to an up-to-date database, in plain sqlite3."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Params = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql) if parameters is None else self.conn.execute(sql, parameters)
+
+    def query(self, sql: str, params: Params = None) -> Iterator[dict[str, Any]]:
+        """The rows as dicts (as sqlite-utils' query gives them); the SQL runs at once."""
+        cursor = self.execute(sql, params)
+        keys = [column[0] for column in cursor.description or ()]
+        return (dict(zip(keys, row, strict=True)) for row in cursor)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class DatabaseError(NewsletterError):
@@ -32,6 +71,10 @@ def open_db(path: Path | str, *, migrate: bool = True, create: bool = True, sour
     A database made by a newer version, or another program's SQLite file, is refused
     untouched.
     """
+    # Imported here, not at the top: the commands that only read open with open_reader
+    # and never import sqlite-utils (it is most of their start-up time).
+    from sqlite_utils import Database
+
     path = Path(path)
     if not create and not path.exists():
         came = f" (from {source})" if source else ""
@@ -95,7 +138,7 @@ def _check_ours(db: Database, path: Path) -> None:
     applied = [m.name for m in MIGRATIONS.applied(db)]
     if not applied:
         tables = sorted(
-            t for t in db.table_names() if not t.startswith("sqlite_") and t != Migrations.migrations_table
+            t for t in db.table_names() if not t.startswith("sqlite_") and t != MIGRATIONS_TABLE
         )
         if tables:
             shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
@@ -105,8 +148,7 @@ def _check_ours(db: Database, path: Path) -> None:
                 "`database` in newsletter.toml)."
             )
         return
-    # Every migration this version has: all of them are pending on an empty database.
-    known = {m.name for m in MIGRATIONS.pending(Database(memory=True))}
+    known = set(MIGRATIONS.names)  # every migration this version has
     unknown = [name for name in applied if name not in known]
     if unknown:
         made_by = "a newer version"
@@ -118,6 +160,46 @@ def _check_ours(db: Database, path: Path) -> None:
             f"schema migration {unknown[-1]}, which this version does not know). It was left "
             "as it is: upgrade newsletter (pip install --upgrade newsletter) to use it."
         )
+
+
+def open_reader(path: Path | str, *, source: str = "") -> Reads:
+    """The database at `path` for reading only, opened without sqlite-utils when it is
+    already up to date (every migration of this version applied, none unknown, WAL mode).
+
+    Anything else (a missing file, an older or newer schema, another program's file, not
+    a database at all) goes through open_db, which migrates it or says what is wrong.
+    """
+    path = Path(path)
+    if path.is_file():
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error:
+            pass
+        else:
+            try:
+                if _is_current(conn):
+                    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                    conn.execute("PRAGMA foreign_keys = ON")
+                    conn.execute("PRAGMA query_only = ON")  # a reader never writes
+                    return Reader(conn)
+            except sqlite3.DatabaseError:
+                pass
+            conn.close()
+    return open_db(path, create=False, source=source)
+
+
+def _is_current(conn: sqlite3.Connection) -> bool:
+    """Whether this is a newsletter database in WAL mode with exactly this version's migrations."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        return False
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]
+    ).fetchone():
+        return False
+    applied = conn.execute(
+        f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?", [MIGRATIONS.name]
+    ).fetchall()
+    return sorted(row[0] for row in applied) == sorted(MIGRATIONS.names)
 
 
 def now(*, later_by: float = 0.0) -> str:
@@ -136,7 +218,7 @@ def transaction(db: Database) -> Iterator[Database]:
     """
     conn = db.conn
     if conn.in_transaction:
-        name = f"sp_{secrets.token_hex(8)}"
+        name = f"sp_{os.urandom(8).hex()}"  # not secrets: it loads OpenSSL, which `status` does not need
         conn.execute(f"SAVEPOINT {name}")
         try:
             yield db

@@ -8,10 +8,14 @@ migration is never edited: change the schema by adding the next number.
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database, Migrations
+from .migration_set import MigrationSet
 
-MIGRATIONS = Migrations("newsletter")
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+MIGRATIONS = MigrationSet("newsletter")
 
 
 def run_script(db: Database, script: str) -> None:

@@ -9,7 +9,6 @@ in flight stay `sending`, which `resume` retries with the same Message-ID.
 from __future__ import annotations
 
 import errno
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -58,6 +57,8 @@ def storage_problem(exc: BaseException, database: Path | None) -> str | None:
 
 
 def _no_space(folder: Path) -> bool:
+    import shutil  # not at the top: it loads the compression modules, which CLI start does not need
+
     try:
         return shutil.disk_usage(folder).free < 64 * 1024
     except OSError:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from ..db import now
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 # (at, subscriber_id, kind, source, actor, detail as JSON): one row of log_many.
 EventRow = tuple[str, int | None, str, str, str, str]

@@ -7,22 +7,19 @@ behind but the one-way hash that keeps the address suppressed.
 
 from __future__ import annotations
 
-import getpass
-import hashlib
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from email_validator import EmailNotValidError, validate_email
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from ..config import LANGUAGES
-from ..db import now, transaction
+from ..db import Reads, now, transaction
 from ..errors import InvalidEmailError, NewsletterError, SubscriberNotFoundError
 from ..text import forbidden_char
 from .events import for_subscriber, highest_subscriber_id, log_event, log_many
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # Addresses in these states are never mailed again, and never re-activated by an import.
@@ -46,6 +43,10 @@ def normalize_email(text: str) -> str:
     such an address is refused here rather than failing at every send; a non-ASCII domain
     is fine (it is sent in its xn-- form).
     """
+    # Imported here, not at the top: `subscribers list` and `count` never check an address,
+    # and email-validator's patterns take a large part of a command's start-up time.
+    from email_validator import EmailNotValidError, validate_email
+
     candidate = (text or "").strip()
     if not candidate:
         raise InvalidEmailError("the email address is empty")
@@ -57,16 +58,22 @@ def normalize_email(text: str) -> str:
 
 def email_hash(email: str) -> str:
     """A one-way hash of a normalised address, the same whatever its case."""
+    import hashlib  # here and below, not at the top: OpenSSL's load is felt in `subscribers list` (CLI start)
+
     return hashlib.sha256(f"newsletter-suppression:{email.casefold()}".encode()).hexdigest()
 
 
 def new_token() -> str:
     """A random secret for a subscriber's links (unsubscribe, confirm, web view)."""
+    import secrets  # not at the top: see email_hash
+
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def current_actor() -> str:
     """Who is acting, for the event log: the operating-system user."""
+    import getpass  # not at the top: see email_hash
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -473,7 +480,7 @@ def is_suppressed_hash(db: Database, email: str) -> bool:
     ).fetchone() is not None
 
 
-def iter_subscribers(db: Database, *, status: str | None = None) -> Iterator[dict[str, Any]]:
+def iter_subscribers(db: Reads, *, status: str | None = None) -> Iterator[dict[str, Any]]:
     """Subscribers in id order, streamed (never the whole list in memory)."""
     where, params = "", []
     if status:
@@ -482,7 +489,7 @@ def iter_subscribers(db: Database, *, status: str | None = None) -> Iterator[dic
         yield _row_to_dict(row)  # type: ignore[misc]
 
 
-def counts(db: Database) -> dict[str, int]:
+def counts(db: Reads) -> dict[str, int]:
     """The number of subscribers per status (every status present, zeros included)."""
     result = dict.fromkeys(STATUSES, 0)
     for status, number in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):

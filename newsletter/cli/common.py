@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from ..config import Config
+    from ..db import Reads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +59,16 @@ class App:
 
         # Outside `init` a missing file is a mistyped path, not a new list.
         return open_db(self.config.database, create=False, source=self.config.sources["database"])
+
+    @cached_property
+    def reader(self) -> Reads:
+        """The database for a command that only reads: plain sqlite3 when it is up to date,
+        so `status` and the subscriber listings start without sqlite-utils."""
+        if "db" in self.__dict__:
+            return self.db
+        from ..db import open_reader  # not at the top: see `config` above
+
+        return open_reader(self.config.database, source=self.config.sources["database"])
 
     def info(self, message: str) -> None:
         """A progress or summary line on stderr, unless --quiet."""

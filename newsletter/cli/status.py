@@ -36,7 +36,7 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
     A campaign whose sender is gone (killed, or its machine stopped) shows `interrupted`:
     `newsletter resume CAMPAIGN` finishes it.
     """
-    db = app.db
+    db = app.reader
     campaigns = [get_campaign(db, campaign_id)] if campaign_id is not None else list_campaigns(db)
     if failures:
         rows = failed_deliveries(db, [c.id for c in campaigns])
@@ -60,7 +60,7 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
 
 
 def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
-    db = app.db
+    db = app.reader
     counts = campaign_counts(db, campaign.id)
     last, next_retry = timing(db, campaign.id)
     elapsed = rate = eta = None

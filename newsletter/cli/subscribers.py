@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..audience import import_export, subscribers
+from ..audience import subscribers
 from ..config import LANGUAGES
 from ..errors import NewsletterError, SendError
 from ..files import open_private
@@ -54,6 +53,8 @@ def subscribe(app: App, email: str, name: str, language: str | None, cadence: st
 def _send_confirmation(app: App, subscriber: dict[str, Any]) -> None:
     # Imported here, not at the top: the sending engine (aiosmtplib, premailer, lxml) is most
     # of the start-up time of `subscribers list` and `count`, which never send anything.
+    import asyncio
+
     from ..delivery.single import send_confirmation
 
     email = subscriber["email"]
@@ -88,7 +89,7 @@ def subscribers_group() -> None:
 @pass_app
 def list_(app: App, status: str | None, as_json: bool) -> None:
     """List subscribers (oldest first)."""
-    rows = [_public(r) for r in subscribers.iter_subscribers(app.db, status=status)]
+    rows = [_public(r) for r in subscribers.iter_subscribers(app.reader, status=status)]
     echo_rows(app, rows, LIST_COLUMNS, as_json=as_json,
               empty="No subscribers" + (f" with status {status}." if status else " yet."))
 
@@ -117,7 +118,7 @@ def show(app: App, email: str, as_json: bool) -> None:
 @pass_app
 def count(app: App, as_json: bool) -> None:
     """Count subscribers per status."""
-    counts = subscribers.counts(app.db)
+    counts = subscribers.counts(app.reader)
     if as_json:
         echo_json({**counts, "total": sum(counts.values())})
         return
@@ -216,6 +217,10 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
     Optional columns: name, lang, cadence, status, consent_at, consent_source. Bad rows are
     reported with their line number and skipped; the good rows are imported.
     """
+    # Imported here, not at the top: the importer's process pool (asyncio, multiprocessing)
+    # would slow the start of every command of this group.
+    from ..audience import import_export
+
     report = import_export.import_file(
         app.db, file, encoding=encoding, default_status=default_status,
         default_language=app.config.publication_language,
@@ -238,6 +243,8 @@ def import_(app: App, file: Path, encoding: str | None, default_status: str, as_
 @pass_app
 def export(app: App, fmt: str, output: Path | None) -> None:
     """Export every subscriber (without their secret tokens)."""
+    from ..audience import import_export  # not at the top: see import_
+
     if output is None:
         number = import_export.export(app.db, sys.stdout, fmt=fmt)
     else:

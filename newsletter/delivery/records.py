@@ -7,16 +7,16 @@ and it imports nothing of the sending engine, so reading a campaign stays cheap.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from ..content.rendered import RenderedEmail, load_rendered
-from ..db import now
+from ..db import Reads, now
 from ..errors import SendError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 UNFINISHED = ("creating", "ready", "sending", "paused")
 DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "bounced", "skipped", "cancelled")
@@ -54,7 +54,7 @@ class Campaign:
         return cls(**columns, rendered=rendered)
 
 
-def get_campaign(db: Database, campaign_id: int) -> Campaign:
+def get_campaign(db: Reads, campaign_id: int) -> Campaign:
     rows = list(db.query("SELECT * FROM campaigns WHERE id = ?", [campaign_id]))
     if not rows:
         raise CampaignNotFoundError(
@@ -63,11 +63,11 @@ def get_campaign(db: Database, campaign_id: int) -> Campaign:
     return Campaign.from_row(rows[0])
 
 
-def list_campaigns(db: Database) -> list[Campaign]:
+def list_campaigns(db: Reads) -> list[Campaign]:
     return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
 
 
-def campaign_counts(db: Database, campaign_id: int) -> dict[str, int]:
+def campaign_counts(db: Reads, campaign_id: int) -> dict[str, int]:
     """Deliveries per status, every status present (zero when none)."""
     counts = dict.fromkeys(DELIVERY_STATUSES, 0)
     for row in db.query(
@@ -90,7 +90,7 @@ def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
+def timing(db: Reads, campaign_id: int) -> tuple[str | None, str | None]:
     """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
     last, next_retry = db.execute(
         "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
@@ -103,7 +103,7 @@ def timing(db: Database, campaign_id: int) -> tuple[str | None, str | None]:
 FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
 
 
-def failed_deliveries(db: Database, campaign_ids: list[int]) -> list[dict[str, Any]]:
+def failed_deliveries(db: Reads, campaign_ids: list[int]) -> list[dict[str, Any]]:
     """The deliveries of these campaigns that were not sent (yet), with the relay's reply."""
     if not campaign_ids:
         return []
@@ -193,6 +193,8 @@ def archived_campaign(db: Database, *, kind: str, key: str) -> Campaign | None:
 
 def holder_is_dead(owner: str) -> bool:
     """True when the lease holder was a process on this host that no longer exists."""
+    import socket  # not at the top: only a campaign with a lease asks, and socket is slow to import (CLI start)
+
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
