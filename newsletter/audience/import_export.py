@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 from array import array
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -402,20 +403,36 @@ def _store(db: Database, chunks: Iterator[CheckedChunk], report: ImportReport, *
     for checked in chunks:
         report.rows += checked.rows
         report.skipped.extend(checked.skipped)
-        fresh = _fresh(db, checked.good, report, seen)
-        if not fresh:
+        candidates = _unseen(checked.good, report, seen)
+        if not candidates:
             continue
-        add_imported(db, [g[3] for g in fresh], first_id=seen.first_id + len(seen.lines),
-                     details=[g[4] for g in fresh], actor=actor, at=at)
-        seen.lines.extend(g[0] for g in fresh)
-        for line, key, _, row, _ in fresh:
-            if not row[0].isascii():
-                seen.firsts[key] = line
-        report.imported += len(fresh)
+        if not candidates[0][2] and all(c[3][0].isascii() for c in candidates):
+            # Nothing is suppressed and no address needs _known: insert the chunk as it is,
+            # and look its addresses up only when the database refuses one (the usual
+            # import has none; a lookup is one more search of the address index a row).
+            try:
+                with transaction(db):  # a savepoint: a refusal undoes this chunk only
+                    _insert(db, candidates, report, seen, actor=actor, at=at)
+                continue
+            except sqlite3.IntegrityError:
+                pass
+        fresh = _fresh(db, candidates, report, seen)
+        if fresh:
+            _insert(db, fresh, report, seen, actor=actor, at=at)
 
 
-def _fresh(db: Database, good: list[Good], report: ImportReport, seen: _Seen) -> list[Good]:
-    """The rows of a chunk to insert; duplicates, known and suppressed addresses reported."""
+def _insert(db: Database, fresh: list[Good], report: ImportReport, seen: _Seen, *, actor: str, at: str) -> None:
+    add_imported(db, [g[3] for g in fresh], first_id=seen.first_id + len(seen.lines),
+                 details=[g[4] for g in fresh], actor=actor, at=at)
+    seen.lines.extend(g[0] for g in fresh)
+    for line, key, _, row, _ in fresh:
+        if not row[0].isascii():
+            seen.firsts[key] = line
+    report.imported += len(fresh)
+
+
+def _unseen(good: list[Good], report: ImportReport, seen: _Seen) -> list[Good]:
+    """A chunk's rows less the duplicates of rows before them that the database cannot find."""
     candidates = []
     in_chunk: dict[str, int] = {}
     for item in good:
@@ -427,8 +444,11 @@ def _fresh(db: Database, good: list[Good], report: ImportReport, seen: _Seen) ->
             continue
         in_chunk[key] = line
         candidates.append(item)
-    if not candidates:
-        return []
+    return candidates
+
+
+def _fresh(db: Database, candidates: list[Good], report: ImportReport, seen: _Seen) -> list[Good]:
+    """The rows of a chunk to insert; duplicates, known and suppressed addresses reported."""
     marks = ",".join("?" * len(candidates))
     known = {
         email.casefold(): (subscriber_id, status)
