@@ -31,6 +31,7 @@ from newsletter.config import load_config  # noqa: E402
 from newsletter.content.message import make_message_id  # noqa: E402
 from newsletter.db import open_db  # noqa: E402
 from newsletter.delivery.campaigns import create_campaign, envelope_sender, make_owner, verp_token  # noqa: E402
+from newsletter.delivery.codes import to_ms  # noqa: E402
 from newsletter.inbound.intake import process_source  # noqa: E402
 from newsletter.scaffold import init_directory  # noqa: E402
 
@@ -67,9 +68,11 @@ def build(count: int, directory: Path) -> Path:
     # As if the campaign had gone out: sent, with the Message-ID message.py gives each.
     with db.conn:
         db.conn.executemany(
-            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ? WHERE id = ?",
+            # (Stored as the compact rows do: status code 1, times in ms: delivery/codes.py.)
+            "UPDATE deliveries SET status = 1, message_id = ?, last_attempt_at = ?, next_attempt_at = NULL"
+            " WHERE id = ?",
             [(make_message_id(campaign_key=campaign.campaign_key, subscriber_id=sid, domain="example.nl"),
-              stamp, did) for did, sid, _, _ in rows],
+              to_ms(stamp), did) for did, sid, _, _ in rows],
         )
     templates = [(CORPUS / name).read_bytes() for name, share in MIX for _ in range(share)]
     box = mailbox.Maildir(directory / "returns", create=True)

@@ -68,7 +68,7 @@ def main(count: int) -> None:
         " VALUES ('digest', 'floor', 'ready', 'floor', ?, ?)", [stamp, stamp])
     start = time.perf_counter()
     db.conn.execute("INSERT INTO deliveries (campaign_id, subscriber_id, status)"
-                    " SELECT ?, id, 'queued' FROM subscribers WHERE cadence = 'daily'", [cursor.lastrowid])
+                    " SELECT ?, id, 0 FROM subscribers WHERE cadence = 'daily'", [cursor.lastrowid])
     floor_s = time.perf_counter() - start
     db.conn.rollback()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

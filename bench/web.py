@@ -112,7 +112,7 @@ def start_send(directory: Path, sink_port: int, *, again: bool) -> subprocess.Po
 
 def wait_until_sending(directory: Path, campaign_id: int, proc: subprocess.Popen[bytes]) -> None:
     while True:
-        rows = _query(directory, "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sent'",
+        rows = _query(directory, "SELECT count(*) FROM delivery_rows WHERE campaign_id = ? AND status = 'sent'",
                       (campaign_id,))
         if rows[0][0]:
             return
@@ -130,7 +130,7 @@ def finish(proc: subprocess.Popen[bytes]) -> None:
 def campaign_rate(directory: Path, campaign_id: int, *, start: float | None = None, end: float | None = None) -> float:
     """Messages per second of a campaign's sending phase (first to last 250), or within [start, end]."""
     stamps = sorted(_stamp(r[0]) for r in _query(
-        directory, "SELECT sent_at FROM deliveries WHERE campaign_id = ? AND status = 'sent'", (campaign_id,)
+        directory, "SELECT sent_at FROM delivery_rows WHERE campaign_id = ? AND status = 'sent'", (campaign_id,)
     ))
     if start is None or end is None:
         return (len(stamps) - 1) / (stamps[-1] - stamps[0])

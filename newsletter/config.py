@@ -289,6 +289,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("backup.keep", "int", 7, "How many daily backups to keep in backup.dir", limits=(1, 3650)),
     Setting(
+        "prune.older_than",
+        "age",
+        "",
+        "Age (e.g. 90d, 12w) after which `newsletter run` folds a finished campaign's delivery rows "
+        "into counts; empty for never",
+    ),
+    Setting(
         "check.nameservers",
         "nameservers",
         "",
@@ -356,6 +363,7 @@ class Config:
     dkim_key_file: Path | None
     backup_dir: Path | None
     backup_keep: int
+    prune_older_than: int | None  # days
     check_nameservers: tuple[tuple[str, int], ...]
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -850,6 +858,29 @@ def _as_path(value: Any, root: Path) -> Path | None:
     return path if path.is_absolute() else root / path
 
 
+PRUNE_MIN_DAYS = 30
+
+
+def parse_age(text: str) -> int:
+    """Days in an age such as '90d', '12w' or '90' (days); at least PRUNE_MIN_DAYS.
+
+    The floor keeps what a digest looks back on (a week and a period) and the 24 hours of
+    confirmation resends well clear of the rows a prune folds.
+    """
+    match = re.fullmatch(r"\s*(\d{1,5})\s*([dw]?)\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not an age such as 90d (days) or 12w (weeks)")
+    days = int(match.group(1)) * (7 if match.group(2) == "w" else 1)
+    if days < PRUNE_MIN_DAYS:
+        raise ValueError(f"{text!r} is too short: folding needs campaigns at least {PRUNE_MIN_DAYS} days old")
+    return days
+
+
+def _as_age(value: Any, root: Path) -> int | None:
+    text = _as_str(value, root)
+    return parse_age(text) if text else None
+
+
 LANGUAGES = ("nl", "en")
 
 _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
@@ -870,6 +901,7 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "daily_time": _as_daily_time,
     "weekly_time": _as_weekly_time,
     "path": _as_path,
+    "age": _as_age,
 }
 
 

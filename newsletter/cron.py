@@ -4,7 +4,8 @@ In order: delete the subscriptions left unconfirmed past subscribe.pending_ttl, 
 feeds (new items become articles), read the return mailbox when
 bounces.source is set (so a bounced address is not mailed again in this pass), send the scheduled sends that are due,
 make and send the digests the schedule says are due, then resume unfinished campaigns and
-retry deferred deliveries whose time has come, and (with backup.dir set) keep one verified
+retry deferred deliveries whose time has come, (with prune.older_than set) fold the delivery
+rows of old finished campaigns into counts, and (with backup.dir set) keep one verified
 backup of the database a day. Each step reports what it did through a
 callback, one Action at a time, and never prints: the CLI turns each into one timestamped
 line. A broken feed or a late send is a warning; only a run that could not do its job (the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from .config import Config
 from .delivery.campaigns import AlreadySentError, create_campaign, make_owner
 from .delivery.ledger import CampaignBusyError
 from .delivery.pool import RunResult
+from .delivery.prune import prune
 from .delivery.records import broken, latest_for, pending
 from .delivery.run import run_campaign
 from .digests import schedule
@@ -45,7 +48,7 @@ from .periods import format_local
 class Action:
     """One thing a run did or noticed."""
 
-    kind: str  # subscribers, feed, bounces, scheduled, digest, send, engine, backup
+    kind: str  # subscribers, feed, bounces, scheduled, digest, send, engine, prune, backup
     message: str
     level: str = "info"  # info, warning or error
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -199,9 +202,25 @@ def run_due(
             continue
         say("send", f"campaign {campaign_id}{_result_text(run)}", "error" if run.error else "info")
 
+    if config.prune_older_than is not None:
+        _prune(config, db, now_at=current, say=say)
     if config.backup_dir is not None:
         _daily_backup(config, db, today=current.astimezone(ZoneInfo(zone)).date(), say=say)
     return summary
+
+
+def _prune(config: Config, db: Database, *, now_at: datetime, say: Callable[..., None]) -> None:
+    assert config.prune_older_than is not None
+    try:
+        folds = prune(db, older_than_days=config.prune_older_than, now_at=now_at)
+    except sqlite3.Error as exc:
+        say("prune", f"folding old campaigns failed: {exc}", "error")
+        return
+    if folds:
+        rows = sum(f.rows for f in folds)
+        say("prune", f"folded {_count(rows, 'delivery row')} of campaign{'s' if len(folds) > 1 else ''} "
+            f"{', '.join(str(f.campaign_id) for f in folds)} into counts (prune.older_than = "
+            f"{config.prune_older_than} days)")
 
 
 def _daily_backup(config: Config, db: Database, *, today: date, say: Callable[..., None]) -> None:

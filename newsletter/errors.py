@@ -60,3 +60,7 @@ class LookupTimeoutError(LookupFailedError, TimeoutError):
 
 class SpfSyntaxError(NewsletterError, ValueError):
     """An SPF record (or one it includes) that receivers cannot evaluate: a permerror."""
+
+
+class PruneAgeError(NewsletterError, ValueError):
+    """`prune` was given no age, or one it cannot read or that is too short."""

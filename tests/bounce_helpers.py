@@ -39,7 +39,7 @@ class SentSite:
 
     def delivery(self, campaign_id: int, email: str) -> dict[str, Any]:
         return next(self.db.query(
-            "SELECT d.*, s.token, c.campaign_key FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            "SELECT d.*, s.token, c.campaign_key FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
             " JOIN campaigns c ON c.id = d.campaign_id WHERE d.campaign_id = ? AND s.email = ?",
             [campaign_id, email],
         ))

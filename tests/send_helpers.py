@@ -84,7 +84,7 @@ def statuses(db: Database, campaign_id: int) -> dict[str, str]:
     return {
         email: status
         for email, status in db.execute(
-            "SELECT s.email, d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            "SELECT s.email, d.status FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.campaign_id = ?",
             [campaign_id],
         )
@@ -131,7 +131,7 @@ class Site:
     def row(self, campaign_id: int, email: str) -> dict[str, Any]:
         return next(
             self.db.query(
-                "SELECT d.* FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+                "SELECT d.* FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
                 " WHERE d.campaign_id = ? AND s.email = ?",
                 [campaign_id, email],
             )

@@ -29,7 +29,7 @@ def rows(database: Path) -> dict[str, tuple[str, str | None]]:
         return {
             email: (status, message_id)
             for email, status, message_id in conn.execute(
-                "SELECT s.email, d.status, d.message_id FROM deliveries d"
+                "SELECT s.email, d.status, d.message_id FROM delivery_rows d"
                 " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.campaign_id = 1"
             )
         }

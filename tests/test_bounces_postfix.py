@@ -81,7 +81,7 @@ def test_postfix_bounces_come_back_through_the_pipe_and_suppress_the_unknown_use
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             statuses = dict(db.execute(
-                "SELECT s.email, d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+                "SELECT s.email, d.status FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
             ))
             if all(statuses[e] == "bounced" for e in unknown) and postfix.queue_is_empty():
                 break
@@ -95,7 +95,7 @@ def test_postfix_bounces_come_back_through_the_pipe_and_suppress_the_unknown_use
 
         rows = {r["email"]: r for r in db.query(
             "SELECT s.email, s.status AS subscriber, d.enhanced_code, d.reply_text, d.id"
-            " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            " FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
         )}
         for email in unknown:
             assert rows[email]["subscriber"] == "bounced"

@@ -37,7 +37,7 @@ def test_one_queued_row_per_active_subscriber_who_wants_each_article(site):
     assert (campaign.status, campaign.total, campaign.kind) == ("ready", 7, "article")
     assert campaign.lease_owner is None
     rows = db.execute(
-        "SELECT s.email, d.status, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        "SELECT s.email, d.status, d.attempts FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
         " WHERE d.campaign_id = ? ORDER BY s.email",
         [campaign.id],
     ).fetchall()

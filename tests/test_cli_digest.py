@@ -250,7 +250,7 @@ def test_a_killed_digest_is_finished_by_the_next_run_without_doubles(
     assert sum(len(ids) - 1 for ids in by_rcpt.values()) <= 2  # at most the concurrency
     db = open_db(workdir / "subscribers.db")
     assert db.execute("SELECT count(*) FROM campaigns WHERE kind = 'digest'").fetchone()[0] == 1
-    assert db.execute("SELECT d.status, count(*) FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
+    assert db.execute("SELECT d.status, count(*) FROM delivery_rows d JOIN campaigns c ON c.id = d.campaign_id"
                       " WHERE c.kind = 'digest' GROUP BY d.status").fetchall() == [("sent", 150)]
 
 

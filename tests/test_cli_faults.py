@@ -54,7 +54,7 @@ def test_a_sender_frozen_past_its_lease_writes_nothing_over_the_one_that_took_ov
     try:
         db = _db(workdir)
         in_flight = {r[0]: r[1] for r in db.execute(
-            "SELECT s.email, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            "SELECT s.email, d.message_id FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.status = 'sending'"
         )}
         db.conn.close()
@@ -73,7 +73,7 @@ def test_a_sender_frozen_past_its_lease_writes_nothing_over_the_one_that_took_ov
 
     db = _db(workdir)
     rows = db.execute(
-        "SELECT s.email, d.status, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        "SELECT s.email, d.status, d.message_id FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
     ).fetchall()
     assert [r[1] for r in rows] == ["sent"] * count  # nothing overwritten by the late 451s
     assert db.execute("SELECT status, lease_owner FROM campaigns").fetchone() == ("done", None)
@@ -109,7 +109,7 @@ def test_a_campaign_that_cannot_be_built_is_cancelled_and_the_fixed_article_sent
         language["subject"] = "Kapot\nBcc: iedereen@example.org"
     with db.conn:
         db.execute("UPDATE campaigns SET rendered = ?", [json.dumps(rendered)])
-        db.execute("UPDATE deliveries SET status = 'sent' WHERE id <= 5")
+        db.execute("UPDATE deliveries SET status = 1, next_attempt_at = NULL WHERE id <= 5")
     db.conn.close()
 
     broken = invoke("send", "artikel.txt")

@@ -183,7 +183,7 @@ def test_send_resumes_after_kill_without_duplicates_beyond_the_in_flight_rows(wo
     db = open_db(workdir / "subscribers.db")
     in_flight = {
         r[0]: r[1] for r in db.execute(
-            "SELECT s.email, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+            "SELECT s.email, d.message_id FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.status = 'sending'"
         )
     }
@@ -208,7 +208,7 @@ def test_send_resumes_after_kill_without_duplicates_beyond_the_in_flight_rows(wo
 
     db = open_db(workdir / "subscribers.db")
     rows = db.execute(
-        "SELECT s.email, d.status, d.message_id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+        "SELECT s.email, d.status, d.message_id FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id"
     ).fetchall()
     assert len(rows) == count
     for email, status, message_id in rows:  # the database agrees with the server, row by row
@@ -246,7 +246,7 @@ def test_ctrl_c_finishes_in_flight_records_it_and_says_how_to_resume(workdir, se
     assert proc.returncode == 1
     assert "interrupted" in err and "newsletter resume 1" in err
     db = open_db(workdir / "subscribers.db")
-    counts = dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+    counts = dict(db.execute("SELECT status, count(*) FROM delivery_rows GROUP BY status").fetchall())
     assert "sending" not in counts
     assert counts["sent"] == len(server.handler.messages)
     assert counts["sent"] + counts["queued"] == 2500

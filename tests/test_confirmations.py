@@ -98,7 +98,7 @@ def test_an_interrupted_confirmation_campaign_is_finished_not_doubled_and_skips_
     with sqlite3.connect(workdir / "subscribers.db") as conn:
         assert conn.execute("SELECT count(*) FROM campaigns").fetchone()[0] == 1
         assert conn.execute(
-            "SELECT reply_text FROM deliveries WHERE status = 'skipped'"
+            "SELECT reply_text FROM delivery_rows WHERE status = 'skipped'"
         ).fetchone()[0] == "not sent: the subscriber is active now"
 
 
@@ -141,7 +141,7 @@ def test_the_confirmation_kind_migration_keeps_every_campaign_and_delivery(tmp_p
     db = open_db(path)
     assert MIGRATIONS.pending(db) == []
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert db.execute("SELECT campaign_id, subscriber_id, status FROM deliveries").fetchall() == [(1, 1, "sent")]
+    assert db.execute("SELECT campaign_id, subscriber_id, status FROM delivery_rows").fetchall() == [(1, 1, "sent")]
     db.execute("INSERT INTO campaigns (kind, subject, campaign_key, created_at, updated_at)"
                " VALUES ('confirmation', 'Bevestig', 'k2', 'x', 'x')")
     with pytest.raises(sqlite3.IntegrityError):

@@ -311,7 +311,7 @@ async def test_rows_marked_sending_never_exceed_the_connections(server, make_sit
 
     def site_counts() -> int:
         return reader.execute(
-            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sending'", [cid]
+            "SELECT count(*) FROM delivery_rows WHERE campaign_id = ? AND status = 'sending'", [cid]
         ).fetchone()[0]
 
     server.handler.on_data = watch
@@ -351,7 +351,7 @@ async def test_several_relays_share_the_connections_by_weight(make_site):
         assert result.status == "done"
         assert len(a.handler.messages) == 60 and len(b.handler.messages) == 20
         relays = dict(site.db.execute(
-            "SELECT relay, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY relay", [cid]
+            "SELECT relay, count(*) FROM delivery_rows WHERE campaign_id = ? GROUP BY relay", [cid]
         ))
         assert relays == {f"127.0.0.1:{a.port}": 60, f"127.0.0.1:{b.port}": 20}
     finally:

@@ -20,6 +20,7 @@ from smtp_server import STALL, Server, authenticator
 
 from newsletter.db import now
 from newsletter.delivery.campaigns import create_campaign, make_owner
+from newsletter.delivery.codes import to_ms
 from newsletter.delivery.pool import Pool, PoolOptions
 from newsletter.delivery.processes import ShardedRun
 from newsletter.delivery.run import run_campaign
@@ -179,7 +180,7 @@ async def test_greylisting_defers_those_recipients_only_at_full_speed_and_retry_
         assert {e for e, s in rows.items() if s == "deferred"} == expected
 
         with site.db.conn:  # `retry --now`
-            site.db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE status = 'deferred'", [now()])
+            site.db.execute("UPDATE deliveries SET next_attempt_at = ? WHERE status = 3", [to_ms(now())])
         second = await site.run(cid, config=greyed)
         assert second.status == "done"
         received = grey.handler.by_rcpt()

@@ -80,7 +80,7 @@ def init_site(directory: Path, env: dict[str, str] | None = None) -> Path:
 
 def statuses(database: Path) -> dict[str, int]:
     with sqlite3.connect(database) as conn:
-        return dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+        return dict(conn.execute("SELECT status, count(*) FROM delivery_rows GROUP BY status").fetchall())
 
 
 # Room for the write-ahead log of the resumed run once the disk has space again (SQLite

@@ -284,7 +284,7 @@ def test_an_unsubscribe_during_a_running_campaign_stops_that_subscribers_deliver
         assert leaving not in received
         assert sorted(received) == sorted(emails[:-1])
         (status,) = db_of(workdir).execute(
-            "SELECT d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ?",
+            "SELECT d.status FROM delivery_rows d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ?",
             [leaving],
         ).fetchone()
         assert status == "skipped"

@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "newsletter.cli.preview:preview",
         "Write the exact email a subscriber would get for ARTICLE, plus its HTML and text.",
     ),
+    "prune": (
+        "newsletter.cli.prune:prune_command",
+        "Fold old campaigns' delivery rows into per-campaign counts, to keep the database small.",
+    ),
     "resume": (
         "newsletter.cli.send:resume",
         "Finish an interrupted CAMPAIGN (after Ctrl-C, a crash or a failed run).",

@@ -17,6 +17,7 @@ from ..delivery.records import (
     Campaign,
     campaign_counts,
     failed_deliveries,
+    folded_at,
     get_campaign,
     lease_is_live,
     list_campaigns,
@@ -40,6 +41,11 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
     campaigns = [get_campaign(db, campaign_id)] if campaign_id is not None else list_campaigns(db)
     if failures:
         rows = failed_deliveries(db, [c.id for c in campaigns])
+        for c in campaigns:
+            folded = folded_at(db, c.id)
+            if folded:
+                app.info(f"Campaign {c.id}'s delivery rows were folded into counts on {folded[:10]} "
+                         "(`newsletter prune`): its recipients are no longer listed.")
         if as_json:
             echo_json(rows)
         else:

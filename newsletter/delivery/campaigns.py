@@ -28,6 +28,7 @@ from ..content.rendered import RenderedEmail
 from ..content.store import load_article, mark_sent
 from ..db import now
 from ..errors import HeaderValueError, MessageTooLargeError, SendError
+from . import codes
 from .ledger import mark_ready, new_campaign, queue_deliveries, release_lease
 from .records import UNFINISHED, Campaign, get_campaign, latest_for
 
@@ -209,8 +210,12 @@ def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
         if status is None or status[0] != "creating":
             break
         with db.conn:
+            # The rows are written in subscriber order and all still queued (in
+            # deliveries_retry): the newest row has the highest subscriber id so far.
             last = db.execute(
-                "SELECT coalesce(max(subscriber_id), 0) FROM deliveries WHERE campaign_id = ?",
+                "SELECT coalesce(max(subscriber_id), 0) FROM deliveries WHERE id = ("
+                " SELECT max(id) FROM deliveries INDEXED BY deliveries_retry"
+                " WHERE campaign_id = ? AND next_attempt_at IS NOT NULL)",
                 [campaign_id],
             ).fetchone()[0]
             # Whoever got the article from a cancelled campaign of it is not sent it again.
@@ -219,7 +224,7 @@ def populate(db: Database, campaign_id: int, *, chunk: int = CHUNK) -> int:
                 subscribers_sql=(
                     f"SELECT id {_audience_sql()} AND id > ? AND id NOT IN ("
                     " SELECT d.subscriber_id FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
-                    " WHERE c.status = 'cancelled' AND c.kind = 'article' AND d.status = 'sent'"
+                    f" WHERE c.status = 'cancelled' AND c.kind = 'article' AND d.status = {codes.SENT}"
                     " AND c.article_slug = (SELECT article_slug FROM campaigns WHERE id = ?)"
                     ") ORDER BY id LIMIT ?"
                 ),
@@ -295,7 +300,7 @@ def delivery_for_token(db: Database, token: str) -> DeliveryRef | None:
     ).fetchone()
     if row is None or _verp_check(delivery_id, row[4]) != match.group(2):
         return None
-    return DeliveryRef(row[0], row[1], row[2], row[3], "verp")
+    return DeliveryRef(row[0], row[1], row[2], codes.name(row[3]), "verp")
 
 
 class MessageIds:
@@ -327,22 +332,22 @@ class MessageIds:
         if campaign_id is None:
             return None
         row = self.db.execute(
-            "SELECT id, campaign_id, subscriber_id, status, message_id FROM deliveries"
+            "SELECT id, campaign_id, subscriber_id, status FROM deliveries"
             " WHERE campaign_id = ? AND subscriber_id = ?",
             [campaign_id, int(match.group(2))],
         ).fetchone()
         if row is None:
             return None
-        return DeliveryRef(row[0], row[1], row[2], row[3], "message-id")
+        return DeliveryRef(row[0], row[1], row[2], codes.name(row[3]), "message-id")
 
 
 def latest_delivery_to(db: Database, subscriber_id: int) -> DeliveryRef | None:
     """A subscriber's most recent delivery that left (sent, or bounced already), or None."""
     row = db.execute(
         "SELECT id, campaign_id, subscriber_id, status FROM deliveries"
-        " WHERE subscriber_id = ? AND status IN ('sent', 'bounced', 'deferred')"
+        f" WHERE subscriber_id = ? AND status IN ({codes.in_list('sent', 'bounced', 'deferred')})"
         " ORDER BY id DESC LIMIT 1",
         [subscriber_id],
     ).fetchone()
-    return DeliveryRef(row[0], row[1], row[2], row[3], "recipient") if row else None
+    return DeliveryRef(row[0], row[1], row[2], codes.name(row[3]), "recipient") if row else None
 

@@ -24,6 +24,7 @@ from sqlite_utils import Database
 from ..config import LANGUAGES, Config
 from ..content.render import render_confirmation
 from ..db import now, transaction
+from . import codes
 from .ledger import mark_ready, new_campaign, queue_deliveries
 from .records import UNFINISHED
 
@@ -31,17 +32,19 @@ KIND = "confirmation"
 RESEND_AFTER = timedelta(hours=24)
 
 # Pending subscribers who had a confirmation email within the window, or have one on its way.
-_RECENT_SQL = """
+# (A sent row's sent_at is its last_attempt_at, in ms: delivery/codes.py.)
+_RECENT_SQL = f"""
 SELECT subscriber_id FROM events
 WHERE kind = 'confirmation_sent' AND subscriber_id IS NOT NULL AND at > ?
 UNION
 SELECT d.subscriber_id FROM deliveries AS d JOIN campaigns AS c ON c.id = d.campaign_id
 WHERE c.kind = 'confirmation'
-  AND (d.status IN ('queued', 'sending', 'deferred') OR (d.status = 'sent' AND d.sent_at > ?))
+  AND (d.status IN ({codes.in_list('queued', 'sending', 'deferred')})
+       OR (d.status = {codes.SENT} AND coalesce(d.sent_at, d.last_attempt_at) > ?))
 """
-_ON_ITS_WAY_SQL = """
+_ON_ITS_WAY_SQL = f"""
 SELECT d.subscriber_id FROM deliveries AS d JOIN campaigns AS c ON c.id = d.campaign_id
-WHERE c.kind = 'confirmation' AND d.status IN ('queued', 'sending', 'deferred')
+WHERE c.kind = 'confirmation' AND d.status IN ({codes.in_list('queued', 'sending', 'deferred')})
 """
 
 
@@ -71,6 +74,7 @@ def resend_all_pending(
     subject = rendered[config.publication_language].subject
     cutoff = ((at or datetime.now(UTC)) - RESEND_AFTER).astimezone(UTC).isoformat(timespec="microseconds")
     left_out_sql = _ON_ITS_WAY_SQL if force else _RECENT_SQL
+    left_out_params: list[object] = [] if force else [cutoff, codes.to_ms(cutoff)]
     stamp = now()
     with transaction(db):
         unfinished = _unfinished(db)  # again under the write lock: another command may have made one
@@ -78,7 +82,7 @@ def resend_all_pending(
             return ConfirmationCampaign(unfinished[0], unfinished[1], pending, 0, resumed=True)
         recent = db.execute(
             f"SELECT count(*) FROM subscribers WHERE status = 'pending' AND id IN ({left_out_sql})",
-            [cutoff] * left_out_sql.count("?"),
+            left_out_params,
         ).fetchone()[0]
         if recent == pending:
             return ConfirmationCampaign(None, 0, pending, recent, resumed=False)
@@ -90,7 +94,7 @@ def resend_all_pending(
             db, campaign_id,
             subscribers_sql=f"SELECT id FROM subscribers WHERE status = 'pending' AND id NOT IN ({left_out_sql})"
             " ORDER BY id",
-            params=[cutoff] * left_out_sql.count("?"),
+            params=left_out_params,
         )
         mark_ready(db, campaign_id)
     return ConfirmationCampaign(campaign_id, queued, pending, recent, resumed=False)

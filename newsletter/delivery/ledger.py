@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import NamedTuple
 
 from sqlite_utils import Database
@@ -33,8 +32,11 @@ from ..audience.subscribers import suppress_bounced
 from ..content.rendered import RenderedEmail, dump_rendered
 from ..db import now, transaction
 from ..errors import SendError
+from . import codes
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
 from .records import CampaignNotFoundError, campaign_counts, holder_is_dead
+
+OPEN_NAMES = ("queued", "sending", "deferred")
 
 
 class CampaignBusyError(SendError):
@@ -56,7 +58,7 @@ class Item(NamedTuple):
     data: bytes
     status: str  # the row's status before it was claimed
     attempts: int
-    first_attempt_at: str | None
+    first_attempt_at: int | None  # ms since the epoch (delivery/codes.py)
 
 
 class Result(NamedTuple):
@@ -103,8 +105,8 @@ def queue_deliveries(db: Database, campaign_id: int, *, subscribers_sql: str, pa
     in the order the rows are to get theirs); already queued ones are left alone. In the
     caller's transaction; returns how many were queued."""
     cursor = db.conn.execute(
-        "INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status)"
-        f" SELECT ?, chosen.*, 'queued' FROM ({subscribers_sql}) AS chosen",
+        "INSERT OR IGNORE INTO deliveries (campaign_id, subscriber_id, status, next_attempt_at)"
+        f" SELECT ?, chosen.*, {codes.QUEUED}, 0 FROM ({subscribers_sql}) AS chosen",
         [campaign_id, *params],
     )
     return cursor.rowcount
@@ -142,8 +144,8 @@ def retry_deferred_now(db: Database, campaign_id: int) -> None:
     """Make every deferred delivery of the campaign due now, ignoring its backoff."""
     with db.conn:
         db.conn.execute(
-            "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = 'deferred'",
-            [now(), campaign_id],
+            "UPDATE deliveries SET next_attempt_at = ? WHERE campaign_id = ? AND status = ?",
+            [codes.now_ms(), campaign_id, codes.DEFERRED],
         )
 
 
@@ -151,9 +153,10 @@ def fail_unbuildable(db: Database, delivery_id: int, reason: str) -> None:
     """A delivery whose message cannot be built fails alone, with its reason."""
     with transaction(db):
         db.execute(
-            "UPDATE deliveries SET status = 'failed', reply_text = ?, last_attempt_at = ?"
-            " WHERE id = ? AND status IN ('queued', 'sending', 'deferred')",
-            [f"cannot build the message: {reason}", now(), delivery_id],
+            f"UPDATE deliveries SET status = {codes.FAILED}, reply_text = ?, last_attempt_at = ?,"
+            " next_attempt_at = NULL"
+            f" WHERE id = ? AND status IN ({codes.in_list('queued', 'sending', 'deferred')})",
+            [f"cannot build the message: {reason}", codes.now_ms(), delivery_id],
         )
 
 
@@ -252,10 +255,11 @@ def cancel_campaign(db: Database, campaign_id: int, *, owner: str) -> dict[str, 
     stamp = now()
     with transaction(db):
         db.execute(
-            "UPDATE deliveries SET status = 'cancelled', claim = NULL, next_attempt_at = NULL,"
+            f"UPDATE deliveries SET status = {codes.CANCELLED}, claim = NULL, next_attempt_at = NULL,"
             " reply_text = coalesce(reply_text || ' ', '') || '(cancelled)', last_attempt_at = ?"
-            " WHERE campaign_id = ? AND status IN ('queued', 'sending', 'deferred')",
-            [stamp, campaign_id],
+            " WHERE campaign_id = ?"
+            f" AND status IN ({codes.in_list('queued', 'sending', 'deferred')})",
+            [codes.to_ms(stamp), campaign_id],
         )
         counts = campaign_counts(db, campaign_id)
         db.execute(
@@ -298,6 +302,10 @@ class Ledger:
         kind = db.execute("SELECT kind FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
         self.audience = "pending" if kind is not None and kind[0] == "confirmation" else "active"
         self.overtaken = 0  # outcomes not written: another run had claimed the row since
+        # The campaign's Message-ID template (migration 0010): a row whose ID it gives stores ''.
+        row = db.execute("SELECT message_ids FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        self._message_ids: str | None = row[0] if row else None
+        self._relays: dict[str, int | None] = {"": None}
 
     def commit(self, results: Sequence[Result], claims: Sequence[Item]) -> tuple[list[Item], list[Item]]:
         """Write `results` and claim `claims` in one transaction, renewing the lease.
@@ -332,6 +340,10 @@ class Ledger:
             conn.commit()
         except BaseException:
             conn.rollback()
+            # What this transaction may have added (a relay's number, the campaign's
+            # Message-ID template) is gone with it: look them up again next time.
+            self._relays = {"": None}
+            self._message_ids = None
             raise
         if not renewed:
             raise LeaseLostError(
@@ -340,8 +352,37 @@ class Ledger:
             )
         return claimed, skipped
 
+    def _stored_message_id(self, item: Item) -> str:
+        """What the row stores for the item's Message-ID: '' when the campaign's template
+        gives it (the first claim of a campaign sets the template), else the ID itself."""
+        if self._message_ids is None:
+            template = message_id_template(item.message_id, item.subscriber_id)
+            if template is not None:
+                self.db.conn.execute(
+                    "UPDATE campaigns SET message_ids = ? WHERE id = ? AND message_ids IS NULL",
+                    [template, self.campaign_id],
+                )
+                row = self.db.conn.execute(
+                    "SELECT message_ids FROM campaigns WHERE id = ?", [self.campaign_id]
+                ).fetchone()
+                self._message_ids = row[0] if row else None
+        if self._message_ids is not None and self._message_ids % item.subscriber_id == item.message_id:
+            return ""
+        return item.message_id
+
+    def _relay_id(self, label: str) -> int | None:
+        """The small integer a relay's label is stored as (delivery_relays)."""
+        if label not in self._relays:
+            conn = self.db.conn
+            conn.execute("INSERT OR IGNORE INTO delivery_relays (label) VALUES (?)", [label])
+            self._relays[label] = conn.execute(
+                "SELECT id FROM delivery_relays WHERE label = ?", [label]
+            ).fetchone()[0]
+        return self._relays[label]
+
     def _claim(self, claims: Sequence[Item], stamp: str) -> tuple[list[Item], list[Item]]:
         conn = self.db.conn
+        ms = codes.to_ms(stamp)
         ids = [item.subscriber_id for item in claims]
         # Everyone not found here is inactive, including a subscriber erased since the feed
         # read the row (the erasure deleted the delivery row too: nothing is left to mark).
@@ -358,21 +399,23 @@ class Ledger:
         skipped = [i for i in claims if i.subscriber_id in inactive]
         if skipped:
             conn.executemany(
-                "UPDATE deliveries SET status = 'skipped', reply_text = ?, last_attempt_at = ?"
-                " WHERE id = ? AND status = ?",
+                f"UPDATE deliveries SET status = {codes.SKIPPED}, reply_text = ?, last_attempt_at = ?,"
+                " next_attempt_at = NULL WHERE id = ? AND status = ?",
                 [
-                    (f"not sent: the subscriber is {inactive[i.subscriber_id]} now", stamp, i.delivery_id, i.status)
+                    (f"not sent: the subscriber is {inactive[i.subscriber_id]} now", ms, i.delivery_id,
+                     codes.code(i.status))
                     for i in skipped
                 ],
             )
         # Compare-and-set: a row that changed since the feed read it (an earlier holder's
         # late outcome landed on it, a cancel) is not claimed and not sent.
+        # A deferred row keeps its first attempt's time; the claim overwrites last_attempt_at.
         claimed = [
             item for item in candidates
             if conn.execute(
-                "UPDATE deliveries SET status = 'sending', message_id = ?, last_attempt_at = ?,"
+                f"UPDATE deliveries SET status = {codes.SENDING}, message_id = ?, last_attempt_at = ?,"
                 " claim = ? WHERE id = ? AND status = ?",
-                [item.message_id, stamp, self.owner, item.delivery_id, item.status],
+                [self._stored_message_id(item), ms, self.owner, item.delivery_id, codes.code(item.status)],
             ).rowcount
         ]
         return claimed, skipped
@@ -383,31 +426,40 @@ class Ledger:
         restores = []
         bounced = []
         self.expired = set()
+        ms = codes.to_ms(stamp)
+        assert ms is not None
         for item, outcome, relay in results:
             if outcome is None:
                 # Never attempted (no connection): back to how it was, no attempt counted.
-                restores.append((unattempted(item).status, item.delivery_id, self.owner))
+                restores.append((codes.code(unattempted(item).status), item.delivery_id, self.owner))
                 continue
             status = outcome.status
             attempts = item.attempts + 1
-            first = item.first_attempt_at or stamp
+            first = item.first_attempt_at if item.first_attempt_at is not None else ms
             next_at = None
-            text = outcome.text
+            text: str | None = outcome.text
             if status == DEFERRED:
-                age = (datetime.fromisoformat(stamp) - datetime.fromisoformat(first)).total_seconds()
+                age = (ms - first) / 1000
                 if age >= self.lifetime:
                     status = FAILED
                     self.expired.add(item.delivery_id)
                     text = f"gave up after {attempts} attempts over {age / 3600:.0f} h: {text}"
                 else:
                     delay = min(self.max_backoff, self.min_backoff * 2 ** (attempts - 1))
-                    next_at = now(later_by=delay)
+                    next_at = codes.now_ms(later_by=delay)
             if status == BOUNCED:
                 bounced.append((item, outcome))
+            stored_first: int | None = first
+            if status == SENT:
+                # A sent row needs no reply text (code, enhanced code and queue id say it),
+                # and its sent_at is its last_attempt_at, as is its first attempt's time
+                # when that was the only one: NULL, derived by the readers.
+                text = None
+                stored_first = None if first == ms else first
             updates.append(
                 (
-                    status, attempts, outcome.code, outcome.enhanced, text, outcome.queue_id,
-                    relay, stamp if status == SENT else None, stamp, first, next_at,
+                    codes.code(status), attempts, outcome.code, outcome.enhanced, text, outcome.queue_id,
+                    self._relay_id(relay), ms, stored_first, next_at,
                     item.delivery_id, self.owner,
                 )
             )
@@ -416,15 +468,15 @@ class Ledger:
             # Fenced: only onto a row still `sending` under this run's claim.
             if conn.execute(
                 "UPDATE deliveries SET status = ?, attempts = ?, reply_code = ?, enhanced_code = ?,"
-                " reply_text = ?, queue_id = ?, relay = ?, sent_at = ?, last_attempt_at = ?,"
+                " reply_text = ?, queue_id = ?, relay = ?, last_attempt_at = ?,"
                 " first_attempt_at = ?, next_attempt_at = ?, claim = NULL"
-                " WHERE id = ? AND status = 'sending' AND claim = ?",
+                f" WHERE id = ? AND status = {codes.SENDING} AND claim = ?",
                 update,
             ).rowcount:
                 written.add(update[-2])
         if restores:
             conn.executemany(
-                "UPDATE deliveries SET status = ?, claim = NULL WHERE id = ? AND status = 'sending'"
+                f"UPDATE deliveries SET status = ?, claim = NULL WHERE id = ? AND status = {codes.SENDING}"
                 " AND claim = ?",
                 restores,
             )
@@ -437,6 +489,15 @@ class Ledger:
                 self.db, item.subscriber_id, campaign_id=self.campaign_id,
                 code=outcome.code, enhanced=outcome.enhanced, at=stamp,
             )
+
+
+def message_id_template(message_id: str, subscriber_id: int) -> str | None:
+    """The campaign's printf template ('<label.digest.%d@domain>') that gives `message_id`
+    for `subscriber_id` (content/message.make_message_id's form), or None."""
+    head, sep, tail = message_id.rpartition(f".{subscriber_id}@")
+    if not sep or "%" in head or "%" in tail:
+        return None
+    return f"{head}.%d@{tail}"
 
 
 def record_bounce(
@@ -454,15 +515,20 @@ def record_bounce(
         row = db.execute(
             "SELECT campaign_id, status FROM deliveries WHERE id = ?", [delivery_id]
         ).fetchone()
-        if row is None or row[1] not in ("sent", "deferred"):
+        if row is None or row[1] not in (codes.SENT, codes.DEFERRED):
             return False
-        campaign_id, previous = row
-        # The reply code becomes the bounce's: the relay's 250 is no longer the story.
+        campaign_id, previous = row[0], codes.name(row[1])
+        # The reply code becomes the bounce's: the relay's 250 is no longer the story. A
+        # sent row's derived times (sent_at, first_attempt_at) are written out first,
+        # since last_attempt_at becomes the bounce's.
         db.execute(
-            "UPDATE deliveries SET status = 'bounced', reply_code = ?,"
-            " enhanced_code = ?, reply_text = ?, next_attempt_at = NULL, last_attempt_at = ?"
+            f"UPDATE deliveries SET status = {codes.BOUNCED}, reply_code = ?,"
+            " enhanced_code = ?, reply_text = ?, next_attempt_at = NULL, last_attempt_at = ?,"
+            f" sent_at = CASE WHEN status = {codes.SENT} THEN coalesce(sent_at, last_attempt_at) ELSE sent_at END,"
+            f" first_attempt_at = CASE WHEN status = {codes.SENT}"
+            " THEN coalesce(first_attempt_at, last_attempt_at) ELSE first_attempt_at END"
             " WHERE id = ?",
-            [code, enhanced or None, text[:2000], stamp, delivery_id],
+            [code, enhanced or None, text[:2000], codes.to_ms(stamp), delivery_id],
         )
         # Moved by one, not recounted: a large campaign's bounces come in by the thousand.
         db.execute(
@@ -471,3 +537,34 @@ def record_bounce(
             [stamp, campaign_id],
         )
     return True
+
+
+def fold_campaign(db: Database, campaign_id: int, *, at: str) -> dict[str, int] | None:
+    """Fold a finished campaign's delivery rows into per-status counts (delivery_counts)
+    and delete the rows, in one transaction; returns the counts folded, or None when the
+    campaign is not finished (done or cancelled, nothing queued, in flight or deferred).
+
+    Subscribers, suppressions, events and the campaign row are left as they are: only the
+    per-recipient record of who got this campaign goes.
+    """
+    with transaction(db):
+        row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+        if row is None or row[0] not in ("done", "cancelled"):
+            return None
+        unfinished = db.execute(
+            f"SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status IN ({codes.in_list(*OPEN_NAMES)})",
+            [campaign_id],
+        ).fetchone()[0]
+        if unfinished:
+            return None
+        folded = dict(db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY status", [campaign_id]
+        ).fetchall())
+        db.conn.executemany(
+            "INSERT INTO delivery_counts (campaign_id, status, count, folded_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (campaign_id, status) DO UPDATE SET count = count + excluded.count,"
+            " folded_at = excluded.folded_at",
+            [(campaign_id, status, n, at) for status, n in folded.items()],
+        )
+        db.execute("DELETE FROM deliveries WHERE campaign_id = ?", [campaign_id])
+    return {codes.name(status): n for status, n in folded.items()}

@@ -18,6 +18,7 @@ from ..config import Config
 from ..content.headers import ascii_address
 from ..content.message import Recipient
 from ..errors import HeaderValueError
+from . import codes
 from .campaigns import builder_for, envelope_sender, get_campaign, verp_token
 from .ledger import Item, fail_unbuildable
 
@@ -26,25 +27,27 @@ BATCH_BYTES = 8 * 2**20  # a batch is cut short past this many bytes of built me
 
 # Rows due in this run: never finished (queued), in flight when a previous run died
 # (sending: outcome unknown, retried with the same Message-ID), or deferred and due.
-# NOT INDEXED keeps it a rowid range scan, cheap however far the walk has come.
-_DUE_SQL = """
+# deliveries_retry holds exactly the unfinished rows (next_attempt_at set), by campaign in
+# id order: the walk is an index range scan over what is left to do, never the sent rows.
+_DUE_SQL = f"""
 SELECT d.id, d.subscriber_id, d.status, d.attempts, d.first_attempt_at,
        s.email, s.name, s.token, s.language
-FROM deliveries AS d NOT INDEXED JOIN subscribers AS s ON s.id = d.subscriber_id
-WHERE d.campaign_id = ? AND d.id > ? AND d.id % ? = ?
-  AND (d.status IN ('queued', 'sending') OR (d.status = 'deferred' AND d.next_attempt_at <= ?))
+FROM deliveries AS d INDEXED BY deliveries_retry JOIN subscribers AS s ON s.id = d.subscriber_id
+WHERE d.campaign_id = ? AND d.id > ? AND d.id % ? = ? AND d.next_attempt_at IS NOT NULL
+  AND (d.status IN ({codes.QUEUED}, {codes.SENDING})
+       OR (d.status = {codes.DEFERRED} AND d.next_attempt_at <= ?))
 ORDER BY d.id LIMIT ?
 """
 
-_COUNT_SQL = """
-SELECT count(*) FROM deliveries
-WHERE campaign_id = ?
-  AND (status IN ('queued', 'sending') OR (status = 'deferred' AND next_attempt_at <= ?))
+_COUNT_SQL = f"""
+SELECT count(*) FROM deliveries INDEXED BY deliveries_retry
+WHERE campaign_id = ? AND next_attempt_at IS NOT NULL
+  AND (status IN ({codes.QUEUED}, {codes.SENDING}) OR (status = {codes.DEFERRED} AND next_attempt_at <= ?))
 """
 
 
 def count_due(db: Database, campaign_id: int, *, at: str) -> int:
-    return db.execute(_COUNT_SQL, [campaign_id, at]).fetchone()[0]
+    return db.execute(_COUNT_SQL, [campaign_id, codes.to_ms(at)]).fetchone()[0]
 
 
 def iter_batches(
@@ -60,8 +63,9 @@ def iter_batches(
     campaign = get_campaign(db, campaign_id)
     builder = builder_for(config, campaign)
     after = 0
+    due_ms = codes.to_ms(at)
     while True:
-        rows = db.execute(_DUE_SQL, [campaign_id, after, shards, index, at, batch]).fetchall()
+        rows = db.execute(_DUE_SQL, [campaign_id, after, shards, index, due_ms, batch]).fetchall()
         if not rows:
             return
         items: list[Item] = []
@@ -83,7 +87,7 @@ def iter_batches(
                 Item(
                     did, sid, rcpt, envelope_sender(config, verp_token(did, campaign.campaign_key)),
                     builder.message_id(recipient),
-                    data, status, attempts, first,
+                    data, codes.name(status), attempts, first,
                 )
             )
             size += len(data)

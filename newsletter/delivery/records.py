@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..content.rendered import RenderedEmail, load_rendered
 from ..db import Reads, now
 from ..errors import SendError
+from . import codes
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -68,14 +69,22 @@ def list_campaigns(db: Reads) -> list[Campaign]:
 
 
 def campaign_counts(db: Reads, campaign_id: int) -> dict[str, int]:
-    """Deliveries per status, every status present (zero when none)."""
+    """Deliveries per status, every status present (zero when none); a campaign whose rows
+    `prune` folded counts them from delivery_counts."""
     counts = dict.fromkeys(DELIVERY_STATUSES, 0)
-    for row in db.query(
-        "SELECT status, count(*) AS n FROM deliveries WHERE campaign_id = ? GROUP BY status",
-        [campaign_id],
+    for status, n in db.execute(
+        "SELECT status, count(*) FROM deliveries WHERE campaign_id = ? GROUP BY status"
+        " UNION ALL SELECT status, count FROM delivery_counts WHERE campaign_id = ?",
+        [campaign_id, campaign_id],
     ):
-        counts[row["status"]] = row["n"]
+        counts[codes.name(status)] += n
     return counts
+
+
+def folded_at(db: Reads, campaign_id: int) -> str | None:
+    """When `prune` folded the campaign's delivery rows into counts, or None."""
+    row = db.execute("SELECT max(folded_at) FROM delivery_counts WHERE campaign_id = ?", [campaign_id]).fetchone()
+    return row[0] if row else None
 
 
 def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
@@ -92,12 +101,14 @@ def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
 
 def timing(db: Reads, campaign_id: int) -> tuple[str | None, str | None]:
     """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
+    # A sent row's sent_at is its last_attempt_at (NULL in the row, migration 0010).
     last, next_retry = db.execute(
-        "SELECT max(sent_at), min(CASE WHEN status = 'deferred' THEN next_attempt_at END)"
+        f"SELECT max(CASE WHEN status = {codes.SENT} THEN coalesce(sent_at, last_attempt_at) ELSE sent_at END),"
+        f" min(CASE WHEN status = {codes.DEFERRED} THEN next_attempt_at END)"
         " FROM deliveries WHERE campaign_id = ?",
         [campaign_id],
     ).fetchone()
-    return last, next_retry
+    return codes.to_iso(last), codes.to_iso(next_retry)
 
 
 FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")
@@ -109,11 +120,12 @@ def failed_deliveries(db: Reads, campaign_ids: list[int]) -> list[dict[str, Any]
         return []
     marks = ",".join("?" * len(campaign_ids))
     return [
-        dict(zip(FAILURE_COLUMNS, row, strict=True))
-        for row in db.execute(
+        dict(zip(FAILURE_COLUMNS, (cid, email, codes.name(status), code, enhanced, attempts, reply,
+                                   codes.to_iso(next_at)), strict=True))
+        for cid, email, status, code, enhanced, attempts, reply, next_at in db.execute(
             "SELECT d.campaign_id, s.email, d.status, d.reply_code, d.enhanced_code, d.attempts,"
             " d.reply_text, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
-            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ('deferred', 'failed', 'bounced', 'skipped')"
+            f" WHERE d.campaign_id IN ({marks}) AND d.status IN ({codes.in_list('deferred', 'failed', 'bounced', 'skipped')})"
             " ORDER BY d.campaign_id, d.id",
             campaign_ids,
         )
@@ -127,9 +139,10 @@ def pending(db: Database, *, now_at: datetime) -> list[int]:
         # A broken or cancelled campaign is not retried: it would fail on every run.
         f"SELECT id FROM campaigns WHERE kind != 'test' AND status NOT IN ('broken', 'cancelled')"
         f" AND (status IN ({marks}) OR id IN ("
-        " SELECT DISTINCT campaign_id FROM deliveries WHERE status = 'deferred' AND next_attempt_at <= ?))"
+        " SELECT DISTINCT campaign_id FROM deliveries INDEXED BY deliveries_retry"
+        f" WHERE next_attempt_at IS NOT NULL AND status = {codes.DEFERRED} AND next_attempt_at <= ?))"
         " ORDER BY id",
-        [*UNFINISHED, now_at.isoformat(timespec="microseconds")],
+        [*UNFINISHED, codes.to_ms(now_at.isoformat())],
     ).fetchall()
     return [row[0] for row in rows]
 

@@ -25,6 +25,7 @@ from .ledger import Ledger, acquire_lease, finish_run, mark_sending
 from .pool import Pool, PoolOptions, Progress, RunResult
 from .processes import ShardedRun, run_shards, shard_count
 from .queue import count_due, inline_feed
+from .records import timing
 
 
 async def run_campaign(
@@ -99,10 +100,7 @@ async def run_campaign(
             f"`newsletter resume {campaign_id}` finishes it: nobody is lost, and the messages "
             "that were in flight go out again with the same Message-ID."
         ) from exc
-    next_retry = db.execute(
-        "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ? AND status = 'deferred'",
-        [campaign_id],
-    ).fetchone()[0]
+    next_retry = timing(db, campaign_id)[1]
     return RunResult(
         campaign_id=campaign_id,
         status=status,

@@ -34,6 +34,7 @@ from ..content.rendered import RenderedEmail
 from ..content.store import get_article
 from ..db import now, transaction
 from ..delivery.campaigns import check_message_size
+from ..delivery.codes import in_list
 from ..delivery.ledger import new_campaign, queue_deliveries
 from ..errors import NewsletterError
 from ..periods import (
@@ -272,7 +273,7 @@ def _subscribers(db: Database, kind: str, campaign_ids: list[int]) -> Iterator[t
     joined = "max(s.created_at, coalesce(s.confirmed_at, s.created_at))"
     if campaign_ids:
         ids = ", ".join(str(int(i)) for i in campaign_ids)
-        states = ", ".join(f"'{s}'" for s in RECEIVED)
+        states = in_list(*RECEIVED)
         sql = (
             f"SELECT s.id, s.email, {joined}, coalesce(group_concat(d.campaign_id), '') FROM subscribers s"
             f" LEFT JOIN deliveries d ON d.subscriber_id = s.id AND d.campaign_id IN ({ids})"
@@ -418,7 +419,7 @@ def _left_for_each(
         received: set[str] = set()
         if carried:
             ids = ", ".join(str(int(i)) for i in carried)
-            states = ", ".join(f"'{s}'" for s in RECEIVED)
+            states = in_list(*RECEIVED)
             for (campaign_id,) in db.execute(
                 f"SELECT campaign_id FROM deliveries WHERE subscriber_id = ? AND campaign_id IN ({ids})"
                 f" AND status IN ({states})",
