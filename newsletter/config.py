@@ -237,6 +237,20 @@ SETTINGS: tuple[Setting, ...] = (
         limits=(1, 64),
     ),
     Setting(
+        "sending.signing",
+        "signing",
+        "process",
+        "Where DKIM signatures are made: process (a signer process beside the sender), thread, "
+        "or inline (in the sending loop, slowest)",
+    ),
+    Setting(
+        "sending.signers",
+        "signers",
+        0,
+        "DKIM signer processes (or threads) per sending process; 0 = one per CPU core the senders leave, at most 4",
+        limits=(0, 64),
+    ),
+    Setting(
         "sending.lease",
         "float",
         60.0,
@@ -349,6 +363,8 @@ class Config:
     sending_rate: float
     sending_per_connection: int
     sending_processes: int
+    sending_signing: str
+    sending_signers: int
     sending_lease: float
     sending_buffer_mb: int
     sending_max_message_mb: float
@@ -829,6 +845,22 @@ def _as_lang(value: Any, root: Path) -> str:
     return text
 
 
+SIGNING_MODES = ("process", "thread", "inline")
+
+
+def _as_signing(value: Any, root: Path) -> str:
+    text = _as_str(value, root).lower()
+    if text not in SIGNING_MODES:
+        raise ValueError(f"must be one of {', '.join(SIGNING_MODES)}, not {text!r}")
+    return text
+
+
+def _as_signers(value: Any, root: Path) -> int:
+    if value in (0, "0"):
+        return 0  # one per core
+    return _as_int(value, root)
+
+
 def _as_zone(value: Any, root: Path) -> str:
     text = _as_str(value, root)
     try:
@@ -897,6 +929,8 @@ _CHECKERS: dict[str, Callable[[Any, Path], Any]] = {
     "relays": _as_relays,
     "nameservers": _as_nameservers,
     "lang": _as_lang,
+    "signing": _as_signing,
+    "signers": _as_signers,
     "zone": _as_zone,
     "daily_time": _as_daily_time,
     "weekly_time": _as_weekly_time,

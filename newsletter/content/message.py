@@ -27,14 +27,15 @@ import re
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..errors import HeaderValueError
-from .dkim import DkimSigner, load_signer
+from .dkim import DkimSigner, load_signer, relaxed_lines
+from .dkim import body_hash as dkim_body_hash
 from .headers import (
     MAX_LINE,
     address_header,
@@ -104,6 +105,10 @@ class _Skeleton:
     html: tuple[bytes | str, ...]
     end: bytes
     name_fallback: str
+    # For DKIM's bh=: the body's start (inside after_unsub) and every static body piece,
+    # canonicalised once per campaign; each message canonicalises only its personal lines.
+    body_start: bytes = b""
+    canonical: Mapping[bytes, bytes] = field(default_factory=dict)
 
 
 class MessageBuilder:
@@ -150,8 +155,34 @@ class MessageBuilder:
             campaign_key=self._message_key, subscriber_id=recipient.subscriber_id, domain=self.domain
         )
 
-    def build(self, recipient: Recipient) -> bytes:
-        """The final message bytes (CRLF line ends), DKIM-signed when configured."""
+    @property
+    def signer(self) -> DkimSigner | None:
+        """The DKIM signer build() uses, None when DKIM is not configured."""
+        return self._signer
+
+    @property
+    def signed_headers(self) -> tuple[str, ...]:
+        """The headers the DKIM signature covers (h=), for signing build(sign=False)'s bytes."""
+        return self._signed
+
+    def build(self, recipient: Recipient, *, sign: bool = True) -> bytes:
+        """The final message bytes (CRLF line ends), DKIM-signed when configured.
+
+        `sign=False` leaves the signature out (see build_for_signing).
+        """
+        message, body_hash = self.build_for_signing(recipient, body_hash=sign and self._signer is not None)
+        if body_hash is None or self._signer is None:
+            return message
+        head = message[:message.index(b"\r\n\r\n")]
+        return self._signer.sign_head(head, body_hash=body_hash, include_headers=self._signed) + message
+
+    def build_for_signing(self, recipient: Recipient, *, body_hash: bool = True) -> tuple[bytes, str | None]:
+        """The unsigned bytes and their DKIM body hash (bh=), for signing elsewhere.
+
+        delivery/signing.py signs off the event loop's core: the signature header goes
+        before the bytes, `signer.sign_head(head, body_hash=..., include_headers=
+        signed_headers) + data`, where head is the header block before the blank line.
+        """
         skeleton = self._skeleton_for(recipient.language)
         token = check_token(recipient.token, what=f"subscriber {recipient.subscriber_id}")
         to = address_header("To", recipient.name, recipient.email)
@@ -175,14 +206,19 @@ class MessageBuilder:
             b">\r\n",
             skeleton.after_unsub,
         ]
+        body_from = len(parts)
         _fill_into(parts, skeleton.text, text_values)
         parts.append(skeleton.middle)
         _fill_into(parts, skeleton.html, html_values)
         parts.append(skeleton.end)
         message = b"".join(parts)
-        if self._signer is not None:
-            message = self._signer.sign(message, include_headers=self._signed) + message
-        return message
+        if not body_hash:
+            return message, None
+        canonical = [skeleton.body_start]
+        for piece in parts[body_from:]:
+            known = skeleton.canonical.get(piece)
+            canonical.append(relaxed_lines(piece) if known is None else known)
+        return message, dkim_body_hash(canonical)
 
     def personalised(self, recipient: Recipient) -> tuple[str, str]:
         """The recipient's text and HTML (for previews), exactly as build() encodes them."""
@@ -248,16 +284,22 @@ class MessageBuilder:
         for line in (from_line + subject_line + after_mid + after_unsub).split("\r\n"):
             if len(line) > MAX_LINE:
                 raise HeaderValueError(f"a header line is longer than {MAX_LINE} characters: {line[:60]}...")
+        text = _segments(rendered.text)
+        html_segments = _segments(rendered.html)
+        end = f"\r\n--{boundary}--\r\n".encode("ascii")
+        static = [s for s in (*text, middle.encode("ascii"), *html_segments, end) if isinstance(s, bytes)]
         return _Skeleton(
             before_to=from_line.encode("ascii"),
             after_to=subject_line.encode("ascii"),
             after_mid=after_mid.encode("ascii"),
             after_unsub=after_unsub.encode("ascii"),
-            text=_segments(rendered.text),
+            text=text,
             middle=middle.encode("ascii"),
-            html=_segments(rendered.html),
-            end=f"\r\n--{boundary}--\r\n".encode("ascii"),
+            html=html_segments,
+            end=end,
             name_fallback=rendered.name_fallback,
+            body_start=relaxed_lines(after_unsub.encode("ascii").partition(b"\r\n\r\n")[2]),
+            canonical={piece: relaxed_lines(piece) for piece in static},
         )
 
 

@@ -30,7 +30,7 @@ from ..config import Config
 from ..db import open_db
 from .ledger import Ledger
 from .pool import Pool, PoolOptions, Progress
-from .queue import inline_feed
+from .signing import campaign_feed
 
 SHARD_MIN_DUE = 2000  # below this, one process is plenty
 # What a shard sends its parent: (progress or done, shard index, Progress as a dict, error,
@@ -180,7 +180,7 @@ def _shard_main(
             db, campaign_id, owner=owner, ttl=options.lease_ttl, min_backoff=options.min_backoff,
             max_backoff=options.max_backoff, lifetime=options.lifetime,
         )
-        feed = inline_feed(config, db, campaign_id, at=at, shard=shard)
+        feed = campaign_feed(config, db, campaign_id, at=at, shard=shard)
         pool = Pool(ledger, feed, options, progress, on_progress=report)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

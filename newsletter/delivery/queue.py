@@ -10,13 +10,13 @@ Reading claims nothing, so a feed running ahead never widens the crash window.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from sqlite_utils import Database
 
 from ..config import Config
 from ..content.headers import ascii_address
-from ..content.message import Recipient
+from ..content.message import MessageBuilder, Recipient
 from ..errors import HeaderValueError
 from . import codes
 from .campaigns import builder_for, envelope_sender, get_campaign, verp_token
@@ -53,15 +53,19 @@ def count_due(db: Database, campaign_id: int, *, at: str) -> int:
 def iter_batches(
     config: Config, db: Database, campaign_id: int, *, at: str, batch: int = BATCH,
     shard: tuple[int, int] = (0, 1), max_bytes: int = BATCH_BYTES,
+    builder: MessageBuilder | None = None, build: Callable[[Recipient], bytes] | None = None,
 ) -> Iterator[list[Item]]:
     """Due items in id order, `batch` rows (or `max_bytes` of messages) at a time, bytes built.
 
     `shard` (k, n) keeps the rows whose id is k modulo n: one sending process's share.
+    signing.py passes the `builder` it made and its own `build` (unsigned bytes, the
+    signature added off the loop's core); by default the builder's build() makes them.
     """
     index, shards = shard
     max_bytes = max(1, min(max_bytes, config.sending_buffer_mb * 2**20 // 4))
     campaign = get_campaign(db, campaign_id)
-    builder = builder_for(config, campaign)
+    builder = builder or builder_for(config, campaign)
+    build = build or builder.build
     after = 0
     due_ms = codes.to_ms(at)
     while True:
@@ -75,7 +79,7 @@ def iter_batches(
                 subscriber_id=sid, email=email, name=name, token=token, language=language
             )
             try:
-                data = builder.build(recipient)
+                data = build(recipient)
                 # RCPT TO in its xn-- form: an SMTP envelope is ASCII (no SMTPUTF8 here).
                 rcpt = ascii_address(email)
             except HeaderValueError as exc:

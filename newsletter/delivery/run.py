@@ -24,8 +24,9 @@ from .capture import relays_or_capture
 from .ledger import Ledger, acquire_lease, finish_run, mark_sending
 from .pool import Pool, PoolOptions, Progress, RunResult
 from .processes import ShardedRun, run_shards, shard_count
-from .queue import count_due, inline_feed
+from .queue import count_due
 from .records import timing
+from .signing import campaign_feed
 
 
 async def run_campaign(
@@ -73,7 +74,7 @@ async def run_campaign(
                     min_backoff=options.min_backoff, max_backoff=options.max_backoff,
                     lifetime=options.lifetime,
                 )
-                feed = inline_feed(config, db, campaign_id, at=at)
+                feed = campaign_feed(config, db, campaign_id, at=at)
                 pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
                 if on_start:
                     on_start(pool)
