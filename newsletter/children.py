@@ -18,6 +18,14 @@ import time
 _PR_SET_PDEATHSIG = 1
 
 
+def _libc() -> ctypes.CDLL:
+    # glibc's name first: find_library runs `ldconfig -p`, a process per worker started.
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def die_with_parent(parent: int) -> None:
     """Make this process die when `parent` does.
 
@@ -26,7 +34,7 @@ def die_with_parent(parent: int) -> None:
     before starting us: if it is gone already, we leave at once.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = _libc()
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass

@@ -5,38 +5,42 @@ with its line number and reason, the good rows go in (in one transaction, so a c
 leaves nothing half-done and running the import again is safe). Duplicates inside the file
 and against the database are reported, never doubled, and an address that unsubscribed,
 bounced, complained or was erased is never re-activated by an import.
+
+A CSV file streams through in chunks of CHUNK rows, whatever its size: read and parsed
+here, checked (import_rows.py) in this process for a small file and in WORKERS processes
+for one that may hold PARALLEL_FROM rows, at most IN_FLIGHT chunks out at a time, then stored chunk by
+chunk, each chunk's duplicates looked up in the database (which already holds the file's
+earlier chunks, inside the same transaction). Memory stays flat: what grows with the file
+is four bytes per imported row (its line number, for "a duplicate of line N") and the
+report of skipped rows. A JSON file is read whole (our export's other format).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sqlite3
+from array import array
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from sqlite_utils import Database
 
 from ..children import die_with_parent
-from ..config import LANGUAGES
 from ..db import now, transaction
-from ..errors import ImportFileError, InvalidEmailError, NewsletterError
-from .subscribers import (
-    CADENCES,
-    STATUSES,
-    SUPPRESSED,
-    NewSubscriber,
-    add_imported,
-    check_name,
-    current_actor,
-    email_hash,
-    normalize_email,
-)
+from ..errors import ImportFileError
+from .import_rows import FORMULA_START, CheckedChunk, ChunkSpec, Good, Skipped, check_chunk
+from .subscribers import SUPPRESSED, add_imported, current_actor, next_id
 
 EXPORT_FIELDS = ("email", "name", "lang", "cadence", "status", "consent_at", "consent_source",
                  "created_at", "confirmed_at")
@@ -47,18 +51,19 @@ ALIASES = {
     "email address": "email", "naam": "name", "language": "lang", "taal": "lang",
 }
 CHUNK = 2000
-PARALLEL_FROM = 20000  # rows; below this a second process costs more than it saves
+# Rows; below this a second process costs more than it saves. The file's size decides (a
+# file of fewer than PARALLEL_FROM * MIN_ROW_BYTES bytes cannot hold that many rows).
+PARALLEL_FROM = 20000
+# Two checkers keep up with the one process that stores (the database is the limit); more
+# would only add their memory.
+WORKERS = 2
+IN_FLIGHT = 2 * WORKERS  # chunks handed to the workers and not yet stored
+MIN_ROW_BYTES = 16  # "a@b.nl,Ann,nl\n"
+# SQLite's page cache while importing, in KiB (the default is 2 MB): the address and token
+# indexes take random inserts, which a small cache turns into page reads and re-writes.
+CACHE_KB = 32 * 1024
 
-
-@dataclass(frozen=True)
-class Skipped:
-    """One row that was not imported, and why."""
-
-    line: int
-    email: str
-    reason: str
-    kind: str  # invalid, duplicate, suppressed
-
+Record = tuple[int, list[str]] | tuple[int, dict[str, str]]
 
 @dataclass
 class ImportReport:
@@ -88,18 +93,6 @@ class ImportReport:
         }
 
 
-@dataclass
-class _Row:
-    line: int
-    email: str
-    name: str
-    lang: str
-    cadence: str
-    status: str
-    consent_at: str | None
-    consent_source: str | None
-
-
 def import_file(
     db: Database,
     path: Path,
@@ -112,50 +105,97 @@ def import_file(
     """Import subscribers from a CSV (comma, semicolon or tab) or JSON file."""
     if default_status not in ("active", "pending"):
         raise ImportFileError(f"the status of imported rows must be active or pending, not {default_status!r}")
-    text = _read_text(path, encoding)
     report = ImportReport(file=path.name)
-    if path.suffix.lower() == ".json":
-        records = _json_records(text, path)
-    else:
-        records = _csv_records(text, path, report)
-    rows = list(_check_rows(records, report, default_status, default_language))
-    checked = _validated_chunks(rows, report)
-    _store(db, checked, report, path.name, current_actor() if actor is None else actor)
+    stream = _open_text(path, encoding)
+    with stream:
+        columns: tuple[str, ...] | None
+        if path.suffix.lower() == ".json":
+            columns, delimiter = None, ","
+            chunks = _chunks(_json_records(_read_all(stream, path, encoding), path))
+        else:
+            columns, delimiter, reader = _csv_header(stream, path, encoding, report)
+            chunks = _csv_chunks(reader, path, encoding, report)
+        who = current_actor() if actor is None else actor
+        with transaction(db), _import_cache(db):
+            at = now()
+            spec = ChunkSpec(
+                columns=columns, delimiter=delimiter, default_status=default_status,
+                default_language=default_language, at=at, source=f"import:{path.name}",
+                file_name=path.name, hashes=_has_suppressions(db),
+            )
+            # closing: a failure stops the workers before the transaction rolls back.
+            may_be_large = _size(path) >= PARALLEL_FROM * MIN_ROW_BYTES
+            with closing(_checked_chunks(chunks, spec, may_be_large=may_be_large)) as checked:
+                _store(db, checked, report, actor=who, at=at)
     report.skipped.sort(key=lambda s: s.line)
     return report
 
 
-def _read_text(path: Path, encoding: str | None) -> str:
+def _open_text(path: Path, encoding: str | None) -> TextIO:
+    """The file as text, refused whole (with what to do) when it is not text at all."""
     try:
-        data = path.read_bytes()
+        raw = path.open("rb")
     except FileNotFoundError:
         raise ImportFileError(f"{path} does not exist") from None
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
-    wide = (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32"))
-    if not wide and _looks_utf16(data):
-        raise ImportFileError(
-            f"{path} is UTF-16 text (as Excel's 'Unicode text' saves it), not UTF-8. "
-            "Nothing was imported. Import it with --encoding utf-16, or save it as CSV UTF-8."
-        )
-    if b"\0" in data[:65536] and not wide:
-        raise ImportFileError(
-            f"{path} looks like a binary file, not CSV text (a spreadsheet?). "
-            "Save or export it as CSV (UTF-8) and import that."
-        )
-    name = encoding or "utf-8-sig"
     try:
-        return data.decode(name)
+        head = raw.read(65536)
+        wide = (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32"))
+        if not wide and _looks_utf16(head):
+            raise ImportFileError(
+                f"{path} is UTF-16 text (as Excel's 'Unicode text' saves it), not UTF-8. "
+                "Nothing was imported. Import it with --encoding utf-16, or save it as CSV UTF-8."
+            )
+        if b"\0" in head and not wide:
+            raise ImportFileError(
+                f"{path} looks like a binary file, not CSV text (a spreadsheet?). "
+                "Save or export it as CSV (UTF-8) and import that."
+            )
+        source: BinaryIO = raw
+        if raw.seekable():
+            raw.seek(0)
+        else:  # a pipe: what was read already goes first
+            source = io.BytesIO(head + raw.read())
+            raw.close()
+        return io.TextIOWrapper(source, encoding=encoding or "utf-8-sig", newline="")
     except LookupError:
+        raw.close()
         raise ImportFileError(f"unknown encoding {encoding!r}; try utf-8, cp1252 or latin-1") from None
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        shown = "UTF-8" if encoding is None else encoding
-        raise ImportFileError(
-            f"{path} is not {shown} text: byte {exc.start} (0x{data[exc.start]:02x}) on line {line} "
-            f"cannot be decoded. Nothing was imported. Save the file as UTF-8, or name its "
-            f"encoding with --encoding (e.g. --encoding cp1252 for Excel on Windows)."
-        ) from None
+    except OSError as exc:
+        raw.close()
+        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _undecodable(path: Path, encoding: str | None) -> str:
+    """What to say about a file that is not in its encoding: the first byte that is not,
+    found by decoding the file again block by block (the import stops at the first error)."""
+    name = encoding or "utf-8-sig"
+    shown = "UTF-8" if encoding is None else encoding
+    decoder = codecs.getincrementaldecoder(name)()
+    offset = newlines = 0  # bytes (and newlines among them) handed to the decoder so far
+    with path.open("rb") as raw:
+        while True:
+            block = raw.read(1 << 20)
+            pending = decoder.getstate()[0]  # bytes the decoder holds from the last block
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                base = offset - len(pending)  # exc.start counts from the held bytes on
+                where = base + exc.start
+                line = newlines - pending.count(b"\n") + exc.object[: exc.start].count(b"\n") + 1
+                return (
+                    f"{path} is not {shown} text: byte {where} (0x{exc.object[exc.start]:02x}) on line {line} "
+                    f"cannot be decoded. Nothing was imported. Save the file as UTF-8, or name its "
+                    f"encoding with --encoding (e.g. --encoding cp1252 for Excel on Windows)."
+                )
+            if not block:
+                return f"{path} is not {shown} text. Nothing was imported. Save the file as UTF-8."
+            offset += len(block)
+            newlines += block.count(b"\n")
 
 
 def _looks_utf16(data: bytes) -> bool:
@@ -169,57 +209,77 @@ def _looks_utf16(data: bytes) -> bool:
     return even.count(0) > 0.9 * len(even) or odd.count(0) > 0.9 * len(odd)
 
 
-# OWASP's rule against spreadsheet formula injection: a cell that starts with one of these
-# is written with a single quote in front, so a spreadsheet shows it as text.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def neutralise(cell: str) -> str:
     """A CSV cell a spreadsheet will not run as a formula."""
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
-def unneutralise(cell: str) -> str:
-    """The value that `neutralise` wrote (our own export imports as it was)."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+def _read_all(stream: TextIO, path: Path, encoding: str | None) -> str:
+    try:
+        return stream.read()
+    except UnicodeDecodeError:
+        raise ImportFileError(_undecodable(path, encoding)) from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _csv_records(text: str, path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
-    first_line = text.split("\n", 1)[0]
+def _csv_header(
+    stream: TextIO, path: Path, encoding: str | None, report: ImportReport
+) -> tuple[tuple[str, ...], str, Iterator[list[str]]]:
+    """The header's column names, the delimiter, and the reader positioned after the header."""
+    first_line = _read_line(stream, path, encoding)
     delimiter = max((",", ";", "\t"), key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(itertools.chain([first_line] if first_line else [], stream), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise ImportFileError(f"{path} is empty; it needs a header row with at least 'email'") from None
     except csv.Error as exc:
         raise ImportFileError(f"{path}, line 1: {exc}") from None
+    except UnicodeDecodeError:
+        raise ImportFileError(_undecodable(path, encoding)) from None
     columns = [ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
     _check_duplicate_columns(header, columns, path)
     _check_header(columns, path, report)
+    return tuple(columns), delimiter, reader
+
+
+def _read_line(stream: TextIO, path: Path, encoding: str | None) -> str:
+    try:
+        return stream.readline()
+    except UnicodeDecodeError:
+        raise ImportFileError(_undecodable(path, encoding)) from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _csv_chunks(
+    reader: Any, path: Path, encoding: str | None, report: ImportReport
+) -> Iterator[list[Record]]:
+    """Chunks of (first line number, values) of the CSV records after the header; an
+    unreadable record is reported here and left out."""
+    chunk: list[Record] = []
     line = reader.line_num
-    while True:
-        start = line + 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            line = reader.line_num
-            report.rows += 1
-            report.skipped.append(Skipped(start, "", f"line {start}: unreadable CSV ({exc})", "invalid"))
-            continue
-        line = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(columns) and any(v.strip() for v in values[len(columns):]):
-            report.rows += 1
-            report.skipped.append(Skipped(
-                start, values[0] if values else "",
-                f"line {start}: {len(values)} fields but the header has {len(columns)} "
-                f"(a '{delimiter}' inside a value needs quotes)", "invalid"))
-            continue
-        yield start, {c: (unneutralise(values[i]) if i < len(values) else "") for i, c in enumerate(columns)}
+    try:
+        while True:
+            try:
+                for values in reader:  # the loop every row takes: kept short
+                    chunk.append((line + 1, values))
+                    line = reader.line_num
+                    if len(chunk) >= CHUNK:
+                        yield chunk
+                        chunk = []
+                break
+            except csv.Error as exc:
+                report.rows += 1
+                report.skipped.append(Skipped(line + 1, "", f"line {line + 1}: unreadable CSV ({exc})", "invalid"))
+                line = reader.line_num
+        if chunk:
+            yield chunk
+    except UnicodeDecodeError:
+        raise ImportFileError(_undecodable(path, encoding)) from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _json_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -233,6 +293,11 @@ def _json_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, str]]]
         if not isinstance(item, dict):
             item = {"email": "", "_bad": f"item {number} is not an object"}
         yield number, {str(k).lower(): "" if v is None else str(v) for k, v in item.items()}
+
+
+def _chunks(records: Iterator[Any]) -> Iterator[list[Record]]:
+    while chunk := list(itertools.islice(records, CHUNK)):
+        yield chunk
 
 
 def _check_duplicate_columns(header: list[str], columns: list[str], path: Path) -> None:
@@ -266,160 +331,179 @@ def _check_header(columns: list[str], path: Path, report: ImportReport) -> None:
     report.ignored_columns = sorted({c for c in columns if c and c not in expected})
 
 
-def _check_rows(
-    records: Iterable[tuple[int, dict[str, str]]],
-    report: ImportReport,
-    default_status: str,
-    default_language: str,
-) -> Iterator[_Row]:
-    for line, record in records:
-        report.rows += 1
-        email = record.get("email", "").strip()
-        where = f"line {line}"
-        if record.get("_bad"):
-            report.skipped.append(Skipped(line, "", f"{record['_bad']}", "invalid"))
-            continue
-        problems = []
-        lang = record.get("lang", "").strip().lower() or default_language
-        if lang not in LANGUAGES:
-            problems.append(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
-        cadence = record.get("cadence", "").strip().lower() or "each"
-        if cadence not in CADENCES:
-            problems.append(f"cadence must be one of {', '.join(CADENCES)}, not {cadence!r}")
-        status = record.get("status", "").strip().lower() or default_status
-        if status not in STATUSES:
-            problems.append(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-        try:
-            name = check_name(record.get("name", ""))
-        except NewsletterError as exc:
-            problems.append(str(exc))
-        consent_at = record.get("consent_at", "").strip() or None
-        if consent_at:
-            try:
-                datetime.fromisoformat(consent_at)
-            except ValueError:
-                problems.append(f"consent_at must be an ISO 8601 time, not {consent_at!r}")
-        if not email:
-            problems.insert(0, "no email address")
-        if problems:
-            report.skipped.append(Skipped(line, email, f"{where}: {'; '.join(problems)}", "invalid"))
-            continue
-        yield _Row(line, email, name, lang, cadence, status, consent_at,
-                   record.get("consent_source", "").strip() or None)
+def _checked_chunks(
+    chunks: Iterator[list[Record]], spec: ChunkSpec, *, may_be_large: bool
+) -> Generator[CheckedChunk, None, None]:
+    """The chunks checked, in file order: in WORKERS processes with at most IN_FLIGHT
+    chunks out at once when the file may hold PARALLEL_FROM rows or more, else here.
 
-
-def _normalize_many(addresses: Sequence[str]) -> list[tuple[str, str]]:
-    """(normalised address, "") or ("", reason) for each address."""
-    out = []
-    for address in addresses:
-        try:
-            out.append((normalize_email(address), ""))
-        except InvalidEmailError as exc:
-            out.append(("", str(exc)))
-    return out
-
-
-def _validated_chunks(rows: list[_Row], report: ImportReport) -> Iterator[list[_Row]]:
-    """Rows in chunks, each address normalised; invalid ones are reported and left out.
-
-    Syntax checking is the slow part of a large import, so big files check in worker
-    processes while this one stores the chunks already checked.
+    The workers start before the first chunk is read, while this process is small: a
+    forked worker's memory starts as a copy of this process's.
     """
-    chunks = [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
-    addresses = [[r.email for r in chunk] for chunk in chunks]
-    workers = min(4, os.cpu_count() or 1)
-    if len(rows) >= PARALLEL_FROM and workers > 1:
-        # The checkers die with this process: a killed import must not leave them running.
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)
-        ) as pool:
-            yield from _apply(chunks, pool.map(_normalize_many, addresses), report)
-    else:
-        yield from _apply(chunks, map(_normalize_many, addresses), report)
+    if not may_be_large or (os.cpu_count() or 1) < 2:
+        for chunk in chunks:
+            yield check_chunk(spec, chunk)  # type: ignore[arg-type]
+        return
+    pending: deque[Future[CheckedChunk]] = deque()
+    # The checkers die with this process: a killed import must not leave them running.
+    with ProcessPoolExecutor(max_workers=WORKERS, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(check_chunk, spec, chunk))  # type: ignore[arg-type]
+                if len(pending) >= IN_FLIGHT:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
-def _apply(
-    chunks: list[list[_Row]], results: Iterable[list[tuple[str, str]]], report: ImportReport
-) -> Iterator[list[_Row]]:
-    for chunk, checked in zip(chunks, results, strict=True):
-        good = []
-        for row, (normalized, reason) in zip(chunk, checked, strict=True):
-            if normalized:
-                row.email = normalized
-                good.append(row)
-            else:
-                report.skipped.append(Skipped(
-                    row.line, row.email,
-                    f"line {row.line}: {reason}", "invalid"))
-        yield good
+def _start_worker(parent: int) -> None:
+    die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the importing process handles it (it rolls
+    # back and stops us), a worker that stopped too would only add a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _store(
-    db: Database, chunks: Iterable[list[_Row]], report: ImportReport, file_name: str, actor: str
-) -> None:
-    seen: dict[str, int] = {}
-    stamp = now()
-    source = f"import:{file_name}"
-    # The event detail is the same shape for every row: build its JSON once.
-    detail = '{{"cadence": "{}", "file": ' + json.dumps(file_name).replace("{", "{{").replace("}", "}}") + ', "status": "{}"}}'
-    with transaction(db):
-        for rows in chunks:
-            chunk = []
-            for row in rows:
-                key = row.email.casefold()
-                if key in seen:
-                    report.skipped.append(Skipped(
-                        row.line, row.email,
-                        f"line {row.line}: {row.email} is a duplicate of line {seen[key]}", "duplicate"))
-                    continue
-                seen[key] = row.line
-                chunk.append(row)
-            if not chunk:
+@contextmanager
+def _import_cache(db: Database) -> Iterator[None]:
+    (before,) = db.execute("PRAGMA cache_size").fetchone()
+    db.execute(f"PRAGMA cache_size = {-CACHE_KB}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _has_suppressions(db: Database) -> bool:
+    return bool(db.execute("SELECT EXISTS (SELECT 1 FROM suppressions)").fetchone()[0])
+
+
+@dataclass
+class _Seen:
+    """What the rows stored so far tell about the next ones."""
+
+    first_id: int  # the id of this import's first subscriber; the rest follow in file order
+    lines: array[int] = field(default_factory=lambda: array("I"))  # line of each, by id - first_id
+    # Addresses whose later rows are duplicates but which the database cannot find as this
+    # import's: rows skipped as known or suppressed, and imported non-ASCII addresses (see _known).
+    firsts: dict[str, int] = field(default_factory=dict)
+
+
+def _store(db: Database, chunks: Iterator[CheckedChunk], report: ImportReport, *, actor: str, at: str) -> None:
+    seen = _Seen(next_id(db))
+    for checked in chunks:
+        report.rows += checked.rows
+        report.skipped.extend(checked.skipped)
+        candidates = _unseen(checked.good, report, seen)
+        if not candidates:
+            continue
+        if not candidates[0][2] and all(c[3][0].isascii() for c in candidates):
+            # Nothing is suppressed and no address needs _known: insert the chunk as it is,
+            # and look its addresses up only when the database refuses one (the usual
+            # import has none; a lookup is one more search of the address index a row).
+            try:
+                with transaction(db):  # a savepoint: a refusal undoes this chunk only
+                    _insert(db, candidates, report, seen, actor=actor, at=at)
                 continue
-            marks = ",".join("?" * len(chunk))
-            existing = {
-                email.casefold(): status
-                for email, status in db.execute(
-                    f"SELECT email, status FROM subscribers WHERE email IN ({marks})",
-                    [r.email for r in chunk],
-                )
-            }
-            hashes = [email_hash(r.email) for r in chunk]
-            erased = {
-                h for (h,) in db.execute(
-                    f"SELECT email_hash FROM suppressions WHERE email_hash IN ({marks})", hashes
-                )
-            }
-            fresh = []
-            for row, hashed in zip(chunk, hashes, strict=True):
-                status = existing.get(row.email.casefold())
-                if status in SUPPRESSED:
-                    report.skipped.append(Skipped(
-                        row.line, row.email,
-                        f"line {row.line}: {row.email} is {status}; an import never re-activates it "
-                        "(`newsletter subscribe` does, on their explicit request)", "suppressed"))
-                elif status is not None:
-                    report.skipped.append(Skipped(
-                        row.line, row.email, f"line {row.line}: {row.email} is already a subscriber ({status})",
-                        "duplicate"))
-                elif hashed in erased:
-                    report.skipped.append(Skipped(
-                        row.line, row.email,
-                        f"line {row.line}: this address was erased at the subscriber's request; not imported",
-                        "suppressed"))
-                else:
-                    fresh.append(row)
-            if not fresh:
-                continue
-            add_imported(
-                db,
-                [NewSubscriber(r.email, r.name, r.lang, r.status, r.cadence, r.consent_at or stamp,
-                               r.consent_source or source) for r in fresh],
-                details=[detail.format(r.cadence, r.status) for r in fresh],
-                actor=actor,
-                at=stamp,
+            except sqlite3.IntegrityError:
+                pass
+        fresh = _fresh(db, candidates, report, seen)
+        if fresh:
+            _insert(db, fresh, report, seen, actor=actor, at=at)
+
+
+def _insert(db: Database, fresh: list[Good], report: ImportReport, seen: _Seen, *, actor: str, at: str) -> None:
+    add_imported(db, [g[3] for g in fresh], first_id=seen.first_id + len(seen.lines),
+                 details=[g[4] for g in fresh], actor=actor, at=at)
+    seen.lines.extend(g[0] for g in fresh)
+    for line, key, _, row, _ in fresh:
+        if not row[0].isascii():
+            seen.firsts[key] = line
+    report.imported += len(fresh)
+
+
+def _unseen(good: list[Good], report: ImportReport, seen: _Seen) -> list[Good]:
+    """A chunk's rows less the duplicates of rows before them that the database cannot find."""
+    candidates = []
+    in_chunk: dict[str, int] = {}
+    for item in good:
+        line, key, email = item[0], item[1], item[3][0]
+        first = in_chunk.get(key) or seen.firsts.get(key)
+        if first:
+            report.skipped.append(Skipped(
+                line, email, f"line {line}: {email} is a duplicate of line {first}", "duplicate"))
+            continue
+        in_chunk[key] = line
+        candidates.append(item)
+    return candidates
+
+
+def _fresh(db: Database, candidates: list[Good], report: ImportReport, seen: _Seen) -> list[Good]:
+    """The rows of a chunk to insert; duplicates, known and suppressed addresses reported."""
+    marks = ",".join("?" * len(candidates))
+    known = {
+        email.casefold(): (subscriber_id, status)
+        for subscriber_id, email, status in db.execute(
+            f"SELECT id, email, status FROM subscribers WHERE email IN ({marks})", [c[3][0] for c in candidates]
+        )
+    }
+    erased: set[str] = set()
+    if candidates[0][2]:  # hashes were made: the database has suppressions
+        erased = {
+            h for (h,) in db.execute(
+                f"SELECT email_hash FROM suppressions WHERE email_hash IN ({marks})", [c[2] for c in candidates]
             )
-            report.imported += len(fresh)
+        }
+    fresh = []
+    for item in candidates:
+        line, key, hashed, row, _ = item
+        email = row[0]
+        found = known.get(key)
+        if found is None and not email.isascii():
+            found = _known(db, key, seen)
+        subscriber_id, status = found or (0, None)
+        if subscriber_id >= seen.first_id:
+            first = seen.lines[subscriber_id - seen.first_id]
+            report.skipped.append(Skipped(
+                line, email, f"line {line}: {email} is a duplicate of line {first}", "duplicate"))
+            continue
+        if status in SUPPRESSED:
+            report.skipped.append(Skipped(
+                line, email,
+                f"line {line}: {email} is {status}; an import never re-activates it "
+                "(`newsletter subscribe` does, on their explicit request)", "suppressed"))
+        elif status is not None:
+            report.skipped.append(Skipped(
+                line, email, f"line {line}: {email} is already a subscriber ({status})", "duplicate"))
+        elif hashed in erased:
+            report.skipped.append(Skipped(
+                line, email,
+                f"line {line}: this address was erased at the subscriber's request; not imported",
+                "suppressed"))
+        else:
+            fresh.append(item)
+            continue
+        seen.firsts[key] = line
+    return fresh
+
+
+def _known(db: Database, key: str, seen: _Seen) -> tuple[int, str | None] | None:
+    """For a non-ASCII address the database's NOCASE lookup did not find: the one case it
+    misses, an address whose casefolded form (straße -> strasse) this import stored already
+    as an ASCII address, a duplicate as the file sees it."""
+    if not key.isascii():
+        return None
+    row = db.execute("SELECT id FROM subscribers WHERE email = ? AND id >= ?", [key, seen.first_id]).fetchone()
+    return (row[0], None) if row else None
 
 
 def export(db: Database, out: TextIO, *, fmt: str = "csv") -> int:

@@ -289,42 +289,41 @@ def suppress_bounced(
     return True
 
 
-@dataclass(frozen=True)
-class NewSubscriber:
-    """One subscriber of an import, checked already (address normalised, choices valid)."""
+# One imported subscriber as add_imported inserts it (without its id): email, name,
+# language, status, cadence, token, consent_at, consent_source, created_at, updated_at,
+# confirmed_at, unsubscribed_at.
+ImportedRow = tuple[str, str, str, str, str, str, str, str, str, str, str | None, str | None]
 
-    email: str
-    name: str
-    language: str
-    status: str
-    cadence: str
-    consent_at: str
-    consent_source: str
+
+def imported_row(
+    *, email: str, name: str, language: str, status: str, cadence: str, consent_at: str,
+    consent_source: str, at: str,
+) -> ImportedRow:
+    """The row of one checked, new subscriber of an import (address normalised, choices
+    valid), with a fresh token; an import's worker processes build these."""
+    return (email, name, language, status, cadence, new_token(), consent_at, consent_source, at, at,
+            at if status == "active" else None, at if status in SUPPRESSED else None)
 
 
 def add_imported(
-    db: Database, new: Sequence[NewSubscriber], *, details: Sequence[str], actor: str, at: str
+    db: Database, rows: Sequence[ImportedRow], *, first_id: int, details: Sequence[str], actor: str, at: str
 ) -> None:
-    """Insert checked, new subscribers with their `subscribed` events (`details`: JSON each).
+    """Insert an import's new subscribers with ids from `first_id` on, and their
+    `subscribed` events (`details`: JSON each).
 
-    The caller (an import) holds the transaction and has made sure none of them exists or
-    is suppressed.
+    The caller (an import) holds the transaction, took `first_id` from next_id, and has
+    made sure none of them exists or is suppressed.
     """
-    first_id = next_id(db)
     db.conn.executemany(
         "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
         "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [
-            (first_id + i, r.email, r.name, r.language, r.status, r.cadence, new_token(),
-             r.consent_at, r.consent_source, at, at,
-             at if r.status == "active" else None,
-             at if r.status in SUPPRESSED else None)
-            for i, r in enumerate(new)
-        ],
+        [(first_id + i, *row) for i, row in enumerate(rows)],
     )
     log_many(db, ((at, first_id + i, "subscribed", "import", actor, detail)
                   for i, detail in enumerate(details)))
+
+
 def _status_by_id(db: Database, subscriber_id: int) -> str | None:
     row = db.execute("SELECT status FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
     return row[0] if row else None
