@@ -91,20 +91,27 @@ def main() -> None:
         for path in options.also:
             checkouts[path] = {**base_env, "PYTHONPATH": str(Path(path).resolve())}
         rss_file = Path(tmp) / "rss"
-        site = make_site(Path(tmp), base_env)
+        # Each checkout gets a directory made by its own code: an older checkout refuses a
+        # database that a newer one has migrated further.
+        sites = {}
+        for index, (label, env) in enumerate(checkouts.items()):
+            (Path(tmp) / f"checkout{index}").mkdir()
+            sites[label] = make_site(Path(tmp) / f"checkout{index}", env)
         # One warm-up round: byte-compiled files written, the database's pages cached.
-        jobs: list[tuple[str, list[str], dict[str, str]]] = [("python -c pass", [sys.executable, "-c", "pass"], base_env)]
+        jobs: list[tuple[str, list[str], dict[str, str], Path]] = [
+            ("python -c pass", [sys.executable, "-c", "pass"], base_env, sites["this checkout"])
+        ]
         for label, env in checkouts.items():
             for command in COMMANDS:
                 name = "newsletter " + " ".join(command) + ("" if len(checkouts) == 1 else f"  [{label}]")
-                jobs.append((name, [sys.executable, "-m", "newsletter", *command], env))
-        for _, args, env in jobs:
+                jobs.append((name, [sys.executable, "-m", "newsletter", *command], env, sites[label]))
+        for _, args, env, site in jobs:
             run_once(args, cwd=site, env=env, rss_file=rss_file)
-        walls: dict[str, list[float]] = {name: [] for name, _, _ in jobs}
-        cpus: dict[str, list[float]] = {name: [] for name, _, _ in jobs}
-        peaks: dict[str, list[float]] = {name: [] for name, _, _ in jobs}
+        walls: dict[str, list[float]] = {name: [] for name, _, _, _ in jobs}
+        cpus: dict[str, list[float]] = {name: [] for name, _, _, _ in jobs}
+        peaks: dict[str, list[float]] = {name: [] for name, _, _, _ in jobs}
         for _ in range(runs):
-            for name, args, env in jobs:
+            for name, args, env, site in jobs:
                 wall, cpu, peak = run_once(args, cwd=site, env=env, rss_file=rss_file)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
