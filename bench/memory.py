@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from send import Sink, _children, _env, _is_resource_tracker, _rss_kb, make_site  # noqa: E402
+from send import Sink, _env, _rss_kb, _tree, make_template  # noqa: E402
 
 SIZES = {"1 KB": 1024, "100 KB": 100 * 1024, "4 MB": 4 * 1024 * 1024}
 PARAGRAPH = (
@@ -53,9 +53,7 @@ def run(directory: Path, port: int, *, max_message_mb: float) -> dict[str, float
     )
     peak = 0
     while proc.poll() is None:
-        total = _rss_kb(proc.pid) + sum(
-            _rss_kb(c) for c in _children(proc.pid) if not _is_resource_tracker(c)
-        )
+        total = sum(_rss_kb(pid) for pid in _tree(proc.pid))  # with its shard and signer processes
         peak = max(peak, total)
         time.sleep(0.02)
     err = proc.stderr.read() if proc.stderr else ""
@@ -81,14 +79,15 @@ def email_size(directory: Path) -> int:
 
 def main() -> None:
     subscribers = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    sink = Sink()
+    work = tempfile.TemporaryDirectory()
+    sink = Sink(Path(work.name))
     print(f"newsletter send to {subscribers} subscribers, smtp-sink on 127.0.0.1, "
           "sending.buffer_mb = 64 (default), concurrency 8 (default)")
     reference = None
     try:
         for label, size in SIZES.items():
             with tempfile.TemporaryDirectory() as tmp:
-                directory = make_site(Path(tmp) / "site", subscribers)
+                directory = make_template(Path(tmp) / "site", subscribers).directory
                 (directory / "article.txt").write_text(article_text(size), encoding="utf-8")
                 limit = 10.0 if size < 2**20 else 32.0
                 figures = run(directory, sink.port, max_message_mb=limit)
@@ -100,6 +99,7 @@ def main() -> None:
                   f"{figures['elapsed']:6.1f} s{note}")
     finally:
         sink.stop()
+        work.cleanup()
 
 
 if __name__ == "__main__":

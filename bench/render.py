@@ -79,8 +79,10 @@ def main() -> None:
         "postal_address": "x", "unsubscribe_url": "u", "name": "n", "email": "e",
         "t": _translator(strings, {"publication": config.publication_name}),
         "title": article.title, "blocks": [{"kind": b.kind, "text": b.text, "html": b.html} for b in article.blocks],
-        "signature": list(article.signature), "author": None, "published": None,
-        "preheader": "p", "web_url": "w", "lang": "nl",
+        "signature": list(article.signature), "author": None, "published": None, "byline": None,
+        "preheader": "p", "web_url": "w", "lang": "nl", "preferences_url": "p",
+        "logo_url": config.publication_logo_url, "logo_width": config.publication_logo_width,
+        "logo_height": config.publication_logo_height,
     }
     jinja_only = timed(lambda i: template.render(context), 50)
     full = timed(lambda i: render_article(article, config, language="nl"), 10, repeat=3)
