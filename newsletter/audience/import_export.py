@@ -27,7 +27,7 @@ import signal
 import sqlite3
 from array import array
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -111,7 +111,7 @@ def import_file(
         columns: tuple[str, ...] | None
         if path.suffix.lower() == ".json":
             columns, delimiter = None, ","
-            chunks = _chunks(_json_records(_read_all(stream, path, encoding), path))
+            chunks = _chunks(_json_records(_read(stream.read, path, encoding), path))
         else:
             columns, delimiter, reader = _csv_header(stream, path, encoding, report)
             chunks = _csv_chunks(reader, path, encoding, report)
@@ -214,9 +214,10 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
-def _read_all(stream: TextIO, path: Path, encoding: str | None) -> str:
+def _read(read: Callable[[], str], path: Path, encoding: str | None) -> str:
+    """`read()` of the import file (all of it, or a line), its failures in words."""
     try:
-        return stream.read()
+        return read()
     except UnicodeDecodeError:
         raise ImportFileError(_undecodable(path, encoding)) from None
     except OSError as exc:
@@ -227,7 +228,7 @@ def _csv_header(
     stream: TextIO, path: Path, encoding: str | None, report: ImportReport
 ) -> tuple[tuple[str, ...], str, Iterator[list[str]]]:
     """The header's column names, the delimiter, and the reader positioned after the header."""
-    first_line = _read_line(stream, path, encoding)
+    first_line = _read(stream.readline, path, encoding)
     delimiter = max((",", ";", "\t"), key=first_line.count)
     reader = csv.reader(itertools.chain([first_line] if first_line else [], stream), delimiter=delimiter)
     try:
@@ -242,15 +243,6 @@ def _csv_header(
     _check_duplicate_columns(header, columns, path)
     _check_header(columns, path, report)
     return tuple(columns), delimiter, reader
-
-
-def _read_line(stream: TextIO, path: Path, encoding: str | None) -> str:
-    try:
-        return stream.readline()
-    except UnicodeDecodeError:
-        raise ImportFileError(_undecodable(path, encoding)) from None
-    except OSError as exc:
-        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _csv_chunks(
