@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -41,60 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from send import Sink, _env, _is_resource_tracker, _rss_kb, smtp_source  # noqa: E402
-
-ARTICLE = ROOT / "examples" / "article.txt"
-
-
-def make_site(directory: Path, subscribers: int) -> Path:
-    """An initialised directory with `subscribers` active subscribers and the article."""
-    subprocess.run(
-        [sys.executable, "-m", "newsletter", "-q", "init", str(directory), "--publication",
-         "Demo Nieuws", "--from", "nieuws@example.nl", "--language", "nl"],
-        check=True, env=_env(),
-    )
-    from newsletter.db import now, open_db
-
-    db = open_db(directory / "subscribers.db")
-    stamp = now()
-    with db.conn:
-        db.conn.executemany(
-            "INSERT INTO subscribers (email, name, language, status, cadence, token, created_at, updated_at)"
-            " VALUES (?, ?, 'nl', 'active', 'each', ?, ?, ?)",
-            (
-                (f"lezer{n:07d}@example.nl", f"Lezer {n}", secrets.token_urlsafe(16), stamp, stamp)
-                for n in range(subscribers)
-            ),
-        )
-    db.conn.close()
-    shutil.copy(ARTICLE, directory / "article.txt")
-    return directory
-
-
-def message_size(directory: Path) -> int:
-    """The size of one built message of the campaign sent from `directory`."""
-    from newsletter.config import load_config
-    from newsletter.content.message import Recipient
-    from newsletter.db import open_db
-    from newsletter.delivery.campaigns import builder_for, get_campaign
-
-    config = load_config(directory / "newsletter.toml")
-    db = open_db(config.database)
-    recipient = Recipient(subscriber_id=1, email="lezer0000001@example.nl", name="Lezer 1",
-                          token=secrets.token_urlsafe(16), language="nl")
-    size = len(builder_for(config, get_campaign(db, 1)).build(recipient))
-    db.conn.close()
-    return size
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
+from send import Sink, _env, _is_resource_tracker, _rss_kb, _tree, make_template, smtp_source  # noqa: E402
 
 # name -> (signed?, NEWSLETTER_* settings)
 VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
@@ -174,13 +120,13 @@ def send(directory: Path, port: int, settings: dict[str, str], *, sink_pid: int 
     loop_cpu = 0.0  # the main thread of the sending process: the event loop
     while proc.poll() is None:
         loop_cpu = _cpu_s(proc.pid, thread=proc.pid) or loop_cpu
-        for pid in (proc.pid, *_children(proc.pid)):
+        for pid in (proc.pid, *_tree(proc.pid)[1:]):
             seen = _cpu_s(pid)
             if seen is not None and not _is_resource_tracker(pid):
                 cpu[pid] = seen
         peak_main = max(peak_main, _rss_kb(proc.pid))
         pss = _pss_kb(proc.pid)
-        for child in _children(proc.pid):
+        for child in _tree(proc.pid)[1:]:
             if not _is_resource_tracker(child) and not _before_exec(child, proc.pid):
                 peaks[child] = max(peaks.get(child, 0), _rss_kb(child))
                 pss += _pss_kb(child)
@@ -239,15 +185,15 @@ def main() -> None:
             for rep in range(repeat):
                 for name in names:
                     signed, settings = VARIANTS[name]
-                    site = make_site(work / f"{name}-{rep}", count)
+                    template = make_template(work / f"{name}-{rep}", count)
+                    site = template.directory
                     if signed:
                         settings = {**settings, "NEWSLETTER_DKIM_SELECTOR": "bench",
                                     "NEWSLETTER_DKIM_DOMAIN": "example.nl",
                                     "NEWSLETTER_DKIM_KEY_FILE": str(key)}
                     result = send(site, sink.port, settings, sink_pid=sink.proc.pid)
                     results[name].append(result)
-                    if not size:
-                        size = message_size(site)
+                    size = size or template.size
                     shutil.rmtree(site, ignore_errors=True)
                     print(f"   rep {rep + 1} {name:12s} {result['send_rate']:7.0f} msgs/s sending, "
                           f"{result['total_mb']:4.0f} MB RSS, {result['pss_mb']:4.0f} MB PSS, CPU µs/msg "
