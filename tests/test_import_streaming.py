@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -148,6 +149,88 @@ def test_a_large_import_killed_midway_leaves_no_partial_chunk_and_runs_again_who
     assert again.returncode == 0, again.stderr
     assert again.stderr.splitlines()[-1] == f"groot.csv: {rows:,} rows, {rows:,} imported, 0 skipped"
     assert count(workdir / "subscribers.db") == rows
+
+
+def test_blocks_are_cut_only_where_a_record_ends_whatever_the_quotes(tmp_path: Path) -> None:
+    # Quoted values spanning lines exactly where a block of CHUNK records ends, a lone quote
+    # mark inside an unquoted value (which would make counting quote marks go wrong for the
+    # rest of the file), a record the csv module cannot read, and a duplicate after all of
+    # them: every row is read as one reading of the whole file with the csv module reads it.
+    chunk = import_export.CHUNK
+    physical = ["email,name,notes"]
+    record_lines: list[int] = []  # the line each record starts on
+
+    def record(*lines: str) -> None:
+        record_lines.append(len(physical) + 1)
+        physical.extend(lines)
+
+    total = import_export.PARALLEL_FROM + 3 * chunk
+    too_long = "x" * (csv.field_size_limit() + 1)
+    for i in range(total):
+        if i == chunk - 1:  # the last record of the first block goes on over three lines
+            record(f"lid{i}@example.nl,Lid {i},\"ends", "the", 'block"')
+        elif i == chunk:
+            record(f'lid{i}@example.nl,"Lid {i}","starts', 'the next"')
+        elif i == chunk + 10:
+            record(f'lid{i}@example.nl,Scherm 5" breed,')  # a lone quote: a literal quote mark
+        elif i == chunk + 20:
+            record(f'lid{i}@example.nl,"Jansen, ""JJ""","a ""quoted""', 'note",')
+        elif i == 2 * chunk - 1:
+            record(f'lid{i}@example.nl,Lid {i},"{too_long}"')
+        else:
+            record(f"lid{i}@example.nl,Lid {i},")
+    record("LID5@example.nl,Again,")
+    path = tmp_path / "quotes.csv"
+    path.write_text("\n".join(physical) + "\n", encoding="utf-8")
+    with path.open(newline="", encoding="utf-8") as handle:  # the reading to match
+        whole = csv.reader(handle)
+        starts, unread, line = [], [], 1
+        next(whole)
+        while True:
+            try:
+                for _ in whole:
+                    starts.append(line + 1)
+                    line = whole.line_num
+                break
+            except csv.Error:
+                unread.append(line + 1)
+                line = whole.line_num
+    assert sorted(starts + unread) == record_lines  # the file is as meant
+    db = open_db(tmp_path / "subscribers.db")
+
+    report = import_export.import_file(db, path)
+
+    unreadable = record_lines[2 * chunk - 1]
+    assert unread == [unreadable]
+    assert report.rows == total + 1
+    assert [(s.line, s.kind) for s in report.skipped] == [(unreadable, "invalid"), (record_lines[-1], "duplicate")]
+    assert "unreadable CSV" in report.skipped[0].reason
+    assert report.skipped[1].reason.endswith(f"is a duplicate of line {record_lines[5]}")
+    assert report.imported == total - 1
+    names = dict(db.execute("SELECT email, name FROM subscribers").fetchall())
+    assert names[f"lid{chunk + 10}@example.nl"] == 'Scherm 5" breed'
+    assert names[f"lid{chunk + 20}@example.nl"] == 'Jansen, "JJ"'
+    assert names[f"lid{chunk}@example.nl"] == f"Lid {chunk}"
+    assert names[f"lid{chunk + 21}@example.nl"] == f"Lid {chunk + 21}"
+    assert names[f"lid{total - 1}@example.nl"] == f"Lid {total - 1}"
+
+
+def test_a_chunk_with_an_address_already_stored_goes_in_without_it_and_writes_no_stray_event(tmp_path: Path) -> None:
+    # The chunk is first inserted whole; the database refusing one of its rows undoes the
+    # chunk's rows (and no event is written for them) before each address is looked up.
+    db = open_db(tmp_path / "subscribers.db")
+    (tmp_path / "first.csv").write_text("email\nb@example.nl\n", encoding="utf-8")
+    import_export.import_file(db, tmp_path / "first.csv")
+    (tmp_path / "second.csv").write_text("email\na@example.nl\nB@example.nl\nc@example.nl\n", encoding="utf-8")
+
+    report = import_export.import_file(db, tmp_path / "second.csv")
+
+    assert report.imported == 2
+    assert [(s.line, s.kind) for s in report.skipped] == [(3, "duplicate")]
+    rows = db.execute("SELECT id, email FROM subscribers ORDER BY id").fetchall()
+    assert rows == [(1, "b@example.nl"), (2, "a@example.nl"), (3, "c@example.nl")]
+    events = db.execute("SELECT subscriber_id FROM events WHERE kind = 'subscribed' ORDER BY id").fetchall()
+    assert events == [(1,), (2,), (3,)]
 
 
 def test_the_checkers_never_have_more_than_a_few_chunks_out() -> None:

@@ -6,11 +6,12 @@ leaves nothing half-done and running the import again is safe). Duplicates insid
 and against the database are reported, never doubled, and an address that unsubscribed,
 bounced, complained or was erased is never re-activated by an import.
 
-A CSV file streams through in chunks of CHUNK rows, whatever its size: read and parsed
-here, checked (import_rows.py) in this process for a small file and in WORKERS processes
-for one that may hold PARALLEL_FROM rows, at most IN_FLIGHT chunks out at a time, then stored chunk by
-chunk, each chunk's duplicates looked up in the database (which already holds the file's
-earlier chunks, inside the same transaction). Memory stays flat: what grows with the file
+A CSV file streams through in chunks of CHUNK rows, whatever its size: cut here into
+blocks of text at record ends, parsed and checked (import_rows.py) in this process for a
+small file and in WORKERS processes for one that may hold PARALLEL_FROM rows, at most
+IN_FLIGHT chunks out at a time, then stored chunk by chunk, each chunk's duplicates found
+by the database (which already holds the file's earlier chunks, inside the same
+transaction). Memory stays flat: what grows with the file
 is four bytes per imported row (its line number, for "a duplicate of line N") and the
 report of skipped rows. A JSON file is read whole (our export's other format).
 """
@@ -24,12 +25,11 @@ import itertools
 import json
 import os
 import signal
-import sqlite3
 from array import array
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -39,7 +39,7 @@ from sqlite_utils import Database
 from ..children import die_with_parent
 from ..db import now, transaction
 from ..errors import ImportFileError
-from .import_rows import FORMULA_START, CheckedChunk, ChunkSpec, Good, Skipped, check_chunk
+from .import_rows import FORMULA_START, CheckedChunk, ChunkSpec, CsvBlock, Good, Skipped, check_chunk
 from .subscribers import SUPPRESSED, add_imported, current_actor, next_id
 
 EXPORT_FIELDS = ("email", "name", "lang", "cadence", "status", "consent_at", "consent_source",
@@ -64,6 +64,7 @@ MIN_ROW_BYTES = 16  # "a@b.nl,Ann,nl\n"
 CACHE_KB = 32 * 1024
 
 Record = tuple[int, list[str]] | tuple[int, dict[str, str]]
+Chunk = list[Record] | CsvBlock  # what one checker call takes
 
 @dataclass
 class ImportReport:
@@ -109,12 +110,13 @@ def import_file(
     stream = _open_text(path, encoding)
     with stream:
         columns: tuple[str, ...] | None
+        chunks: Iterator[Chunk]
         if path.suffix.lower() == ".json":
             columns, delimiter = None, ","
             chunks = _chunks(_json_records(_read(stream.read, path, encoding), path))
         else:
-            columns, delimiter, reader = _csv_header(stream, path, encoding, report)
-            chunks = _csv_chunks(reader, path, encoding, report)
+            columns, delimiter, header_lines = _csv_header(stream, path, encoding, report)
+            chunks = _csv_blocks(stream, after=header_lines, delimiter=delimiter, path=path, encoding=encoding)
         who = current_actor() if actor is None else actor
         with transaction(db), _import_cache(db):
             at = now()
@@ -226,8 +228,9 @@ def _read(read: Callable[[], str], path: Path, encoding: str | None) -> str:
 
 def _csv_header(
     stream: TextIO, path: Path, encoding: str | None, report: ImportReport
-) -> tuple[tuple[str, ...], str, Iterator[list[str]]]:
-    """The header's column names, the delimiter, and the reader positioned after the header."""
+) -> tuple[tuple[str, ...], str, int]:
+    """The header's column names, the delimiter, and the lines it took (`stream` is left
+    at the line after it)."""
     first_line = _read(stream.readline, path, encoding)
     delimiter = max((",", ";", "\t"), key=first_line.count)
     reader = csv.reader(itertools.chain([first_line] if first_line else [], stream), delimiter=delimiter)
@@ -242,36 +245,55 @@ def _csv_header(
     columns = [ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
     _check_duplicate_columns(header, columns, path)
     _check_header(columns, path, report)
-    return tuple(columns), delimiter, reader
+    return tuple(columns), delimiter, reader.line_num
 
 
-def _csv_chunks(
-    reader: Any, path: Path, encoding: str | None, report: ImportReport
-) -> Iterator[list[Record]]:
-    """Chunks of (first line number, values) of the CSV records after the header; an
-    unreadable record is reported here and left out."""
-    chunk: list[Record] = []
-    line = reader.line_num
+def _csv_blocks(
+    stream: TextIO, *, after: int, delimiter: str, path: Path, encoding: str | None
+) -> Iterator[CsvBlock]:
+    """The CSV's records after its header (which ends on line `after`) in blocks of CHUNK,
+    as text cut only where a record ends.
+
+    A line without a quote mark is a whole record. Where a line has one, a quoted field
+    may go on over the next lines, and the csv module, reading just that record, says
+    where it ends; the checker that parses the block reads it the same way from the same
+    place. So this process only looks for quote marks, and never splits a field.
+    """
+    lines: list[str] = []
+    records = 0
+    first = after + 1
+    source = iter(stream)
     try:
-        while True:
-            try:
-                for values in reader:  # the loop every row takes: kept short
-                    chunk.append((line + 1, values))
-                    line = reader.line_num
-                    if len(chunk) >= CHUNK:
-                        yield chunk
-                        chunk = []
-                break
-            except csv.Error as exc:
-                report.rows += 1
-                report.skipped.append(Skipped(line + 1, "", f"line {line + 1}: unreadable CSV ({exc})", "invalid"))
-                line = reader.line_num
-        if chunk:
-            yield chunk
+        for text in source:  # the loop every row takes: kept short
+            lines.append(text)
+            if '"' in text:
+                _rest_of_record(text, source, lines, delimiter)
+            records += 1
+            if records >= CHUNK:
+                yield CsvBlock(first, "".join(lines))
+                first += len(lines)
+                lines = []
+                records = 0
+        if lines:
+            yield CsvBlock(first, "".join(lines))
     except UnicodeDecodeError:
         raise ImportFileError(_undecodable(path, encoding)) from None
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _rest_of_record(text: str, source: Iterator[str], lines: list[str], delimiter: str) -> None:
+    """Add to `lines` the lines after `text` that the record starting with it goes on over."""
+
+    def record() -> Iterator[str]:
+        yield text
+        for more in source:
+            lines.append(more)
+            yield more
+
+    # An unreadable record ends where the csv module gives up on it; the checker reports it.
+    with suppress(csv.Error):
+        next(csv.reader(record(), delimiter=delimiter), None)
 
 
 def _json_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -324,7 +346,7 @@ def _check_header(columns: list[str], path: Path, report: ImportReport) -> None:
 
 
 def _checked_chunks(
-    chunks: Iterator[list[Record]], spec: ChunkSpec, *, may_be_large: bool
+    chunks: Iterator[Chunk], spec: ChunkSpec, *, may_be_large: bool
 ) -> Generator[CheckedChunk, None, None]:
     """The chunks checked, in file order: in WORKERS processes with at most IN_FLIGHT
     chunks out at once when the file may hold PARALLEL_FROM rows or more, else here.
@@ -398,29 +420,29 @@ def _store(db: Database, chunks: Iterator[CheckedChunk], report: ImportReport, *
         candidates = _unseen(checked.good, report, seen)
         if not candidates:
             continue
-        if not candidates[0][2] and all(c[3][0].isascii() for c in candidates):
-            # Nothing is suppressed and no address needs _known: insert the chunk as it is,
-            # and look its addresses up only when the database refuses one (the usual
-            # import has none; a lookup is one more search of the address index a row).
-            try:
-                with transaction(db):  # a savepoint: a refusal undoes this chunk only
-                    _insert(db, candidates, report, seen, actor=actor, at=at)
-                continue
-            except sqlite3.IntegrityError:
-                pass
+        if (not candidates[0][2] and all(c[3][0].isascii() for c in candidates)
+                and _insert(db, candidates, report, seen, actor=actor, at=at, all_or_none=True)):
+            # Nothing is suppressed and no address needs _known: the chunk went in as it
+            # is, its addresses looked up only had the database refused one.
+            continue
         fresh = _fresh(db, candidates, report, seen)
         if fresh:
             _insert(db, fresh, report, seen, actor=actor, at=at)
 
 
-def _insert(db: Database, fresh: list[Good], report: ImportReport, seen: _Seen, *, actor: str, at: str) -> None:
-    add_imported(db, [g[3] for g in fresh], first_id=seen.first_id + len(seen.lines),
-                 details=[g[4] for g in fresh], actor=actor, at=at)
+def _insert(
+    db: Database, fresh: list[Good], report: ImportReport, seen: _Seen, *, actor: str, at: str,
+    all_or_none: bool = False,
+) -> bool:
+    if not add_imported(db, [g[3] for g in fresh], first_id=seen.first_id + len(seen.lines),
+                        details=[g[4] for g in fresh], actor=actor, at=at, all_or_none=all_or_none):
+        return False
     seen.lines.extend(g[0] for g in fresh)
     for line, key, _, row, _ in fresh:
         if not row[0].isascii():
             seen.firsts[key] = line
     report.imported += len(fresh)
+    return True
 
 
 def _unseen(good: list[Good], report: ImportReport, seen: _Seen) -> list[Good]:

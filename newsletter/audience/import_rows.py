@@ -11,6 +11,8 @@ address the quick path is unsure of, goes to normalize_email itself.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -76,6 +78,16 @@ Good = tuple[int, str, str, ImportedRow, str]
 
 
 @dataclass(frozen=True)
+class CsvBlock:
+    """Whole records of a CSV file as its text: the importing process cuts the file at
+    record ends only (import_export._csv_blocks) and a checker parses the records, so the
+    one process that stores never parses a field."""
+
+    first_line: int  # the file's line number of the block's first line
+    text: str
+
+
+@dataclass(frozen=True)
 class CheckedChunk:
     """A chunk's outcome: rows counted, the invalid ones, and the good ones in file order."""
 
@@ -84,11 +96,17 @@ class CheckedChunk:
     good: list[Good]
 
 
-def check_chunk(spec: ChunkSpec, records: list[tuple[int, list[str]]] | list[tuple[int, dict[str, str]]]) -> CheckedChunk:
-    """Check one chunk of records: (line, CSV values) with spec.columns, or (item, dict)."""
+def check_chunk(
+    spec: ChunkSpec, records: CsvBlock | list[tuple[int, list[str]]] | list[tuple[int, dict[str, str]]]
+) -> CheckedChunk:
+    """Check one chunk of records: a block of CSV text, (line, CSV values) with
+    spec.columns, or (item, dict)."""
     skipped: list[Skipped] = []
     good: list[Good] = []
     counted = 0
+    if isinstance(records, CsvBlock):
+        records = parse_block(records, spec.delimiter, skipped)
+        counted = len(skipped)  # unreadable records count as rows
     columns = spec.columns
     width = len(columns) if columns is not None else 0
     details: dict[tuple[str, str], str] = {}
@@ -130,6 +148,25 @@ def check_chunk(spec: ChunkSpec, records: list[tuple[int, list[str]]] | list[tup
             detail,
         ))
     return CheckedChunk(counted, skipped, good)
+
+
+def parse_block(block: CsvBlock, delimiter: str, skipped: list[Skipped]) -> list[tuple[int, list[str]]]:
+    """The records of a block as (file line they start on, values); a record the csv module
+    cannot read is added to `skipped` and left out, and reading goes on after it."""
+    records: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(block.text, newline=""), delimiter=delimiter)
+    base = block.first_line - 1
+    line = 0  # lines of the block read so far
+    while True:
+        try:
+            for values in reader:  # the loop every row takes: kept short
+                records.append((base + line + 1, values))
+                line = reader.line_num
+            return records
+        except csv.Error as exc:
+            where = base + line + 1
+            skipped.append(Skipped(where, "", f"line {where}: unreadable CSV ({exc})", "invalid"))
+            line = reader.line_num
 
 
 def _detail(cadence: str, status: str, file_name: str) -> str:

@@ -306,22 +306,35 @@ def imported_row(
 
 
 def add_imported(
-    db: Database, rows: Sequence[ImportedRow], *, first_id: int, details: Sequence[str], actor: str, at: str
-) -> None:
+    db: Database, rows: Sequence[ImportedRow], *, first_id: int, details: Sequence[str], actor: str, at: str,
+    all_or_none: bool = False,
+) -> bool:
     """Insert an import's new subscribers with ids from `first_id` on, and their
     `subscribed` events (`details`: JSON each).
 
     The caller (an import) holds the transaction, took `first_id` from next_id, and has
-    made sure none of them exists or is suppressed.
+    made sure none of them is suppressed; that none exists it has made sure of too, or it
+    asks `all_or_none`: then an address the database holds already makes this call write
+    nothing and answer False (the caller looks the addresses up and tries again). That
+    costs the usual import, which has no such address, nothing: the unique index answers
+    while inserting, where a lookup first would search it once more a row, and a savepoint
+    around the rows would copy every page they touch.
     """
-    db.conn.executemany(
+    last = first_id + len(rows)
+    inserted = db.conn.executemany(
         "INSERT INTO subscribers (id, email, name, language, status, cadence, token, consent_at, "
         "consent_source, created_at, updated_at, confirmed_at, unsubscribed_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)" + (" ON CONFLICT DO NOTHING" if all_or_none else ""),
         [(first_id + i, *row) for i, row in enumerate(rows)],
-    )
+    ).rowcount
+    if inserted != len(rows):
+        # Only an address (or token) already there leaves a row out; the ids are this
+        # import's own, so nothing else has them.
+        db.conn.execute("DELETE FROM subscribers WHERE id >= ? AND id < ?", [first_id, last])
+        return False
     log_many(db, ((at, first_id + i, "subscribed", "import", actor, detail)
                   for i, detail in enumerate(details)))
+    return True
 
 
 def _status_by_id(db: Database, subscriber_id: int) -> str | None:
