@@ -50,11 +50,16 @@ class DkimSigner:
     trailing whitespace, which simple canonicalisation does not.
     """
 
-    def __init__(self, *, selector: str, domain: str, private_key_pem: bytes) -> None:
+    def __init__(self, *, selector: str, domain: str, private_key_pem: bytes, checked: bool = False) -> None:
+        """`checked`: the key comes from a DkimSigner that loaded it already (see
+        __reduce__), so OpenSSL's check of the RSA key (about 40 ms, most of a signer
+        process's start) is not done again."""
         self.selector = selector
         self.domain = domain
         try:
-            key = serialization.load_pem_private_key(private_key_pem, password=None)
+            key = serialization.load_pem_private_key(
+                private_key_pem, password=None, unsafe_skip_rsa_key_validation=checked
+            )
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise DkimError(f"the DKIM key is not an unencrypted private key in PEM form: {exc}") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
@@ -144,7 +149,7 @@ def body_hash(canonical: Sequence[bytes]) -> str:
 
 
 def _restore_signer(selector: str, domain: str, pem: bytes) -> DkimSigner:
-    return DkimSigner(selector=selector, domain=domain, private_key_pem=pem)
+    return DkimSigner(selector=selector, domain=domain, private_key_pem=pem, checked=True)
 
 
 def _signed_fields(head: bytes, include_headers: Sequence[str]) -> tuple[list[bytes], list[str]]:
