@@ -30,6 +30,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -64,6 +65,19 @@ def signer_workers(mode: str, *, requested: int = 0, shards: int = 1) -> int:
     return requested or max(1, min(MAX_AUTO_SIGNERS, (cores - shards) // shards))
 
 
+def _signer_environment() -> dict[str, str]:
+    """This process's environment, with the package's folder first on PYTHONPATH when it
+    is not an installed one: the signer must import the code this process runs (a
+    checkout this process found through its own sys.path, as multiprocessing's spawn
+    passed it). An installed package is found as usual; site-packages put before the
+    standard library could shadow it."""
+    env = dict(os.environ)
+    paths = sysconfig.get_paths()
+    if _PACKAGE_ROOT not in (paths["purelib"], paths["platlib"]):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    return env
+
+
 class SignerProcess:
     """One signer process (signer_worker.py) and the loop's end of its socketpair.
 
@@ -75,12 +89,10 @@ class SignerProcess:
     def __init__(self, signer: DkimSigner, *, include_headers: Sequence[str]) -> None:
         self._loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", signer_worker.__name__, str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_signer_environment(),
             )
         except BaseException:
             ours.close()
