@@ -64,3 +64,7 @@ class SpfSyntaxError(NewsletterError, ValueError):
 
 class PruneAgeError(NewsletterError, ValueError):
     """`prune` was given no age, or one it cannot read or that is too short."""
+
+
+class SignerGoneError(NewsletterError, ConnectionError):
+    """A DKIM signer process stopped (killed, out of memory): the run signs the rest itself."""

@@ -21,13 +21,13 @@ from send_helpers import add_subscribers, make_config, server, write_article  # 
 from smtp_server import Server
 
 from newsletter.config import Config
-from newsletter.content.dkim import KeyPair, generate_key_pair, load_signer
-from newsletter.content.message import SIGNED_HEADERS
+from newsletter.content.dkim import DkimSigner, KeyPair, generate_key_pair, load_signer
+from newsletter.content.message import SIGNED_HEADERS, Recipient
 from newsletter.db import now, open_db
-from newsletter.delivery.campaigns import create_campaign, make_owner
+from newsletter.delivery.campaigns import builder_for, create_campaign, get_campaign, make_owner
 from newsletter.delivery.ledger import Item
 from newsletter.delivery.queue import iter_batches
-from newsletter.delivery.signing import signed_feed
+from newsletter.delivery.signing import BatchSigner, SignerProcess, signed_feed
 
 SELECTOR = "nb2026"
 
@@ -125,14 +125,14 @@ def _spawn(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[s
 
 
 def _signers(pid: int) -> set[int]:
-    """The signer processes of a sending process: multiprocessing's spawned children."""
+    """The signer processes of a sending process (delivery/signer_worker.py)."""
     found = set()
     for child in children_of(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"multiprocessing.spawn" in cmdline:
+        if b"newsletter.delivery.signer_worker" in cmdline:
             found.add(child)
     return found
 
@@ -254,3 +254,89 @@ def test_a_sharded_signed_campaign_signs_in_each_shards_own_signer(
     lookup = dns(key)
     assert all(m.data.startswith(b"DKIM-Signature: ") for m in server.handler.messages)
     assert all(dkim.verify(m.data, dnsfunc=lookup) for m in server.handler.messages[::20])
+
+
+def _signer_and_heads(workdir: Path, pair: KeyPair, count: int) -> tuple[DkimSigner, list[bytes], list[str], tuple[str, ...]]:
+    """The campaign's signer and its first `count` messages as header blocks and bh=."""
+    config, campaign_id = signed_campaign(workdir, pair, count)
+    db = open_db(config.database)
+    builder = builder_for(config, get_campaign(db, campaign_id))
+    heads: list[bytes] = []
+    hashes: list[str] = []
+    for sid in range(1, count + 1):
+        data, hashed = builder.build_for_signing(
+            Recipient(subscriber_id=sid, email=f"r{sid}@example.nl", name=f"Lezer {sid}", token=f"tok{sid:08d}", language="nl")
+        )
+        assert hashed is not None
+        heads.append(data[:data.index(b"\r\n\r\n")])
+        hashes.append(hashed)
+    db.conn.close()
+    assert builder.signer is not None
+    return builder.signer, heads, hashes, builder.signed_headers
+
+
+def test_a_batch_larger_than_the_socket_buffer_comes_back_signed_byte_for_byte(workdir: Path, key: KeyPair) -> None:
+    signer, heads, hashes, include = _signer_and_heads(workdir, key, 40)
+    heads, hashes = heads * 60, hashes * 60  # 2,400 header blocks: well over a megabyte each way
+
+    async def sign() -> list[bytes]:
+        process = SignerProcess(signer, include_headers=include)
+        try:
+            while not process.ready:
+                await asyncio.sleep(0.01)
+            first = process.submit(heads, hashes, now=1_790_000_000)
+            second = process.submit(heads[:3], hashes[:3], now=1_790_000_001)  # answered in order
+            return [*await first, *await second]
+        finally:
+            process.close()
+
+    got = asyncio.run(sign())
+    expected = [signer.sign_head(h, body_hash=b, include_headers=include, now=1_790_000_000) for h, b in zip(heads, hashes, strict=True)]
+    expected += [signer.sign_head(h, body_hash=b, include_headers=include, now=1_790_000_001)
+                 for h, b in zip(heads[:3], hashes[:3], strict=True)]
+    assert got == expected
+
+
+def test_a_signer_process_that_dies_before_it_is_ready_leaves_the_batches_signed_inline(
+    workdir: Path, key: KeyPair
+) -> None:
+    signer, heads, hashes, include = _signer_and_heads(workdir, key, 10)
+
+    async def sign() -> tuple[list[bytes], int, bool]:
+        signing = BatchSigner(signer, include_headers=include, mode="process", workers=1)
+        process = signing._processes[0]
+        process._process.kill()
+        while process.alive:  # the loop sees the socket close
+            await asyncio.sleep(0.01)
+        future = signing.submit(heads, hashes, now=1_790_000_000)
+        signatures = await signing.signed(future, heads, hashes, now=1_790_000_000)
+        signing.close()
+        return signatures, signing.inline_batches, process._process.poll() is not None
+
+    signatures, inline, reaped = asyncio.run(sign())
+    assert signatures == [signer.sign_head(h, body_hash=b, include_headers=include, now=1_790_000_000)
+                          for h, b in zip(heads, hashes, strict=True)]
+    assert inline == 1 and reaped
+
+
+def test_process_signing_runs_no_thread_in_the_sending_process(workdir: Path, key: KeyPair) -> None:
+    import threading
+
+    config, campaign_id = signed_campaign(workdir, key, 300)
+    db = open_db(config.database)
+    before = threading.active_count()
+    seen: set[int] = set()
+
+    async def run() -> int:
+        count = 0
+        signing_off_the_loop = False
+        async for items in signed_feed(config, db, campaign_id, at=now(), mode="process", workers=1):
+            seen.add(threading.active_count())
+            count += len(items)
+            signing_off_the_loop = signing_off_the_loop or bool(_signers(os.getpid()))
+        assert signing_off_the_loop
+        return count
+
+    assert asyncio.run(run()) == 300
+    db.conn.close()
+    assert seen == {before}

@@ -5,8 +5,11 @@ the one core that also drives every SMTP connection, and a signed campaign went 
 40 % of the unsigned rate. Here the feed builds the bytes unsigned, hands each batch to
 a signer and yields it, signature header in front, once signed:
 
-- `process` (the default): a worker process, fed the built bytes, returns the signature
-  headers; the loop's process only pickles the batch into a pipe.
+- `process` (the default): signer processes of our own (signer_worker.py), each on a
+  socketpair that the event loop itself reads and writes: no thread in this process, and
+  the loop only pickles each batch's header blocks into the socket and unpickles the
+  signature headers that come back. (A ProcessPoolExecutor ran a feeder and a result
+  thread here, which took the GIL from the loop for every batch.)
 - `thread`: threads in this process; OpenSSL's RSA step releases the GIL (cryptography's
   Rust bindings do), the canonicalisation in Python does not.
 - `inline`: signed in the loop's thread, as build() does (today's path, for comparison).
@@ -22,18 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import multiprocessing
 import os
+import pickle
+import socket
+import subprocess
+import sys
+import sysconfig
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from sqlite_utils import Database
 
 from ..config import SIGNING_MODES, Config
 from ..content.dkim import DkimSigner
 from ..content.message import Recipient
+from ..errors import SignerGoneError
 from . import signer_worker
 from .campaigns import builder_for, get_campaign
 from .ledger import Item
@@ -42,6 +50,9 @@ from .queue import inline_feed, iter_batches
 AHEAD = 2  # signed batches waiting for the pool to take them, at most
 Job = tuple[list[bytes], list[str], int]  # header blocks, their bodies' bh=, t=
 MAX_AUTO_SIGNERS = 4  # signer processes (or threads) per sending process, unless sending.signers says
+# The folder that holds the package: the signer process imports the same code as we run.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_READ_SIZE = 2**18  # bytes per recv: a 50-message batch's reply (about 25 KB) in one call
 
 
 def signer_workers(mode: str, *, requested: int = 0, shards: int = 1) -> int:
@@ -54,11 +65,157 @@ def signer_workers(mode: str, *, requested: int = 0, shards: int = 1) -> int:
     return requested or max(1, min(MAX_AUTO_SIGNERS, (cores - shards) // shards))
 
 
-class BatchSigner:
-    """Signs batches of built messages in worker processes, threads or inline.
+def _signer_environment() -> dict[str, str]:
+    """This process's environment, with the package's folder first on PYTHONPATH when it
+    is not an installed one: the signer must import the code this process runs (a
+    checkout this process found through its own sys.path, as multiprocessing's spawn
+    passed it). An installed package is found as usual; site-packages put before the
+    standard library could shadow it."""
+    env = dict(os.environ)
+    paths = sysconfig.get_paths()
+    if _PACKAGE_ROOT not in (paths["purelib"], paths["platlib"]):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    return env
 
-    A signer process takes a second or so to start (importing OpenSSL's bindings); until
-    it has, batches are signed inline, so the run does not wait for it.
+
+class SignerProcess:
+    """One signer process (signer_worker.py) and the loop's end of its socketpair.
+
+    Requests go out in order and replies come back in order, so each reply settles the
+    oldest pending future. Reads and writes are the event loop's own (add_reader and
+    add_writer on a non-blocking socket): nothing else runs in this process for it.
+    """
+
+    def __init__(self, signer: DkimSigner, *, include_headers: Sequence[str]) -> None:
+        self._loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", signer_worker.__name__, str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_signer_environment(),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._socket: socket.socket | None = ours
+        self._pending: deque[asyncio.Future[list[bytes]]] = deque()
+        self._in = bytearray()
+        self._out = bytearray()
+        self.ready = False  # the process has answered the first frame: it holds the key
+        self._loop.add_reader(ours.fileno(), self._readable)
+        self._send(signer_worker.frame((signer, tuple(include_headers))))
+
+    @property
+    def alive(self) -> bool:
+        return self._socket is not None
+
+    @property
+    def load(self) -> int:
+        """Batches sent and not yet answered."""
+        return len(self._pending)
+
+    def submit(self, heads: list[bytes], body_hashes: list[str], *, now: int) -> asyncio.Future[list[bytes]]:
+        future: asyncio.Future[list[bytes]] = self._loop.create_future()
+        if self._socket is None:
+            future.set_exception(SignerGoneError("the DKIM signer process has stopped"))
+            return future
+        self._pending.append(future)
+        self._send(signer_worker.frame((now, heads, body_hashes)))
+        return future
+
+    def _send(self, data: bytes) -> None:
+        if self._out:  # the socket was full: queue behind what is waiting
+            self._out += data
+            return
+        assert self._socket is not None
+        try:
+            sent = self._socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._lost()
+            return
+        if sent < len(data):
+            self._out += data[sent:]
+            self._loop.add_writer(self._socket.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        assert self._socket is not None
+        try:
+            sent = self._socket.send(self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._lost()
+            return
+        del self._out[:sent]
+        if not self._out:
+            self._loop.remove_writer(self._socket.fileno())
+
+    def _readable(self) -> None:
+        assert self._socket is not None
+        try:
+            data = self._socket.recv(_READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the process died (killed, out of memory)
+            self._lost()
+            return
+        buffer = self._in
+        buffer += data
+        start = 0
+        length = signer_worker.LENGTH
+        while len(buffer) - start >= length:
+            end = start + length + int.from_bytes(buffer[start:start + length], "big")
+            if len(buffer) < end:
+                break
+            with memoryview(buffer) as view:  # released before the buffer is cut below
+                reply = pickle.loads(view[start + length:end])
+            start = end
+            if not self.ready:
+                self.ready = True
+                continue
+            future = self._pending.popleft()
+            if future.done():  # cancelled: the feed stopped waiting for it
+                continue
+            if isinstance(reply, BaseException):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+        del buffer[:start]
+
+    def _lost(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the process; what it had not answered fails with SignerGoneError."""
+        channel, self._socket = self._socket, None
+        if channel is None:
+            return
+        self._loop.remove_reader(channel.fileno())
+        if self._out:
+            self._loop.remove_writer(channel.fileno())
+        channel.close()
+        # It holds nothing worth a clean exit (a key we still have, replies nobody awaits).
+        self._process.kill()
+        self._process.wait()
+        while self._pending:
+            future = self._pending.popleft()
+            if not future.done():
+                future.set_exception(SignerGoneError("the DKIM signer process has stopped"))
+
+
+class BatchSigner:
+    """Signs batches of built messages in signer processes, threads or inline.
+
+    A signer process takes a while to start (importing OpenSSL's bindings); until it has,
+    batches are signed inline, so the run does not wait for it. A process mode BatchSigner
+    is made inside the running event loop, which serves its processes' sockets.
     """
 
     def __init__(
@@ -73,37 +230,29 @@ class BatchSigner:
         self.inline_batches = 0  # signed in the loop's thread (while starting, or after a fault)
         count = workers or signer_workers(mode)
         self._executor: concurrent.futures.Executor | None = None
-        self._ready = mode == "thread"
+        self._processes: list[SignerProcess] = []
         if mode == "process":
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=count, mp_context=multiprocessing.get_context("spawn"),
-                initializer=signer_worker.start, initargs=(signer, os.getpid()),
-            )
-            self._executor.submit(signer_worker.ready).add_done_callback(self._started)
+            self._processes = [SignerProcess(signer, include_headers=self.include_headers) for _ in range(count)]
         elif mode == "thread":
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=count, thread_name_prefix="newsletter-dkim"
             )
 
-    def _started(self, future: concurrent.futures.Future[bool]) -> None:
-        # In the executor's own thread: only a flag, read by submit() in the loop's thread.
-        self._ready = not future.cancelled() and future.exception() is None
-
     def submit(self, heads: list[bytes], body_hashes: list[str], *, now: int) -> asyncio.Future[list[bytes]]:
         """Start signing messages given by header block and bh= (t= is `now`); the future
         gives their signature headers."""
         loop = asyncio.get_running_loop()
-        executor = self._executor
-        if executor is not None and self._ready:
+        if self._processes:
+            ready = [process for process in self._processes if process.ready and process.alive]
+            if ready:
+                return min(ready, key=lambda process: process.load).submit(heads, body_hashes, now=now)
+        elif self._executor is not None:
             try:
-                if self.mode == "process":
-                    job = executor.submit(signer_worker.sign_batch, heads, body_hashes, self.include_headers, now)
-                else:
-                    job = executor.submit(
-                        signer_worker.sign_all, self.signer, heads, body_hashes, self.include_headers, now
-                    )
+                job = self._executor.submit(
+                    signer_worker.sign_all, self.signer, heads, body_hashes, self.include_headers, now
+                )
                 return asyncio.wrap_future(job, loop=loop)
-            except (BrokenProcessPool, RuntimeError):
+            except RuntimeError:
                 self._fall_back()
         future: asyncio.Future[list[bytes]] = loop.create_future()
         future.set_result(self.sign_inline(heads, body_hashes, now=now))
@@ -115,7 +264,7 @@ class BatchSigner:
         """The signatures `future` gives, or made inline if the signer process died."""
         try:
             return await future
-        except BrokenProcessPool:
+        except SignerGoneError:
             self._fall_back()
             return self.sign_inline(heads, body_hashes, now=now)
 
@@ -128,6 +277,9 @@ class BatchSigner:
         self.close()
 
     def close(self) -> None:
+        processes, self._processes = self._processes, []
+        for process in processes:
+            process.close()
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
