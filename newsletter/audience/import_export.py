@@ -11,9 +11,9 @@ blocks of text at record ends, parsed and checked (import_rows.py) in this proce
 small file and in WORKERS processes for one that may hold PARALLEL_FROM rows, at most
 IN_FLIGHT chunks out at a time, then stored chunk by chunk, each chunk's duplicates found
 by the database (which already holds the file's earlier chunks, inside the same
-transaction). Memory stays flat: what grows with the file
-is four bytes per imported row (its line number, for "a duplicate of line N") and the
-report of skipped rows. A JSON file is read whole (our export's other format).
+transaction). Memory stays flat: what grows with the file is four bytes per imported row
+(its line number, for "a duplicate of line N") and the report of skipped rows. A JSON
+file is read whole (our export's other format).
 """
 
 from __future__ import annotations
@@ -422,8 +422,9 @@ def _store(db: Database, chunks: Iterator[CheckedChunk], report: ImportReport, *
             continue
         if (not candidates[0][2] and all(c[3][0].isascii() for c in candidates)
                 and _insert(db, candidates, report, seen, actor=actor, at=at, all_or_none=True)):
-            # Nothing is suppressed and no address needs _known: the chunk went in as it
-            # is, its addresses looked up only had the database refused one.
+            # Nothing is suppressed and no address needs _known: the chunk went in whole.
+            # Had the database held one of its addresses, nothing would have been written
+            # and the addresses would be looked up one by one below.
             continue
         fresh = _fresh(db, candidates, report, seen)
         if fresh:
