@@ -10,16 +10,16 @@ unsigned run's; `smtp-source -s 16 -d` to the same sink gives the scale.
 Every repetition runs all the variants in turn, so load from elsewhere affects them alike;
 the load average is printed before and after. Median and range over the repetitions.
 
-Measured 2026-12-02 on this 2-core machine while others used it (load 7-14), 16
-connections, three repetitions, ratio to the unsigned run of the same repetition:
-  8,000 subscribers (load 7.0-8.6)  process 0.78 (0.76-0.88), 1.47x RSS; two signers
-      0.71 (0.54-0.82), 1.90x; thread 0.97 (0.72-1.39), 1.08x; inline 0.35 (0.15-1.06),
-      1.02x; inline with sending.processes = 2: 0.51 (0.37-1.64), 2.75x RSS.
-  10,000 subscribers (load 7.7-14)  process 0.48 (0.46-0.81), thread 0.65 (0.46-0.67),
-      inline 0.42 (0.41-0.51).
-  CPU per message: the event loop's thread 631 µs unsigned, 712 process, 749 thread, 1180
-  inline; the signer process 406 µs; so on an idle machine at most 0.91 (process), 0.84
-  (thread, whose signer also holds the GIL for the Python part) and 0.54 (inline).
+The RSA-2048 signature alone is timed in this process first (the key the runs use, 2,000
+signatures, CPU time): no signed campaign can cost less than the unsigned one plus that,
+so the last line gives the ratio two cores would allow with nothing else added.
+
+Measured 2026-12-07 on this 2-core machine, quiet (load 0.8-1.5), 20,000 subscribers, 16
+connections, three repetitions (`--count 20000 --variants unsigned,process`): unsigned
+5115 msgs/s, process 3026, 0.61 (0.59-0.72) of unsigned at 1.45x its RSS. CPU µs a
+message over every process and the sink: unsigned 324, process 637 (loop thread 260,
+signer 276 of which the RSA step is 268, sink 96). Two cores at 324 + 268 µs a message
+allow at most 0.66-0.69 of the unsigned rate even with no cost but the signature.
 
 Needs Debian's postfix package (smtp-sink and smtp-source in /usr/sbin; no daemon runs).
 Usage: .venv/bin/python bench/signing.py [--quick] [--repeat N] [--count N] [--variants a,b]
@@ -159,6 +159,23 @@ def _range(values: list[float], fmt: str = ".2f") -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
+def rsa_step_us(key: Path, signatures: int = 2000) -> float:
+    """CPU µs of one RSA-2048 PKCS#1 v1.5 signature over SHA-256 with `key`, as the signer
+    makes it (cryptography, OpenSSL): the floor a signed message adds to an unsigned one."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    data = b"x" * 700  # about the size of the signed header fields
+    for _ in range(50):
+        private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    started = time.process_time()
+    for _ in range(signatures):
+        private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return (time.process_time() - started) / signatures * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
@@ -179,6 +196,7 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         key = make_key(work / "dkim")
+        rsa_us = rsa_step_us(key)
         sink = Sink(work)
         try:
             size = 0
@@ -249,6 +267,15 @@ def main() -> None:
         sharded = VARIANTS[name][1].get("NEWSLETTER_SENDING_PROCESSES", "1") != "1"
         bounds = [bound(r, sharded=sharded) / b for r, b in zip(results[name], loop_bound, strict=True)]
         print(f"  {name:12s} on an idle 2-core machine (from CPU time) at most {_range(bounds)} of unsigned")
+    # The floor: a signed message costs at least what an unsigned one costs plus the RSA
+    # step, and the event loop's thread at least what it costs unsigned.
+    cores = os.cpu_count() or 1
+    floor = [
+        min(1 / b["loop_cpu_us"], cores / (b["main_cpu_us"] + b["other_cpu_us"] + b["sink_cpu_us"] + rsa_us)) / lb
+        for b, lb in zip(base, loop_bound, strict=True)
+    ]
+    print(f"the RSA-2048 signature alone: {rsa_us:.0f} µs CPU; with nothing added to the unsigned "
+          f"run but that, {cores} cores allow at most {_range(floor)} of unsigned")
 
 
 if __name__ == "__main__":
