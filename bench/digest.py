@@ -24,8 +24,8 @@ from newsletter.config import load_config  # noqa: E402
 from newsletter.content.parse import parse_text  # noqa: E402
 from newsletter.content.store import add_article  # noqa: E402
 from newsletter.db import open_db  # noqa: E402
-from newsletter.periods import period_from_key  # noqa: E402
 from newsletter.digests.plan import create_digest, mark_for_digest  # noqa: E402
+from newsletter.periods import period_from_key  # noqa: E402
 from newsletter.scaffold import init_directory  # noqa: E402
 
 ZONE = "Europe/Amsterdam"

@@ -64,8 +64,8 @@ def run(directory: Path, port: int, *, max_message_mb: float) -> dict[str, float
 
 def email_size(directory: Path) -> int:
     from newsletter.config import load_config
-    from newsletter.db import open_db
     from newsletter.content.message import Recipient
+    from newsletter.db import open_db
     from newsletter.delivery.campaigns import builder_for, get_campaign
 
     config = load_config(directory / "newsletter.toml")

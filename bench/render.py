@@ -28,7 +28,7 @@ from render_fixtures import make_config, seed_shaped_article  # noqa: E402
 
 from newsletter.content.dkim import generate_key_pair  # noqa: E402
 from newsletter.content.message import MessageBuilder, Recipient  # noqa: E402
-from newsletter.content.render import (
+from newsletter.content.render import (  # noqa: E402
     _environment,
     _strings_for,
     _template_dirs,
