@@ -170,10 +170,7 @@ def _signed_fields(head: bytes, include_headers: Sequence[str]) -> tuple[list[by
         text = text.replace(b"\r\n ", b" ")
     if b"\r\n\t" in text:
         text = text.replace(b"\r\n\t", b"\t")
-    if b"\t" in text:
-        text = text.replace(b"\t", b" ")
-    while b"  " in text:
-        text = text.replace(b"  ", b" ")
+    text = _single_spaces(text)
     # Later instances replace earlier ones: the last one present is the one signed.
     lines = {line.partition(b":")[0].strip().lower(): line for line in text.split(b"\r\n")}
     if any(b" " in key for key in lines):  # a fold before a colon: the name is its first line's
@@ -232,15 +229,22 @@ def relaxed_lines(text: bytes) -> bytes:
 
     With bytes.replace, not a regex: every space of a 20 KB body is a place where a regex
     must try a match, which made it cost more than the RSA signature. Tabs become spaces,
-    doubled spaces are halved until none is left (a run of n takes log2(n) passes), and
-    the one space that may then remain before a line break goes.
+    runs of spaces one (_single_spaces), and the one space that may then remain before a
+    line break goes.
     """
+    text = _single_spaces(text)
+    if b" \r\n" in text:
+        text = text.replace(b" \r\n", b"\r\n")
+    return text
+
+
+def _single_spaces(text: bytes) -> bytes:
+    """Tabs as spaces, and each run of spaces as one (RFC 6376's runs of WSP), by halving
+    doubled spaces until none is left (a run of n takes log2(n) passes)."""
     if b"\t" in text:
         text = text.replace(b"\t", b" ")
     while b"  " in text:
         text = text.replace(b"  ", b" ")
-    if b" \r\n" in text:
-        text = text.replace(b" \r\n", b"\r\n")
     return text
 
 
