@@ -15,13 +15,14 @@ from ..db import now
 from ..delivery.records import (
     FAILURE_COLUMNS,
     Campaign,
-    campaign_counts,
     failed_deliveries,
     folded_at,
     get_campaign,
+    last_sent_at,
     lease_is_live,
     list_campaigns,
-    timing,
+    next_retry_at,
+    shown_counts,
 )
 from .common import App, echo_json, echo_table, json_option, pass_app
 
@@ -67,8 +68,10 @@ def status(app: App, campaign_id: int | None, failures: bool, as_json: bool) -> 
 
 def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
     db = app.reader
-    counts = campaign_counts(db, campaign.id)
-    last, next_retry = timing(db, campaign.id)
+    # Each campaign's rows are read only where the answer is in them: a finished campaign's
+    # counts are stored in its row, and a year of digests lists in milliseconds.
+    counts = shown_counts(db, campaign)
+    next_retry = next_retry_at(db, campaign.id) if counts["deferred"] else None
     elapsed = rate = eta = None
     live = lease_is_live(campaign.lease_owner, campaign.lease_expires_at)
     shown = campaign.status
@@ -76,7 +79,8 @@ def _campaign_row(app: App, campaign: Campaign) -> dict[str, Any]:
         shown = "interrupted"  # killed (or its machine stopped): `resume` finishes it
     if campaign.started_at:
         # From the first run's start to the end (or the last message, or now while sending).
-        end = campaign.finished_at or (now() if live else last) or campaign.started_at
+        end = (campaign.finished_at or (now() if live else last_sent_at(db, campaign.id))
+               or campaign.started_at)
         span = (datetime.fromisoformat(end) - datetime.fromisoformat(campaign.started_at)).total_seconds()
         elapsed = round(span, 1)
         rate = round(counts["sent"] / span, 1) if span > 0 else None

@@ -34,9 +34,11 @@ from ..db import now, transaction
 from ..errors import SendError
 from . import codes
 from .outcomes import BOUNCED, DEFERRED, FAILED, SENT, Outcome
-from .records import CampaignNotFoundError, campaign_counts, holder_is_dead
+from .records import STORED_COUNTS, CampaignNotFoundError, campaign_counts, holder_is_dead
 
 OPEN_NAMES = ("queued", "sending", "deferred")
+# The campaign row's counts, written by finish_run and cancel_campaign (`sent = ?, ...`).
+_STORE_COUNTS = ", ".join(f"{name} = ?" for name in STORED_COUNTS)
 
 
 class CampaignBusyError(SendError):
@@ -231,14 +233,11 @@ def finish_run(
     with db.conn:
         db.conn.execute(
             "UPDATE campaigns SET status = CASE WHEN status = 'creating' THEN 'creating' ELSE ? END,"
-            " sent = ?, deferred = ?, failed = ?, bounced = ?, skipped = ?, updated_at = ?,"
+            f" {_STORE_COUNTS}, updated_at = ?,"
             " finished_at = CASE WHEN ? = 'done' THEN coalesce(finished_at, ?) END,"
             " lease_owner = NULL, lease_expires_at = NULL"
             " WHERE id = ? AND lease_owner = ?",
-            [
-                status, counts["sent"], counts["deferred"], counts["failed"], counts["bounced"],
-                counts["skipped"], stamp, status, stamp, campaign_id, owner,
-            ],
+            [status, *(counts[name] for name in STORED_COUNTS), stamp, status, stamp, campaign_id, owner],
         )
     row = db.execute("SELECT status FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
     return (row[0] if row else status), counts
@@ -269,11 +268,9 @@ def cancel_campaign(db: Database, campaign_id: int, *, owner: str) -> dict[str, 
         )
         counts = campaign_counts(db, campaign_id)
         db.execute(
-            "UPDATE campaigns SET status = 'cancelled', sent = ?, deferred = ?, failed = ?,"
-            " bounced = ?, skipped = ?, finished_at = ?, updated_at = ?, lease_owner = NULL,"
-            " lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
-            [counts["sent"], counts["deferred"], counts["failed"], counts["bounced"],
-             counts["skipped"], stamp, stamp, campaign_id, owner],
+            f"UPDATE campaigns SET status = 'cancelled', {_STORE_COUNTS}, finished_at = ?, updated_at = ?,"
+            " lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
+            [*(counts[name] for name in STORED_COUNTS), stamp, stamp, campaign_id, owner],
         )
     return counts
 

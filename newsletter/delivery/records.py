@@ -7,8 +7,9 @@ and it imports nothing of the sending engine, so reading a campaign stays cheap.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..content.rendered import RenderedEmail, load_rendered
@@ -30,9 +31,16 @@ class CampaignNotFoundError(SendError, LookupError):
     """No campaign has that id."""
 
 
+# A campaign in one of these states keeps its counts in its row (finish and cancel write
+# them, record_bounce moves them): its delivery rows need not be counted to show it.
+FINISHED = ("done", "cancelled")
+# The counts a campaign row stores (every delivery status but the two in flight).
+STORED_COUNTS = ("sent", "deferred", "failed", "bounced", "skipped", "cancelled")
+
+
 @dataclass(frozen=True)
 class Campaign:
-    """A campaign row, with its rendered emails decoded."""
+    """A campaign row; its rendered emails are decoded when first asked for."""
 
     id: int
     kind: str
@@ -46,13 +54,21 @@ class Campaign:
     finished_at: str | None
     lease_owner: str | None
     lease_expires_at: str | None
-    rendered: dict[str, RenderedEmail]
+    stored_counts: dict[str, int]
+    # The stored JSON of the rendered emails: None when listed without them (list_campaigns).
+    rendered_json: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Campaign:
-        rendered = load_rendered(row["rendered"])
-        columns = {f.name: row[f.name] for f in fields(cls) if f.name != "rendered"}
-        return cls(**columns, rendered=rendered)
+        columns = {f.name: row[f.name] for f in fields(cls) if f.name not in ("stored_counts", "rendered_json")}
+        stored = {name: row[name] for name in STORED_COUNTS}
+        return cls(**columns, stored_counts=stored, rendered_json=row.get("rendered"))
+
+    @cached_property
+    def rendered(self) -> dict[str, RenderedEmail]:
+        if self.rendered_json is None:
+            raise ValueError(f"campaign {self.id} was listed without its emails: get_campaign loads them")
+        return load_rendered(self.rendered_json)
 
 
 def get_campaign(db: Reads, campaign_id: int) -> Campaign:
@@ -65,7 +81,11 @@ def get_campaign(db: Reads, campaign_id: int) -> Campaign:
 
 
 def list_campaigns(db: Reads) -> list[Campaign]:
-    return [Campaign.from_row(r) for r in db.query("SELECT * FROM campaigns ORDER BY id")]
+    """Every campaign, oldest first, without its rendered emails (the large column)."""
+    listed = ", ".join(
+        [f.name for f in fields(Campaign) if f.name not in ("stored_counts", "rendered_json")] + list(STORED_COUNTS)
+    )
+    return [Campaign.from_row(r) for r in db.query(f"SELECT {listed} FROM campaigns ORDER BY id")]
 
 
 def campaign_counts(db: Reads, campaign_id: int) -> dict[str, int]:
@@ -79,6 +99,14 @@ def campaign_counts(db: Reads, campaign_id: int) -> dict[str, int]:
     ):
         counts[codes.name(status)] += n
     return counts
+
+
+def shown_counts(db: Reads, campaign: Campaign) -> dict[str, int]:
+    """Deliveries per status as `status` shows them: a finished campaign's from its row
+    (kept exact without counting its rows), any other's counted from its rows."""
+    if campaign.status not in FINISHED:
+        return campaign_counts(db, campaign.id)
+    return {**dict.fromkeys(DELIVERY_STATUSES, 0), **campaign.stored_counts}
 
 
 def folded_at(db: Reads, campaign_id: int) -> str | None:
@@ -99,16 +127,26 @@ def latest_for(db: Database, slug: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def timing(db: Reads, campaign_id: int) -> tuple[str | None, str | None]:
-    """(time of the last message sent, time the next deferred delivery is due) of a campaign."""
+def last_sent_at(db: Reads, campaign_id: int) -> str | None:
+    """When the campaign's last message was sent (reads every row of the campaign)."""
     # A sent row's sent_at is its last_attempt_at (NULL in the row, migration 0010).
-    last, next_retry = db.execute(
-        f"SELECT max(CASE WHEN status = {codes.SENT} THEN coalesce(sent_at, last_attempt_at) ELSE sent_at END),"
-        f" min(CASE WHEN status = {codes.DEFERRED} THEN next_attempt_at END)"
+    (last,) = db.execute(
+        f"SELECT max(CASE WHEN status = {codes.SENT} THEN coalesce(sent_at, last_attempt_at) ELSE sent_at END)"
         " FROM deliveries WHERE campaign_id = ?",
         [campaign_id],
     ).fetchone()
-    return codes.to_iso(last), codes.to_iso(next_retry)
+    return codes.to_iso(last)
+
+
+def next_retry_at(db: Reads, campaign_id: int) -> str | None:
+    """When the campaign's next deferred delivery is due, or None (only the rows with work
+    left are read: deliveries_retry holds just those)."""
+    (next_retry,) = db.execute(
+        f"SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_retry"
+        f" WHERE campaign_id = ? AND next_attempt_at IS NOT NULL AND status = {codes.DEFERRED}",
+        [campaign_id],
+    ).fetchone()
+    return codes.to_iso(next_retry)
 
 
 FAILURE_COLUMNS = ("campaign", "email", "status", "code", "enhanced", "attempts", "reply", "next_attempt")

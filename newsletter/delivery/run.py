@@ -25,7 +25,7 @@ from .ledger import Ledger, acquire_lease, finish_run, mark_sending
 from .pool import Pool, PoolOptions, Progress, RunResult
 from .processes import ShardedRun, run_shards, shard_count
 from .queue import count_due
-from .records import timing
+from .records import next_retry_at
 from .signing import campaign_feed
 
 
@@ -101,7 +101,7 @@ async def run_campaign(
             f"`newsletter resume {campaign_id}` finishes it: nobody is lost, and the messages "
             "that were in flight go out again with the same Message-ID."
         ) from exc
-    next_retry = timing(db, campaign_id)[1]
+    next_retry = next_retry_at(db, campaign_id)
     return RunResult(
         campaign_id=campaign_id,
         status=status,

@@ -86,13 +86,12 @@ class Archive:
         key = period_key(name)
 
         def lookup(db: Database) -> object:
-            if key is not None:
-                found = archived_campaign(db, kind="digest", key=key)
-                if found is not None:
-                    return found
-            if _SLUG_RE.fullmatch(name):
-                return archived_campaign(db, kind="article", key=name)
-            return None
+            found = archived_campaign(db, kind="digest", key=key) if key is not None else None
+            if found is None and _SLUG_RE.fullmatch(name):
+                found = archived_campaign(db, kind="article", key=name)
+            if found is not None:
+                found.rendered  # noqa: B018 -- decoded here, in the reader's thread, not in the loop's
+            return found
 
         campaign = await self.store.read(lookup)
         if campaign is None:
