@@ -237,3 +237,31 @@ def test_a_killed_import_leaves_no_worker_process_running(workdir: Path) -> None
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
+
+
+def test_a_long_list_is_streamed_aligned_to_its_longest_value_and_as_json_is_one_array(
+    workdir: Path, invoke: Callable[..., Result]
+) -> None:
+    # More rows than one written block (1,000), with the widest name and address late in
+    # the list, a name with é and one without a name: the widths come from the database
+    # before the rows do, and must be the ones the whole list would give.
+    path = workdir / "leden.csv"
+    rows = [f"lezer{n:04d}@example.nl,Lezer {n}" for n in range(2500)]
+    rows[1999] = "anne-marie.van.den.berg-de.wit@voorbeeld-uitgeverij.nl,Anne-Marie Léonie van den Berg"
+    rows[7] = "zonder.naam@example.nl,"
+    path.write_text("email,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert invoke("subscribers", "import", str(path)).exit_code == 0
+
+    listed = json.loads(invoke("subscribers", "list", "--json").stdout)
+    assert len(listed) == 2500 and listed[1999]["name"] == "Anne-Marie Léonie van den Berg"
+    assert invoke("subscribers", "list", "--json").stdout == json.dumps(listed, indent=2, ensure_ascii=False) + "\n"
+
+    table = invoke("subscribers", "list").stdout.splitlines()
+    columns = ["email", "name", "language", "cadence", "status", "created_at"]
+    widths = {c: max(len(c), *(len(r[c] or "") for r in listed)) for c in columns}
+    expected = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()] + [
+        "  ".join((r[c] or "").ljust(widths[c]) for c in columns).rstrip() for r in listed
+    ]
+    assert table == expected
+    assert table[2000].startswith("anne-marie.van.den.berg-de.wit@voorbeeld-uitgeverij.nl  Anne-Marie Léonie")
+    assert invoke("subscribers", "list", "--status", "pending", "--json").stdout == "[]\n"

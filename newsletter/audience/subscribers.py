@@ -502,6 +502,21 @@ def iter_subscribers(db: Reads, *, status: str | None = None) -> Iterator[dict[s
         yield _row_to_dict(row)  # type: ignore[misc]
 
 
+def widest(db: Reads, columns: Sequence[str], *, status: str | None = None) -> dict[str, int]:
+    """The length of each column's longest value over the subscribers iter_subscribers gives
+    (0 where there is none): a listing's widths, measured without holding its rows."""
+    known = {c.strip() for c in COLUMNS.split(",")}
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise ValueError(f"not a subscriber column: {', '.join(unknown)}")
+    where, params = "", []
+    if status:
+        where, params = "WHERE status = ?", [_check_choice(status, STATUSES, "status")]
+    lengths = ", ".join(f"coalesce(max(length({c})), 0)" for c in columns)
+    row = db.execute(f"SELECT {lengths} FROM subscribers {where}", params).fetchone()
+    return dict(zip(columns, row, strict=True))
+
+
 def counts(db: Reads) -> dict[str, int]:
     """The number of subscribers per status (every status present, zeros included)."""
     result = dict.fromkeys(STATUSES, 0)

@@ -6,10 +6,11 @@ each into `Error: <message>` with exit code 1. Data goes to stdout, messages to 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -155,28 +156,74 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
 
 
+# Lines (or JSON items) a listing writes at a time.
+_BLOCK = 1000
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """Print rows as aligned columns on stdout (an empty list prints nothing)."""
-    if not rows:
-        return
-    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+def echo_json_list(rows: Iterable[Any]) -> None:
+    """What echo_json(list(rows)) prints, written as the rows come: a long listing is never
+    held whole in memory."""
+    block: list[str] = []
+    opened = False
     for row in rows:
-        click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+        # json.dumps escapes every newline inside a value, so each "\n" here is structure.
+        block.append("  " + json.dumps(row, indent=2, ensure_ascii=False, default=str).replace("\n", "\n  "))
+        if len(block) == _BLOCK:
+            click.echo(("," if opened else "[") + "\n" + ",\n".join(block), nl=False)
+            opened, block = True, []
+    if block:
+        click.echo(("," if opened else "[") + "\n" + ",\n".join(block), nl=False)
+        opened = True
+    click.echo("\n]" if opened else "[]")
 
 
-def echo_rows(app: App, rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, empty: str) -> None:
-    """A list command's output: JSON, or a table, or (nothing to list) `empty` on stderr."""
+def echo_table(
+    rows: Iterable[dict[str, Any]], columns: list[str], *, widths: Mapping[str, int] | None = None
+) -> None:
+    """Print rows as aligned columns on stdout (no rows print nothing).
+
+    Without `widths` the rows are gathered first to measure them. With it (the length of
+    each column's longest value, as a query can tell beforehand) they are streamed, a block
+    of lines at a time, and a listing of a million takes no more memory than one of ten.
+    """
+    if widths is None:
+        rows = list(rows)
+        widths = {c: max((len(_cell(r.get(c))) for r in rows), default=0) for c in columns}
+    widths = {c: max(len(c), widths.get(c, 0)) for c in columns}
+    lines: list[str] | None = None  # the header waits for a first row: no rows, no header
+    for row in rows:
+        if lines is None:
+            lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
+        lines.append("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+        if len(lines) >= _BLOCK:
+            click.echo("\n".join(lines))
+            lines = []
+    if lines:
+        click.echo("\n".join(lines))
+
+
+def echo_rows(
+    app: App, rows: Iterable[dict[str, Any]], columns: list[str], *, as_json: bool, empty: str,
+    widths: Mapping[str, int] | None = None,
+) -> None:
+    """A list command's output: JSON, or a table, or (nothing to list) `empty` on stderr.
+    `rows` may be a stream: with `widths` given for the table, it is never held whole."""
+    stream = iter(rows)
+    first = next(stream, None)
+    if first is None:
+        if as_json:
+            echo_json([])
+        else:
+            app.info(empty)
+        return
     if as_json:
-        echo_json(rows)
-    elif rows:
-        echo_table(rows, columns)
+        echo_json_list(itertools.chain([first], stream))
     else:
-        app.info(empty)
+        echo_table(itertools.chain([first], stream), columns, widths=widths)
 
 
 def echo_sample(sample: list[str], total: int) -> None:
