@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -24,9 +26,12 @@ from newsletter.config import Config
 from newsletter.content.dkim import DkimSigner, KeyPair, generate_key_pair, load_signer
 from newsletter.content.message import SIGNED_HEADERS, Recipient
 from newsletter.db import now, open_db
+from newsletter.delivery import signing
 from newsletter.delivery.campaigns import builder_for, create_campaign, get_campaign, make_owner
 from newsletter.delivery.ledger import Item
+from newsletter.delivery.pool import PoolOptions
 from newsletter.delivery.queue import iter_batches
+from newsletter.delivery.run import run_campaign
 from newsletter.delivery.signing import BatchSigner, SignerProcess, signed_feed
 
 SELECTOR = "nb2026"
@@ -197,7 +202,10 @@ def test_kill_9_of_a_signed_campaign_then_resume_sends_everyone_once_signed(
 def test_a_signer_killed_mid_campaign_leaves_the_rest_signed_in_the_loop(
     workdir: Path, server: Server, key: KeyPair  # noqa: F811
 ) -> None:
-    count = 400
+    # More than the pool holds built and signed ahead (600 waiting for a connection, 4
+    # batches of 50 signed or being signed) after the 60 that arrive first: the rest must
+    # be signed after the kill.
+    count = 1500
     db = open_db(workdir / "subscribers.db")
     emails = add_subscribers(db, count)
     db.conn.close()
@@ -218,9 +226,46 @@ def test_a_signer_killed_mid_campaign_leaves_the_rest_signed_in_the_loop(
             os.kill(pid, signal.SIGKILL)
     _, err = sender.communicate(timeout=180)
     assert sender.returncode == 0, err
+    assert ("DKIM signing: the signer process stopped during the run; the rest was signed in the sending"
+            " process, more slowly") in err
     assert [status for _, status, _ in _deliveries(workdir)] == ["sent"] * count
     received = server.handler.by_rcpt()
     assert sorted(received) == sorted(emails) and all(len(c) == 1 for c in received.values())
+    lookup = dns(key)
+    assert all(dkim.verify(m.data, dnsfunc=lookup) for m in server.handler.messages)
+
+
+@pytest.mark.parametrize("started", [0, 1])
+def test_signers_that_cannot_start_leave_the_campaign_signed_not_broken(
+    workdir: Path, server: Server, key: KeyPair, monkeypatch: pytest.MonkeyPatch, started: int  # noqa: F811
+) -> None:
+    # The process table is full (fork's EAGAIN) after `started` signers: as root here, no
+    # limit can make it so, so the start of a signer process is made to fail as fork fails.
+    real_popen = subprocess.Popen
+    calls = []
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        calls.append(args)
+        if len(calls) > started:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(signing.subprocess, "Popen", popen)
+    config = make_config(workdir, **dkim_settings(key), **{"smtp.url": server.url, "sending.signing": "process",
+                                                           "sending.signers": 2})
+    db = open_db(config.database)
+    emails = add_subscribers(db, 120)
+    campaign = create_campaign(config, db, write_article(workdir), owner=make_owner())
+    options = PoolOptions.from_config(config, concurrency=4)
+    result = asyncio.run(run_campaign(config, db, campaign.id, owner=make_owner(), options=options))
+
+    assert result.ok and result.status == "done", result.error
+    assert len(calls) == started + 1
+    assert result.signing_fallback == (
+        "only 1 of 2 signer processes could be started ([Errno 11] Resource temporarily unavailable)" if started
+        else "no signer process could be started ([Errno 11] Resource temporarily unavailable); every message"
+        " was signed in the sending process, more slowly")
+    assert sorted(server.handler.by_rcpt()) == sorted(emails)
     lookup = dns(key)
     assert all(dkim.verify(m.data, dnsfunc=lookup) for m in server.handler.messages)
 
@@ -246,9 +291,15 @@ def test_a_sharded_signed_campaign_signs_in_each_shards_own_signer(
         return len(signers) >= 2 or sender.poll() is not None
 
     wait_for(shards_sign, timeout=120)
+    assert len(signers) >= 2  # one signer under each of the two shards
+    # One shard's signer dies while its shard has 1,050 messages to send and holds at most
+    # 800 built ahead: that shard signs the rest itself, and the run says so.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(min(signers), signal.SIGKILL)
     _, err = sender.communicate(timeout=300)
     assert sender.returncode == 0, err
-    assert len(signers) >= 2  # one signer under each of the two shards
+    assert ("DKIM signing: the signer process stopped during the run; the rest was signed in the sending"
+            " process, more slowly") in err
     received = server.handler.by_rcpt()
     assert sorted(received) == sorted(emails) and all(len(c) == 1 for c in received.values())
     lookup = dns(key)

@@ -234,6 +234,8 @@ def _summary(app: App, result: RunResult) -> None:
     say_captured(app, result.captured_to, p.sent)
     if result.smtp_fallback:
         app.warn(f"sent with aiosmtplib's own code, without the speed-ups: {result.smtp_fallback}")
+    if result.signing_fallback:
+        app.warn(f"DKIM signing: {result.signing_fallback}")
     left = c["queued"] + c["sending"]
     if c["deferred"] and result.next_retry_at:
         app.info(

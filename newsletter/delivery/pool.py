@@ -148,6 +148,7 @@ class RunResult:
     next_retry_at: str | None = None
     captured_to: Path | None = None  # the outbox, when the capture relay was used
     smtp_fallback: str | None = None  # why aiosmtplib's own code was used, not the speed-ups
+    signing_fallback: str | None = None  # why messages were signed in the sending process
 
     @property
     def ok(self) -> bool:

@@ -33,8 +33,8 @@ from .pool import Pool, PoolOptions, Progress
 from .signing import campaign_feed
 
 SHARD_MIN_DUE = 2000  # below this, one process is plenty
-# What a shard sends its parent: (progress or done, shard index, Progress as a dict, error,
-# interrupted, broken).
+# What a shard sends its parent: (kind: progress, done or signing; shard index; Progress as a
+# dict; error, or for signing why the shard signed its messages itself; interrupted; broken).
 ShardReport = tuple[str, int, dict[str, Any], str | None, bool, bool]
 
 
@@ -72,8 +72,10 @@ async def run_shards(
     progress: Progress,
     on_progress: Callable[[Progress], None] | None,
     on_start: Callable[[ShardedRun], None] | None,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> tuple[str | None, bool, bool]:
-    """Run `shards` processes to completion; returns (error, interrupted, broken)."""
+    """Run `shards` processes to completion; returns (error, interrupted, broken).
+    `on_fallback` hears why a shard signed its messages itself (signing.BatchSigner)."""
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.queues.Queue[ShardReport] = context.Queue()
     changes = {
@@ -120,6 +122,10 @@ async def run_shards(
                         False,
                         False,
                     )
+            continue
+        if kind == "signing":  # error carries the shard's BatchSigner.fallback
+            if on_fallback is not None and error:
+                on_fallback(error)
             continue
         latest[index] = snapshot
         if kind == "done":
@@ -180,7 +186,8 @@ def _shard_main(
             db, campaign_id, owner=owner, ttl=options.lease_ttl, min_backoff=options.min_backoff,
             max_backoff=options.max_backoff, lifetime=options.lifetime,
         )
-        feed = campaign_feed(config, db, campaign_id, at=at, shard=shard)
+        feed = campaign_feed(config, db, campaign_id, at=at, shard=shard,
+                             on_fallback=lambda why: report(progress, "signing", why))
         pool = Pool(ledger, feed, options, progress, on_progress=report)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

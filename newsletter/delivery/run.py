@@ -52,6 +52,7 @@ async def run_campaign(
     error: str | None = None
     interrupted = False
     fallback: str | None = None
+    signing_fallback: list[str] = []
     broken = False
     try:
         populate(db, campaign_id)  # finishes a campaign whose creation was interrupted
@@ -67,6 +68,7 @@ async def run_campaign(
                 error, interrupted, broken = await run_shards(
                     config, Path(path), campaign_id, owner=owner, at=at, options=run_options,
                     shards=shards, progress=progress, on_progress=on_progress, on_start=on_start,
+                    on_fallback=signing_fallback.append,
                 )
             else:
                 ledger = Ledger(
@@ -74,7 +76,7 @@ async def run_campaign(
                     min_backoff=options.min_backoff, max_backoff=options.max_backoff,
                     lifetime=options.lifetime,
                 )
-                feed = campaign_feed(config, db, campaign_id, at=at)
+                feed = campaign_feed(config, db, campaign_id, at=at, on_fallback=signing_fallback.append)
                 pool = Pool(ledger, feed, run_options, progress, on_progress=on_progress)
                 if on_start:
                     on_start(pool)
@@ -112,4 +114,5 @@ async def run_campaign(
         next_retry_at=next_retry,
         captured_to=captured,
         smtp_fallback=fallback,
+        signing_fallback=signing_fallback[0] if signing_fallback else None,
     )

@@ -33,7 +33,7 @@ import sys
 import sysconfig
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -76,6 +76,10 @@ def _signer_environment() -> dict[str, str]:
     if _PACKAGE_ROOT not in (paths["purelib"], paths["platlib"]):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     return env
+
+
+# BatchSigner.fallback once its signer processes have died (the OOM killer, say).
+_STOPPED = "the signer process stopped during the run; the rest was signed in the sending process, more slowly"
 
 
 class SignerProcess:
@@ -228,11 +232,28 @@ class BatchSigner:
         self.include_headers = tuple(include_headers)
         self.mode = mode
         self.inline_batches = 0  # signed in the loop's thread (while starting, or after a fault)
+        # None, or why signing fell back to the loop's thread (a signer that could not start
+        # or that died): the run goes on, more slowly, and says so.
+        self.fallback: str | None = None
         count = workers or signer_workers(mode)
         self._executor: concurrent.futures.Executor | None = None
         self._processes: list[SignerProcess] = []
         if mode == "process":
-            self._processes = [SignerProcess(signer, include_headers=self.include_headers) for _ in range(count)]
+            for _ in range(count):
+                try:
+                    self._processes.append(SignerProcess(signer, include_headers=self.include_headers))
+                except OSError as exc:
+                    # Too many processes or open files, or no memory: signing here beats
+                    # stopping the run, which would leave the campaign broken until a cancel.
+                    self.fallback = (
+                        f"only {len(self._processes)} of {count} signer processes could be started ({exc})"
+                        if self._processes else
+                        f"no signer process could be started ({exc}); every message was signed in the "
+                        "sending process, more slowly"
+                    )
+                    break
+            if not self._processes:
+                self.mode = "inline"
         elif mode == "thread":
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=count, thread_name_prefix="newsletter-dkim"
@@ -246,6 +267,9 @@ class BatchSigner:
             ready = [process for process in self._processes if process.ready and process.alive]
             if ready:
                 return min(ready, key=lambda process: process.load).submit(heads, body_hashes, now=now)
+            if not any(process.alive for process in self._processes):
+                self.fallback = self.fallback or _STOPPED
+                self._fall_back()
         elif self._executor is not None:
             try:
                 job = self._executor.submit(
@@ -265,6 +289,7 @@ class BatchSigner:
         try:
             return await future
         except SignerGoneError:
+            self.fallback = self.fallback or _STOPPED
             self._fall_back()
             return self.sign_inline(heads, body_hashes, now=now)
 
@@ -288,13 +313,15 @@ class BatchSigner:
 async def signed_feed(
     config: Config, db: Database, campaign_id: int, *, at: str, mode: str, batch: int = 50,
     shard: tuple[int, int] = (0, 1), ahead: int = AHEAD, workers: int | None = None,
+    on_fallback: Callable[[str], None] | None = None,
 ) -> AsyncIterator[list[Item]]:
     """queue.inline_feed's items, DKIM-signed by a BatchSigner, in the same order.
 
     A task builds and hands batches to the signers while the pool is busy sending (it keeps
     the signers working when the pool's buffer is full, which a plain generator could not),
     at most `workers` x 2 batches being signed and `ahead` signed ones waiting. Without a
-    DKIM key it is the inline feed: nothing to sign.
+    DKIM key it is the inline feed: nothing to sign. `on_fallback` hears, at the end, why
+    messages were signed in this process when signer processes were asked for.
     """
     builder = builder_for(config, get_campaign(db, campaign_id))
     if builder.signer is None:
@@ -360,15 +387,19 @@ async def signed_feed(
         filler.cancel()
         await asyncio.gather(filler, return_exceptions=True)
         signing.close()
+        if signing.fallback and on_fallback is not None:
+            on_fallback(signing.fallback)
 
 
 def campaign_feed(
     config: Config, db: Database, campaign_id: int, *, at: str, shard: tuple[int, int] = (0, 1),
+    on_fallback: Callable[[str], None] | None = None,
 ) -> AsyncIterator[list[Item]]:
     """The feed a run sends from: signed as sending.signing says (inline: queue.py's own)."""
     if config.sending_signing == "inline" or not config.dkim_selector:
         return inline_feed(config, db, campaign_id, at=at, shard=shard)
     workers = signer_workers(config.sending_signing, requested=config.sending_signers, shards=shard[1])
     return signed_feed(
-        config, db, campaign_id, at=at, mode=config.sending_signing, shard=shard, workers=workers
+        config, db, campaign_id, at=at, mode=config.sending_signing, shard=shard, workers=workers,
+        on_fallback=on_fallback,
     )
