@@ -279,7 +279,8 @@ def _result_text(result: RunResult | None) -> str:
         return " (already sent)"
     shown = ", ".join(f"{n} {status}" for status, n in result.counts.items() if n)
     text = f": {result.status}" + (f" ({shown})" if shown else "")
-    return text + (f"; error: {result.error}" if result.error else "")
+    text += f"; error: {result.error}" if result.error else ""
+    return text + (f"; DKIM signing: {result.signing_fallback}" if result.signing_fallback else "")
 
 
 def command_prefix(*, executable: str | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from smtp_server import Server
 from newsletter.config import Config
 from newsletter.content.dkim import DkimSigner, KeyPair, generate_key_pair, load_signer
 from newsletter.content.message import SIGNED_HEADERS, Recipient
+from newsletter.cron import _result_text
 from newsletter.db import now, open_db
 from newsletter.delivery import signing
 from newsletter.delivery.campaigns import builder_for, create_campaign, get_campaign, make_owner
@@ -268,6 +269,8 @@ def test_signers_that_cannot_start_leave_the_campaign_signed_not_broken(
     assert sorted(server.handler.by_rcpt()) == sorted(emails)
     lookup = dns(key)
     assert all(dkim.verify(m.data, dnsfunc=lookup) for m in server.handler.messages)
+    # What `newsletter run` (cron) logs of the run says it too.
+    assert _result_text(result).endswith(f"; DKIM signing: {result.signing_fallback}")
 
 
 def test_a_sharded_signed_campaign_signs_in_each_shards_own_signer(
