@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from send_helpers import make_site, server  # noqa: F401
 from smtp_server import Server
+from sqlite_utils import Database
 
 from newsletter.db import open_db
 from newsletter.delivery import codes
@@ -21,11 +22,11 @@ from newsletter.delivery.records import FINISHED, campaign_counts, get_campaign,
 FIXTURE = Path(__file__).parent / "fixtures" / "main-1610f94.db"  # see make_main_1610f94_db.py
 
 
-def _stored(db, campaign_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _stored(db: Database, campaign_id: int) -> dict[str, int]:
     return {k: v for k, v in get_campaign(db, campaign_id).stored_counts.items() if v}
 
 
-def _counted(db, campaign_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _counted(db: Database, campaign_id: int) -> dict[str, int]:
     return {k: v for k, v in campaign_counts(db, campaign_id).items() if v}
 
 
