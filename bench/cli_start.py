@@ -184,7 +184,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     if options.large:
         print(f"  {LARGE} {options.large:,} more subscribers and {options.campaigns} more finished campaigns "
-              f"of a delivery row for each ({options.large * options.campaigns:,} rows); `subscribers list` "
+              f"of a delivery row for each (about {options.large * options.campaigns:,} rows); `subscribers list` "
               "writes every subscriber, so its target is memory alone")
     wide = max(len(name) for name in walls)
     print(f"  {'command':{wide}s} {'wall median':>11s} {'range':>12s} {'x python':>8s} {'CPU':>7s} {'peak RSS':>9s}  target")
