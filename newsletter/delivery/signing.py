@@ -140,7 +140,7 @@ class SignerProcess:
         except BlockingIOError:
             sent = 0
         except OSError:
-            self._lost()
+            self.close()
             return
         if sent < len(data):
             self._out += data[sent:]
@@ -153,7 +153,7 @@ class SignerProcess:
         except BlockingIOError:
             return
         except OSError:
-            self._lost()
+            self.close()
             return
         del self._out[:sent]
         if not self._out:
@@ -168,7 +168,7 @@ class SignerProcess:
         except OSError:
             data = b""
         if not data:  # the process died (killed, out of memory)
-            self._lost()
+            self.close()
             return
         buffer = self._in
         buffer += data
@@ -192,9 +192,6 @@ class SignerProcess:
             else:
                 future.set_result(reply)
         del buffer[:start]
-
-    def _lost(self) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop the process; what it had not answered fails with SignerGoneError."""
